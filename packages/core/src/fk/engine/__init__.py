@@ -1,0 +1,1 @@
+"""The run engine: recipes in, items processed one by one, manifests out."""

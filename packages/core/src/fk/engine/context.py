@@ -1,0 +1,96 @@
+"""What a component sees while it processes one item: its key, options, and writers.
+
+Every writer is atomic and records the file (path relative to the run folder, and
+sha256) for the run manifest and for ``--resume``. Paths are relative to the step's
+folder, which is ``<out>/<step id>`` unless the recipe gives the step a ``dir:``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fk import atomic
+
+
+@dataclass
+class ItemContext:
+    key: str  # the item's name: a photo's stem, or "{stem}_{NN}" for one face of it
+    source: Path | None  # the input file the item came from
+    step_id: str
+    run_dir: Path
+    step_dir: Path
+    options: dict[str, Any] = field(default_factory=dict)  # recipe-wide params: device, renderer, seed...
+    written: list[dict[str, str]] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+
+    # -- paths -----------------------------------------------------------------
+    def path(self, relpath: str | os.PathLike[str]) -> Path:
+        """Where ``relpath`` (relative to the step folder) lands; the folder is created."""
+        p = self.step_dir / relpath
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def run_path(self, relpath: str | os.PathLike[str]) -> Path:
+        """A path relative to the run folder, for outputs that sit beside the step folders."""
+        p = self.run_dir / relpath
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def _record(self, path: Path) -> Path:
+        rel = os.path.relpath(path, self.run_dir)
+        self.written.append({"path": rel, "sha256": atomic.sha256_file(path)})
+        return path
+
+    # -- writers (all atomic) --------------------------------------------------
+    def write_bytes(self, relpath: str, data: bytes) -> Path:
+        return self._record(atomic.write_bytes(self.path(relpath), data))
+
+    def write_text(self, relpath: str, text: str) -> Path:
+        return self._record(atomic.write_text(self.path(relpath), text))
+
+    def write_json(self, relpath: str, obj: Any) -> Path:
+        return self._record(atomic.write_json(self.path(relpath), obj))
+
+    def save_npy(self, relpath: str, array: Any, allow_pickle: bool = False) -> Path:
+        import numpy as np
+
+        buf = io.BytesIO()
+        np.save(buf, array, allow_pickle=allow_pickle)
+        return self.write_bytes(relpath, buf.getvalue())
+
+    def save_image(self, relpath: str, image: Any, **save_kwargs: Any) -> Path:
+        """Save an HxW or HxWxC uint8 array (or float in [0, 1]) as PNG/JPEG by suffix."""
+        import numpy as np
+        from PIL import Image
+
+        arr = np.asarray(image)
+        if arr.dtype != np.uint8:
+            arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        fmt = {".jpg": "JPEG", ".jpeg": "JPEG"}.get(Path(relpath).suffix.lower(), "PNG")
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, format=fmt, **save_kwargs)
+        return self.write_bytes(relpath, buf.getvalue())
+
+    def write_with(self, relpath: str, writer: Callable[[Path], Any]) -> Path:
+        """Let ``writer(tmp_path)`` write a file (e.g. a mesh), then move it into place atomically."""
+        final = self.path(relpath)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=final.suffix, dir=final.parent)
+        os.close(fd)
+        try:
+            writer(Path(tmp))
+            os.replace(tmp, final)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return self._record(final)
+
+    def log(self, message: str) -> None:
+        """A note for the run log and manifest (shown with -v)."""
+        self.messages.append(message)

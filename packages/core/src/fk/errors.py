@@ -1,0 +1,74 @@
+"""Errors that reach users, each with an exit code and a one-line fix.
+
+The CLI prints ``str(error)`` and, when there is one, ``error.hint`` on a second
+line; ``FK_DEBUG=1`` adds the traceback. Library code raises these instead of
+bare ``assert`` so that messages survive ``python -O`` and name the file.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes of ``fk`` (documented in the README, tested)."""
+
+    OK = 0
+    STEP_FAILED = 1  # a whole-run step raised, or an internal error
+    USAGE = 2  # bad command line (typer/click's own convention)
+    INVALID_RECIPE = 3  # the recipe failed validation; nothing ran
+    MISSING = 4  # a plugin, model asset or renderer backend is not installed
+    ITEM_FAILURES = 5  # the run finished, but some items failed (see failures.json)
+    INTERRUPTED = 130  # Ctrl-C; finished items are kept, rerun with --resume
+
+
+class FkError(Exception):
+    """Base class for errors shown to users as one line plus an optional hint."""
+
+    exit_code: ExitCode = ExitCode.STEP_FAILED
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
+
+
+class UsageError(FkError):
+    exit_code = ExitCode.USAGE
+
+
+class RecipeError(FkError):
+    """The recipe is invalid. ``problems`` holds every problem found, each located."""
+
+    exit_code = ExitCode.INVALID_RECIPE
+
+    def __init__(self, problems: list[str], hint: str | None = None):
+        self.problems = list(problems)
+        super().__init__(problems[0] if len(problems) == 1 else f"{len(problems)} problems:\n  " + "\n  ".join(problems), hint)
+
+
+class MissingError(FkError):
+    """A plugin, asset or backend the work needs is not installed."""
+
+    exit_code = ExitCode.MISSING
+
+
+class AssetMissingError(MissingError):
+    pass
+
+
+class PluginError(FkError):
+    """A plugin is broken or two plugins conflict; names the distributions."""
+
+    exit_code = ExitCode.MISSING
+
+
+class InputError(FkError):
+    """A bad input file (unreadable image, malformed model file...). Names the file."""
+
+
+class NoFaceError(InputError):
+    """No face was found in an image: the item is recorded as failed, the batch goes on."""
+
+
+class ShapeError(ValueError):
+    """A tensor argument has the wrong shape; the message names the argument."""

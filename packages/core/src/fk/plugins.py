@@ -1,0 +1,253 @@
+"""Plugin discovery and the component registry.
+
+Discovery follows conda: entry points in the ``fk`` group are loaded one by one,
+and a plugin that fails to import is recorded in ``broken`` instead of crashing
+the CLI. Built-in components register through the very same hooks as third-party
+ones (``fk.builtin`` is just the first plugin). Environment switches:
+
+``FK_DISABLE_PLUGINS=a,b``  block these plugin names
+``FK_PLUGINS=a,b``          load only these entry-point plugins (allow list)
+``FK_DISABLE_PLUGIN_AUTOLOAD=1``  load no entry points (built-ins only)
+``FK_TRACE_PLUGINS=1``      print every hook call to stderr
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Any
+
+import importlib_metadata
+import pluggy
+
+from fk import hookspecs
+from fk.components import STAGES, Asset, Component, RendererBackend
+from fk.errors import MissingError, PluginError
+
+ENTRY_POINT_GROUP = "fk"
+
+# First-party plugins: lets a recipe that names e.g. ``reconstruct:deep3d`` say which
+# distribution to install when that plugin is absent (nerfstudio's external methods).
+FIRST_PARTY: dict[str, tuple[str, ...]] = {
+    "fk-plugin-align": ("detect:dlib", "detect:dlib-cnn", "detect:face-alignment", "detect:lpff",
+                        "crop:ffhq", "crop:lpff-realign", "crop:deep3d", "crop:eg3d"),
+    "fk-plugin-deep3d": ("reconstruct:deep3d", "fit:deep3d", "export:deep3d", "render:deep3d-overlay",
+                         "export:demo-page"),
+    "fk-plugin-datasets": ("evaluate:density", "export:lpff-cameras", "export:eg3d-merge",
+                           "export:stylegan-merge", "export:rebalance", "export:zip"),
+    "fk-plugin-gmpi": (),
+    "fk-plugin-uvfit": (),
+    "fk-plugin-eyeball": (),
+}
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    distribution: str
+    version: str
+    module: str
+    provides: dict[str, list[str]] = field(default_factory=dict)
+    builtin: bool = False
+
+
+@dataclass
+class BrokenPlugin:
+    name: str
+    distribution: str
+    version: str
+    error: str
+
+
+class FkPluginManager(pluggy.PluginManager):
+    """pluggy's manager with conda-style forgiving loading and a typed registry."""
+
+    def __init__(self) -> None:
+        super().__init__("fk")
+        self.add_hookspecs(hookspecs)
+        self.broken: list[BrokenPlugin] = []
+        self._info: dict[str, PluginInfo] = {}
+        if os.environ.get("FK_TRACE_PLUGINS"):
+            self.trace.root.setwriter(lambda msg: sys.stderr.write(msg))
+            self.enable_tracing()
+
+    # -- loading -------------------------------------------------------------
+    def register_plugin(self, module: Any, name: str, distribution: str = "fk-core", version: str = "",
+                        builtin: bool = False) -> None:
+        try:
+            self.register(module, name=name)
+        except Exception as exc:  # a hook signature error, a duplicate name...
+            self.broken.append(BrokenPlugin(name, distribution, version, f"{type(exc).__name__}: {exc}"))
+            return
+        self._info[name] = PluginInfo(name, distribution, version, getattr(module, "__name__", str(module)),
+                                      builtin=builtin)
+        self.__dict__.pop("components", None)
+
+    def load_entrypoints(self, group: str = ENTRY_POINT_GROUP) -> None:
+        if os.environ.get("FK_DISABLE_PLUGIN_AUTOLOAD"):
+            return
+        allow = _env_list("FK_PLUGINS")
+        blocked = _env_list("FK_DISABLE_PLUGINS")
+        seen: set[str] = set()
+        for ep in sorted(importlib_metadata.entry_points(group=group), key=lambda e: e.name):
+            if ep.name in seen or self.has_plugin(ep.name):
+                continue
+            seen.add(ep.name)
+            if ep.name in blocked or (allow and ep.name not in allow):
+                continue
+            dist = ep.dist.name if ep.dist else "?"
+            version = ep.dist.version if ep.dist else ""
+            try:
+                module = ep.load()
+            except Exception as exc:  # noqa: BLE001 - isolate any plugin failure
+                self.broken.append(BrokenPlugin(ep.name, dist, version, f"{type(exc).__name__}: {exc}"))
+                continue
+            self.register_plugin(module, ep.name, dist, version)
+
+    # -- registry ------------------------------------------------------------
+    def _collect(self, hook_name: str, plugin_name: str) -> list[Any]:
+        caller = self.subset_hook_caller(hook_name, remove_plugins=[
+            p for n, p in self.list_name_plugin() if n != plugin_name])
+        items: list[Any] = []
+        for result in caller():
+            if result is not None:
+                items.extend(list(result))
+        return items
+
+    @cached_property
+    def components(self) -> dict[str, Component]:
+        """Every component by ``stage:name`` (aliases included), provider filled in.
+
+        Two plugins offering the same name is an error that names both distributions:
+        fk never lets install order decide.
+        """
+        found: dict[str, Component] = {}
+        origin: dict[str, str] = {}
+        conflicts: dict[str, set[str]] = defaultdict(set)
+        for name, info in sorted(self._info.items()):
+            per_stage: dict[str, list[str]] = {}
+            for stage in STAGES:
+                hook = hookspecs.STAGE_HOOKS[stage]
+                try:
+                    yielded = self._collect(hook, name)
+                except Exception as exc:  # noqa: BLE001
+                    self._mark_broken(info, exc)
+                    break
+                for comp in yielded:
+                    if not isinstance(comp, Component) or comp.stage != stage:
+                        self._mark_broken(info, PluginError(
+                            f"{hook} yielded {comp!r}, not a Component with stage={stage!r}"))
+                        continue
+                    comp = replace(comp, plugin=name, distribution=info.distribution, version=info.version)
+                    per_stage.setdefault(stage, []).append(comp.name)
+                    for key in (comp.ref, *(f"{stage}:{a}" for a in comp.aliases)):
+                        if key in found:
+                            conflicts[key].update({origin[key], info.distribution})
+                        found[key] = comp
+                        origin[key] = info.distribution
+            info.provides = {s: sorted(v) for s, v in per_stage.items()}
+        if conflicts:
+            lines = [f"'{k}' provided by: {', '.join(sorted(v))}" for k, v in sorted(conflicts.items())]
+            raise PluginError("Conflicting plugins found: " + "; ".join(lines),
+                              hint="Uninstall one of them, or block one with FK_DISABLE_PLUGINS=<name>.")
+        return dict(sorted(found.items()))
+
+    def _mark_broken(self, info: PluginInfo, exc: BaseException) -> None:
+        self.broken.append(BrokenPlugin(info.name, info.distribution, info.version, f"{type(exc).__name__}: {exc}"))
+
+    def plugins(self) -> list[PluginInfo]:
+        self.components  # noqa: B018 - fills PluginInfo.provides
+        return [self._info[n] for n in sorted(self._info)]
+
+    def component(self, ref: str) -> Component:
+        comps = self.components
+        if ref in comps:
+            return comps[ref]
+        raise MissingError(*unknown_component_message(ref, comps))
+
+    def assets(self) -> list[Asset]:
+        out: dict[str, Asset] = {}
+        for name in sorted(self._info):
+            try:
+                for a in self._collect("fk_assets", name):
+                    out.setdefault(a.name, replace(a, plugin=name))
+            except Exception as exc:  # noqa: BLE001
+                self._mark_broken(self._info[name], exc)
+        return [out[k] for k in sorted(out)]
+
+    def renderer_backends(self) -> list[RendererBackend]:
+        out: list[RendererBackend] = []
+        for name in sorted(self._info):
+            try:
+                out.extend(replace(b, plugin=name) for b in self._collect("fk_renderer_backends", name))
+            except Exception as exc:  # noqa: BLE001
+                self._mark_broken(self._info[name], exc)
+        return sorted(out, key=lambda b: (-b.priority, b.name))
+
+
+def unknown_component_message(ref: str, comps: dict[str, Component]) -> tuple[str, str]:
+    stage, _, name = ref.partition(":")
+    for dist, refs in FIRST_PARTY.items():
+        if ref in refs:
+            return (f"component '{ref}' is provided by {dist}, which is not installed",
+                    f"pip install packages/{dist.removeprefix('fk-')}  (or: pip install {dist})")
+    if stage not in STAGES:
+        return (f"'{ref}' is not a component reference: use <stage>:<name>, stage one of {', '.join(STAGES)}",
+                "fk components list")
+    same_stage = [k for k in comps if k.startswith(stage + ":")]
+    close = difflib.get_close_matches(ref, same_stage or list(comps), n=3, cutoff=0.5)
+    msg = f"unknown component '{ref}'"
+    if close:
+        msg += f"; did you mean {' or '.join(repr(c) for c in close)}?"
+    choices = ", ".join(same_stage) or "none installed"
+    return msg, f"installed {stage} components: {choices}  (fk components list --kind {stage})"
+
+
+def _env_list(name: str) -> set[str]:
+    return {s.strip() for s in os.environ.get(name, "").split(",") if s.strip()}
+
+
+_manager: FkPluginManager | None = None
+
+
+def get_plugin_manager(refresh: bool = False) -> FkPluginManager:
+    """The process-wide manager: built-ins first, then every ``fk`` entry point."""
+    global _manager
+    if _manager is None or refresh:
+        from fk import builtin
+
+        pm = FkPluginManager()
+        pm.register_plugin(builtin, "core", "fk-core", _core_version(), builtin=True)
+        pm.load_entrypoints()
+        try:
+            pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(str(exc)) from exc
+        _manager = pm
+    return _manager
+
+
+def set_plugin_manager(pm: FkPluginManager | None) -> None:
+    """Swap the process-wide manager (tests use ``fk.testing.isolated_plugin_manager``)."""
+    global _manager
+    _manager = pm
+
+
+def _core_version() -> str:
+    from fk import __version__
+
+    return __version__
+
+
+def iter_components(stage: str | None = None) -> Iterable[Component]:
+    seen: set[int] = set()
+    for comp in get_plugin_manager().components.values():
+        if id(comp) in seen or (stage and comp.stage != stage):
+            continue
+        seen.add(id(comp))
+        yield comp

@@ -1,0 +1,3 @@
+"""fk-plugin-align."""
+
+__version__ = "0.1.0"

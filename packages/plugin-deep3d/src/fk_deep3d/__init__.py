@@ -1,0 +1,3 @@
+"""fk-plugin-deep3d."""
+
+__version__ = "0.1.0"

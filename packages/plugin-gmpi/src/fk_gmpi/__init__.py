@@ -1,0 +1,3 @@
+"""fk-plugin-gmpi."""
+
+__version__ = "0.1.0"

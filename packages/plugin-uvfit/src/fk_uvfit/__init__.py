@@ -1,0 +1,3 @@
+"""fk-plugin-uvfit."""
+
+__version__ = "0.1.0"
