@@ -1,0 +1,1 @@
+"""The ``fk`` command line (typer). Commands are thin: they call library functions."""

@@ -1,0 +1,435 @@
+"""Run a validated :class:`fk.recipe.Plan`: item by item, resumable, with a manifest.
+
+Layout of a run folder (``--out``)::
+
+    <out>/<step dir>/...        what the components write (atomically)
+    <out>/.fk/items/<key>.json  one record per input item: status, outputs, digests
+    <out>/failures.json         every failed item: which item, which step, the one-line reason
+    <out>/manifest.json         components, plugin versions, resolved params, digests, timings
+
+An item is one file of the recipe's iterated input. A step whose component fans
+out (a detector finding two faces) turns it into child items ``{key}_{NN}`` for
+the steps after it. One failing item (or child) is recorded and the rest go on.
+``--resume`` skips items whose record says they finished with the same plan.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fk import atomic
+from fk.components import Component, outputs_of
+from fk.engine.context import ItemContext
+from fk.engine.executors import Executor, make_executor
+from fk.errors import ExitCode, FkError
+from fk.recipe import Plan, StepPlan
+
+RECORDS_DIR = ".fk/items"
+
+
+class Interrupted(FkError):
+    exit_code = ExitCode.INTERRUPTED
+
+
+@dataclass
+class RunOptions:
+    out: Path
+    resume: bool = False
+    workers: int = 1
+    progress: bool = True
+
+
+@dataclass
+class ItemTask:
+    key: str
+    source: str
+    plan: Plan
+    run_dir: str
+
+
+@dataclass
+class RunSummary:
+    out: Path
+    items: int
+    succeeded: int
+    failed: int
+    skipped: int
+    failures: list[dict[str, Any]]
+    seconds: float
+    interrupted: bool = False
+    run_step_failed: bool = False
+    manifest: Path | None = None
+    collected: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.interrupted:
+            return ExitCode.INTERRUPTED
+        if self.run_step_failed:
+            return ExitCode.STEP_FAILED
+        if self.failures:
+            return ExitCode.ITEM_FAILURES
+        return ExitCode.OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out": str(self.out), "items": self.items, "succeeded": self.succeeded, "failed": self.failed,
+                "skipped": self.skipped, "failures": self.failures, "seconds": round(self.seconds, 3),
+                "interrupted": self.interrupted, "exit_code": int(self.exit_code),
+                "manifest": str(self.manifest) if self.manifest else None}
+
+
+# ----------------------------------------------------------------------------- items
+def item_keys(paths: list[Path]) -> list[tuple[str, Path]]:
+    """Item names are file stems; stems shared by two files keep their suffix too."""
+    stems: dict[str, int] = defaultdict(int)
+    for p in paths:
+        stems[p.stem] += 1
+    return [(p.stem if stems[p.stem] == 1 else f"{p.stem}_{p.suffix.lstrip('.')}", p) for p in paths]
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, FkError):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+_RUNNERS: dict[tuple[str, str], Any] = {}
+
+
+def _runner_for(plan: Plan, step: StepPlan) -> Any:
+    """Build each step's runner once per process (models load once, not per item)."""
+    key = (plan.digest(), step.id)
+    if key not in _RUNNERS:
+        factory = step.component.load_factory()
+        _RUNNERS[key] = factory(**step.params)
+    return _RUNNERS[key]
+
+
+def close_runners() -> None:
+    for runner in _RUNNERS.values():
+        close = getattr(runner, "close", None)
+        if callable(close):
+            close()
+    _RUNNERS.clear()
+
+
+def _hook() -> Any:
+    from fk.plugins import get_plugin_manager
+
+    return get_plugin_manager().hook
+
+
+def _gather(step: StepPlan, values: dict[str, Any]) -> dict[str, Any]:
+    return {port: values.get(ref) for port, ref in step.wiring.items()}
+
+
+def collected_refs(plan: Plan) -> set[str]:
+    """Item-step outputs that run-scope steps read: these are kept in item records."""
+    item_ids = {s.id for s in plan.item_steps}
+    return {ref for s in plan.run_steps for ref in s.wiring.values() if ref.split(".", 1)[0] in item_ids}
+
+
+def _jsonable(value: Any, ref: str) -> Any:
+    if hasattr(value, "to_dict"):
+        value = value.to_dict()
+    value = atomic.to_jsonable(value)
+    try:
+        json.dumps(value)
+    except TypeError as exc:
+        raise TypeError(f"{ref} feeds a run-scope step, so it must be JSON-able ({exc})") from None
+    return value
+
+
+def process_item(task: ItemTask) -> dict[str, Any]:
+    """Run every item-scope step on one input item; return (and write) its record."""
+    plan, run_dir = task.plan, Path(task.run_dir)
+    source = Path(task.source)
+    keep = collected_refs(plan)
+    record: dict[str, Any] = {"key": task.key, "source": str(source), "digest": plan.digest(),
+                              "source_sha256": None, "leaves": {}, "outputs": [], "failures": [],
+                              "timings": {}, "messages": []}
+    try:
+        record["source_sha256"] = atomic.sha256_file(source)
+    except OSError:
+        pass
+    values: dict[str, Any] = {}
+    for name, spec in plan.inputs.items():
+        values[f"inputs.{name}"] = source if spec.type in ("images", "files") else (
+            spec.value if spec.type == "value" else spec.path)
+    steps = plan.item_steps
+    hook = _hook()
+
+    def run_from(index: int, key: str, vals: dict[str, Any]) -> None:
+        for i in range(index, len(steps)):
+            step = steps[i]
+            ctx = ItemContext(key=key, source=source, step_id=step.id, run_dir=run_dir,
+                              step_dir=run_dir / step.dir, options=dict(plan.params))
+            t0 = time.perf_counter()
+            try:
+                hook.fk_before_step(step_id=step.id, component=step.component, item_key=key)
+                runner = _runner_for(plan, step)
+                result = outputs_of(step.component, runner(_gather(step, vals), ctx))
+            except Exception as exc:  # noqa: BLE001 - one bad item never stops the batch
+                record["outputs"].extend(ctx.written)
+                record["failures"].append({"item": key, "step": step.id, "component": step.component.ref,
+                                           "error": one_line(exc), "type": type(exc).__name__})
+                if os.environ.get("FK_DEBUG"):
+                    record["failures"][-1]["traceback"] = traceback.format_exc()
+                record["leaves"][key] = {"status": "failed", "values": {}}
+                hook.fk_on_step_error(step_id=step.id, component=step.component, item_key=key, error=exc)
+                return
+            seconds = time.perf_counter() - t0
+            record["timings"].setdefault(step.id, [0.0, 0])
+            record["timings"][step.id][0] += seconds
+            record["timings"][step.id][1] += 1
+            record["outputs"].extend(ctx.written)
+            record["messages"].extend(f"{key}/{step.id}: {m}" for m in ctx.messages)
+            hook.fk_after_step(step_id=step.id, component=step.component, item_key=key, seconds=seconds)
+            for port, value in result.items():
+                vals[f"{step.id}.{port}"] = value
+            fan = step.component.fan_out
+            if fan is not None:
+                children = list(result[fan] or [])
+                if not children:
+                    record["failures"].append({"item": key, "step": step.id, "component": step.component.ref,
+                                               "error": f"{step.component.ref} produced no {fan}",
+                                               "type": "EmptyFanOut"})
+                    record["leaves"][key] = {"status": "failed", "values": {}}
+                    return
+                for n, child in enumerate(children):
+                    child_vals = dict(vals)
+                    child_vals[f"{step.id}.{fan}"] = child
+                    run_from(i + 1, f"{key}_{n:02d}", child_vals)
+                return
+        kept = {}
+        try:
+            kept = {ref: _jsonable(vals[ref], ref) for ref in keep if ref in vals}
+        except TypeError as exc:
+            record["failures"].append({"item": key, "step": "(collect)", "component": "", "error": str(exc),
+                                       "type": "TypeError"})
+            record["leaves"][key] = {"status": "failed", "values": {}}
+            return
+        record["leaves"][key] = {"status": "ok", "values": kept}
+
+    run_from(0, task.key, values)
+    statuses = {leaf["status"] for leaf in record["leaves"].values()}
+    record["status"] = "ok" if statuses == {"ok"} else ("failed" if statuses <= {"failed"} else "partial")
+    atomic.write_json(run_dir / RECORDS_DIR / f"{task.key}.json", record)
+    return record
+
+
+def _finished_record(run_dir: Path, key: str, digest: str) -> dict[str, Any] | None:
+    path = run_dir / RECORDS_DIR / f"{key}.json"
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if rec.get("digest") != digest or rec.get("status") != "ok":
+        return None
+    if not all((run_dir / o["path"]).exists() for o in rec.get("outputs", [])):
+        return None
+    return rec
+
+
+# ----------------------------------------------------------------------------- the run
+def check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".fk-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise FkError(f"output folder {out} is not writable ({exc.strerror or exc})",
+                      hint="Choose another folder with --out DIR.") from None
+
+
+def run_plan(plan: Plan, options: RunOptions, executor: Executor | None = None, reporter: Any = None) -> RunSummary:
+    """Execute ``plan``; never raises for item failures (see the summary), raises
+    :class:`Interrupted` on Ctrl-C after saving what finished."""
+    from fk import __version__
+
+    out = Path(options.out).resolve()
+    check_writable(out)
+    started = time.time()
+    t0 = time.perf_counter()
+    digest = plan.digest()
+    iterated = plan.iterated_input
+    sources = item_keys(iterated.items()) if iterated and plan.item_steps else []
+
+    records: dict[str, dict[str, Any]] = {}
+    todo: list[ItemTask] = []
+    skipped = 0
+    for key, src in sources:
+        rec = _finished_record(out, key, digest) if options.resume else None
+        if rec is not None:
+            records[key] = rec
+            skipped += 1
+        else:
+            todo.append(ItemTask(key, str(src), plan, str(out)))
+
+    progress = _Progress(plan, len(sources), enabled=options.progress, reporter=reporter)
+    for rec in records.values():
+        progress.item_done(rec)
+    own_executor = executor is None
+    executor = executor or make_executor(min(options.workers, max(1, len(todo))))
+    interrupted = False
+    run_step_failed = False
+    failures: list[dict[str, Any]] = []
+    try:
+        with progress:
+            try:
+                for rec in executor.map_unordered(process_item, todo):
+                    records[rec["key"]] = rec
+                    progress.item_done(rec)
+                if plan.run_steps:
+                    run_step_failed = _run_scope_steps(plan, out, records, failures, progress)
+            except KeyboardInterrupt:
+                interrupted = True
+    finally:
+        if own_executor:
+            executor.shutdown()
+    for key in sorted(records):
+        failures.extend(records[key]["failures"])
+    failures.sort(key=lambda f: (f["item"], f["step"]))
+    succeeded = sum(1 for r in records.values() if r["status"] == "ok")
+    summary = RunSummary(out, len(sources), succeeded, len(records) - succeeded, skipped,
+                         failures, time.perf_counter() - t0, interrupted, run_step_failed)
+    atomic.write_json(out / "failures.json", failures)
+    summary.manifest = _write_manifest(plan, out, records, summary, started, __version__)
+    if interrupted:
+        raise Interrupted(f"interrupted: {succeeded} finished item(s) are kept in {out}",
+                          hint=f"Run the same command with --resume to finish the other {len(sources) - len(records)}.")
+    return summary
+
+
+def _run_scope_steps(plan: Plan, out: Path, records: dict[str, dict[str, Any]], failures: list[dict[str, Any]],
+                     progress: _Progress) -> bool:
+    per_ref: dict[str, dict[str, Any]] = defaultdict(dict)
+    for key in sorted(records):
+        for leaf_key, leaf in sorted(records[key]["leaves"].items()):
+            for ref, value in leaf.get("values", {}).items():
+                per_ref[ref][leaf_key] = value
+    values: dict[str, Any] = {}
+    for name, spec in plan.inputs.items():
+        values[f"inputs.{name}"] = spec.value if spec.type == "value" else spec.path
+    values.update(per_ref)
+    hook = _hook()
+    failed = False
+    for step in plan.run_steps:
+        ctx = ItemContext(key="_run", source=None, step_id=step.id, run_dir=out, step_dir=out / step.dir,
+                          options=dict(plan.params))
+        t0 = time.perf_counter()
+        try:
+            hook.fk_before_step(step_id=step.id, component=step.component, item_key="_run")
+            inputs = {port: values.get(ref, {} if ref in collected_refs(plan) else None)
+                      for port, ref in step.wiring.items()}
+            result = outputs_of(step.component, _runner_for(plan, step)(inputs, ctx))
+        except Exception as exc:  # noqa: BLE001
+            failures.append({"item": "_run", "step": step.id, "component": step.component.ref,
+                             "error": one_line(exc), "type": type(exc).__name__})
+            hook.fk_on_step_error(step_id=step.id, component=step.component, item_key="_run", error=exc)
+            failed = True
+            progress.run_step_done(step.id)
+            continue
+        for port, value in result.items():
+            values[f"{step.id}.{port}"] = value
+        progress.run_step_done(step.id, time.perf_counter() - t0)
+        hook.fk_after_step(step_id=step.id, component=step.component, item_key="_run",
+                           seconds=time.perf_counter() - t0)
+        _RUN_OUTPUTS.setdefault(str(out), []).extend(ctx.written)
+    return failed
+
+
+_RUN_OUTPUTS: dict[str, list[dict[str, str]]] = {}
+
+
+def _write_manifest(plan: Plan, out: Path, records: dict[str, dict[str, Any]], summary: RunSummary,
+                    started: float, version: str) -> Path:
+    from fk.plugins import get_plugin_manager
+
+    timings: dict[str, dict[str, float]] = {}
+    for rec in records.values():
+        for sid, (secs, count) in rec.get("timings", {}).items():
+            t = timings.setdefault(sid, {"seconds": 0.0, "count": 0})
+            t["seconds"] += secs
+            t["count"] += count
+    for t in timings.values():
+        t["mean_seconds"] = t["seconds"] / max(1, t["count"])
+    plugins = [{"name": p.name, "distribution": p.distribution, "version": p.version}
+               for p in get_plugin_manager().plugins()]
+    try:
+        recipe_sha = atomic.sha256_file(plan.path)
+    except OSError:
+        recipe_sha = None
+    manifest = {
+        "fk_version": version,
+        "status": "interrupted" if summary.interrupted else ("failed" if summary.run_step_failed else (
+            "finished_with_failures" if summary.failures else "ok")),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "seconds": round(summary.seconds, 3),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "recipe": {"path": str(plan.path), "sha256": recipe_sha},
+        "plan": plan.to_dict(),
+        "plugins": plugins,
+        "counts": {"items": summary.items, "succeeded": summary.succeeded, "failed": summary.failed,
+                   "skipped_by_resume": summary.skipped},
+        "items": {k: {"source": r["source"], "source_sha256": r.get("source_sha256"), "status": r["status"],
+                      "outputs": r["outputs"], "messages": r.get("messages", [])}
+                  for k, r in sorted(records.items())},
+        "run_outputs": _RUN_OUTPUTS.pop(str(out), []),
+        "timings": timings,
+        "failures": summary.failures,
+    }
+    return atomic.write_json(out / "manifest.json", manifest)
+
+
+# ----------------------------------------------------------------------------- progress
+class _Progress:
+    """One rich bar per step, on stderr; silent when disabled (--json, -q, tests)."""
+
+    def __init__(self, plan: Plan, total_items: int, enabled: bool, reporter: Any = None):
+        self.enabled = enabled
+        self.bars: dict[str, Any] = {}
+        self.progress = None
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("[bold]{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=Console(stderr=True), transient=False)
+        for step in plan.steps:
+            total = total_items if step.scope == "item" else 1
+            self.bars[step.id] = self.progress.add_task(f"{step.id}", total=total)
+
+    def __enter__(self) -> _Progress:
+        if self.progress:
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.progress:
+            self.progress.__exit__(*exc)
+
+    def item_done(self, record: dict[str, Any]) -> None:
+        """Advance the bar of every step this item reached (ran, or failed at)."""
+        if not self.progress:
+            return
+        reached = set(record.get("timings", {})) | {f["step"] for f in record.get("failures", [])}
+        for sid in reached & set(self.bars):
+            self.progress.advance(self.bars[sid], 1)
+
+    def run_step_done(self, step_id: str, seconds: float = 0.0) -> None:
+        if self.progress and step_id in self.bars:
+            self.progress.advance(self.bars[step_id], 1)
