@@ -75,7 +75,7 @@ def fk_renderer_backends() -> Iterable[RendererBackend]:
     """Yield rasterisation backends with nvdiffrast's API (core yields ``cpu`` and ``nvdiffrast``)."""
 
 
-@hookspec(historic=True)
+@hookspec
 def fk_cli(app: Any) -> None:
     """Add sub-commands to the ``fk`` typer app, e.g. ``app.add_typer(sub, name="deep3d")``.
 

@@ -157,6 +157,16 @@ class FkPluginManager(pluggy.PluginManager):
                               hint="Uninstall one of them, or block one with FK_DISABLE_PLUGINS=<name>.")
         return dict(sorted(found.items()))
 
+    def add_cli_commands(self, app: Any) -> None:
+        """Let each plugin add sub-commands; one that raises is reported as broken, not fatal."""
+        for name in sorted(self._info):
+            try:
+                caller = self.subset_hook_caller("fk_cli", remove_plugins=[
+                    p for n, p in self.list_name_plugin() if n != name])
+                caller(app=app)
+            except Exception as exc:  # noqa: BLE001
+                self._mark_broken(self._info[name], exc)
+
     def _mark_broken(self, info: PluginInfo, exc: BaseException) -> None:
         self.broken.append(BrokenPlugin(info.name, info.distribution, info.version, f"{type(exc).__name__}: {exc}"))
 

@@ -196,8 +196,7 @@ def _mount_extensions() -> None:
     except ImportError:
         pass
     try:
-        pm = _pm()
-        pm.hook.fk_cli.call_historic(kwargs={"app": app})
+        _pm().add_cli_commands(app)
     except FkError as exc:
         print_error(str(exc), exc.hint)
 

@@ -1,0 +1,82 @@
+"""The fk command line as users run it: a subprocess, exit codes, JSON on stdout."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FK = [sys.executable, "-m", "fk.cli.main"]
+
+
+def fk(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([*FK, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=300)
+
+
+def test_help_starts_without_importing_torch():
+    code = ("import sys; from fk.cli import main as m; rc = m.main(['--help']); "
+            "sys.stderr.write('TORCH=%s' % ('torch' in sys.modules)); sys.exit(rc)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "fk run" in res.stdout and "TORCH=False" in res.stderr
+
+
+def test_version_and_plugins_json():
+    res = fk("plugins", "list", "--json")
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(res.stdout)
+    core = next(r for r in rows if r["name"] == "core")
+    assert core["distribution"] == "fk-core" and core["status"] == "ok"
+    assert fk("version").stdout.startswith("fk ")
+
+
+def test_zero_plugins_still_works():
+    res = fk("plugins", "list", "--json", env={"FK_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    assert res.returncode == 0, res.stderr
+    assert [r["name"] for r in json.loads(res.stdout)] == ["core"]
+    res = fk("components", "list", "--json", env={"FK_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    assert res.returncode == 0 and json.loads(res.stdout) == []
+
+
+def test_components_list_rejects_an_unknown_kind_with_usage_code():
+    res = fk("components", "list", "--kind", "detekt")
+    assert res.returncode == 2
+    assert "not a stage" in res.stderr and "detect" in res.stderr
+
+
+def test_invalid_recipe_exit_code_and_one_line_per_problem(tmp_path):
+    missing = fk("recipe", "validate", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 3 and "no such recipe file" in missing.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("fk: 1\nsteps:\n  - {id: d, use: 'detect:nothing-like-this', in: {image: inputs.x}}\n")
+    res = fk("run", str(bad))
+    assert res.returncode == 3
+    assert f"{bad}:3:" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_malformed_yaml_is_one_line(tmp_path):
+    bad = tmp_path / "m.yaml"
+    bad.write_text("fk: 1\nsteps: [\n")
+    res = fk("recipe", "validate", str(bad))
+    assert res.returncode == 3 and "malformed YAML" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_doctor_json_reports_renderer_choice_and_assets():
+    res = fk("doctor", "--json")
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    assert report["renderer"]["auto"] == "cpu"  # no CUDA on this machine
+    nv = next(b for b in report["renderer"]["backends"] if b["name"] == "nvdiffrast")
+    assert not nv["available"] and nv["reason"]
+    assert report["torch"]["version"].startswith("2.")
+    assert all({"name", "path", "present", "instructions"} <= set(a) for a in report["assets"])
+
+
+@pytest.mark.parametrize("args", [["run"], ["recipe", "validate"]])
+def test_missing_arguments_are_usage_errors(args):
+    assert fk(*args).returncode == 2
