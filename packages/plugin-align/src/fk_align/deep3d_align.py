@@ -1,0 +1,146 @@
+"""Deep3DFaceRecon's ``align_img`` (POS least squares, rescale, crop) and its inverse (``deep3d.md`` §3).
+
+The 5 image points are fitted to the 5 standard 3D points with an affine camera
+(POS); its scale s_pos and the projected 3D origin t fix the crop: the image is
+resized by s = rescale_factor / s_pos (bicubic) and a ``target_size`` square is cut
+so the origin lands near its centre. The same function with target 1024 and rescale
+300 is the first half of EG3D's in-the-wild crop (:mod:`fk_align.eg3d_crop`).
+
+Convention:
+    The public functions take and return image pixels (x right, y down, pixel
+    centres at integers). Deep3D works y-up internally (y' = H - 1 - y); ``t`` and
+    ``trans_params`` are kept in Deep3D's y-up form so they match its files.
+    ``trans_params = [w0, h0, s, t_x, t_y]`` as Deep3D saves them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fk.errors import InputError
+from fk.types import apply_homography
+from fk_align import transforms as tf
+from fk_align.landmarks import five_from_68, flip_y
+
+# The five standard 3D points (decimetres, BFM frame: x right, y up, z to the viewer):
+# similarity_Lm3D_all.mat reduced like the image points (deep3d.md §3.1).
+STANDARD_5PT_3D = np.array([
+    [-0.31149, 0.29036, 0.13378],  # left eye
+    [0.30980, 0.28972, 0.13180],  # right eye
+    [0.00325, -0.04618, 0.55244],  # nose tip
+    [-0.25217, -0.38134, 0.22406],  # left mouth corner
+    [0.24847, -0.38128, 0.22236],  # right mouth corner
+])
+
+TARGET_SIZE = 224
+RESCALE_FACTOR = 102.0
+
+
+@dataclass
+class Deep3DAlignment:
+    image: np.ndarray  # (target, target, 3) uint8
+    crop_from_source: np.ndarray  # (3, 3), image pixels -> crop pixels (both y down)
+    trans_params: np.ndarray  # (5,) [w0, h0, s, t_x, t_y] (t y-up)
+    landmarks: np.ndarray | None  # the input landmarks in crop pixels (y down)
+    box: tuple[int, int, int, int]  # (left, up, right, lower) in the resized image
+
+
+def pos(points2d: np.ndarray, points3d: np.ndarray) -> tuple[np.ndarray, float]:
+    """Affine-camera fit x ~ r1.X + a, y ~ r2.X + b by linear least squares (POS without the rotation).
+
+    Args:
+        points2d: (N, 2) image points (Deep3D passes y-up); points3d: (N, 3), N >= 4.
+
+    Returns:
+        t = (a, b), the image of the 3D origin, and s = (|r1| + |r2|) / 2 in pixels per 3D unit.
+    """
+    p2 = np.asarray(points2d, dtype=np.float64)
+    p3 = np.asarray(points3d, dtype=np.float64)
+    n = p2.shape[0]
+    if p2.shape != (n, 2) or p3.shape != (n, 3) or n < 4:
+        raise InputError(f"pos: expected (N, 2) and (N, 3) points with N >= 4, got {p2.shape} and {p3.shape}")
+    a = np.zeros((2 * n, 8))
+    a[0::2, 0:3] = p3
+    a[0::2, 3] = 1.0
+    a[1::2, 4:7] = p3
+    a[1::2, 7] = 1.0
+    k, *_ = np.linalg.lstsq(a, p2.reshape(-1), rcond=None)
+    s = (np.linalg.norm(k[0:3]) + np.linalg.norm(k[4:7])) / 2.0
+    if not np.isfinite(s) or s <= 0:
+        raise InputError("pos: degenerate landmarks (zero scale)", hint="check the detector output")
+    return np.array([k[3], k[7]]), float(s)
+
+
+def _five_points(landmarks: np.ndarray) -> np.ndarray:
+    lm = np.asarray(landmarks, dtype=np.float64)
+    if lm.shape == (68, 2):
+        return five_from_68(lm)
+    if lm.shape == (5, 2):
+        return lm
+    raise InputError(f"align_img: expected (68, 2) or (5, 2) landmarks, got shape {lm.shape}")
+
+
+def crop_geometry(trans_params: np.ndarray, target_size: int = TARGET_SIZE) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
+    """The resized size (w, h) and crop box (left, up, right, lower) that ``align_img`` used.
+
+    Deep3D truncates with ``astype(int32)``, i.e. towards zero; so does ``int``.
+    """
+    w0, h0, s, tx, ty = (float(v) for v in np.asarray(trans_params, dtype=np.float64))
+    w, h = int(w0 * s), int(h0 * s)
+    left = int(w / 2 - target_size / 2 + (tx - w0 / 2) * s)
+    up = int(h / 2 - target_size / 2 + (h0 / 2 - ty) * s)
+    return (w, h), (left, up, left + target_size, up + target_size)
+
+
+def crop_from_trans_params(trans_params: np.ndarray, target_size: int = TARGET_SIZE) -> np.ndarray:
+    """Exact (3, 3) crop_from_source of ``align_img`` from its ``trans_params`` (image pixels, y down)."""
+    w0, h0 = float(trans_params[0]), float(trans_params[1])
+    (w, h), (left, up, _, _) = crop_geometry(trans_params, target_size)
+    return tf.crop_matrix(left, up) @ tf.resize_matrix((w0, h0), (w, h))
+
+
+def align_img(image: np.ndarray, landmarks: np.ndarray, target_size: int = TARGET_SIZE,
+              rescale_factor: float = RESCALE_FACTOR) -> Deep3DAlignment:
+    """Deep3D's ``align_img``.
+
+    Args:
+        image: (H, W, 3) uint8; landmarks: (68, 2) or (5, 2) image pixels (y down);
+            68 points are reduced with :func:`fk_align.landmarks.five_from_68`.
+        target_size: the crop side (224; EG3D uses 1024).
+        rescale_factor: pixels per decimetre after resizing (102; EG3D uses 300).
+
+    Returns:
+        :class:`Deep3DAlignment`; the crop's pixels equal Deep3D's (Pillow bicubic
+        resize, then a crop padded with black where it leaves the image).
+    """
+    img = np.asarray(image)
+    h0, w0 = img.shape[:2]
+    lm5_up = flip_y(_five_points(landmarks), h0)
+    t, s_pos = pos(lm5_up, STANDARD_5PT_3D)
+    s = rescale_factor / s_pos
+    trans_params = np.array([w0, h0, s, t[0], t[1]], dtype=np.float64)
+    (w, h), box = crop_geometry(trans_params, target_size)
+    if w < 1 or h < 1:
+        raise InputError(f"align_img: the face is too large to rescale ({w0}x{h0} -> {w}x{h})")
+    crop = tf.crop_box(tf.resize(img, (w, h), "bicubic"), *box)
+    matrix = crop_from_trans_params(trans_params, target_size)
+    lm = np.asarray(landmarks, dtype=np.float64)
+    return Deep3DAlignment(image=np.ascontiguousarray(crop), crop_from_source=matrix, trans_params=trans_params,
+                           landmarks=apply_homography(matrix, lm), box=box)
+
+
+def deep3d_points_to_source(points_crop: np.ndarray, trans_params: np.ndarray,
+                            target_size: int = TARGET_SIZE) -> np.ndarray:
+    """Deep3D's/LPFF's own inverse of the crop for y-up points (``lm_5p_pred``), kept for parity.
+
+    lm <- (lm + (w/2 - T/2, h/2 - T/2)) / s + (t_x - w0/2, t_y - h0/2), all y-up. It
+    ignores the truncation of the crop box and the resize's half-pixel offset (up to
+    ~1 crop px); :func:`crop_from_trans_params` is the exact map.
+    """
+    w0, h0, s, tx, ty = (float(v) for v in np.asarray(trans_params, dtype=np.float64))
+    w, h = int(w0 * s), int(h0 * s)
+    pts = np.asarray(points_crop, dtype=np.float64)
+    offset = np.array([w / 2 - target_size / 2, h / 2 - target_size / 2])
+    return (pts + offset) / s + np.array([tx - w0 / 2, ty - h0 / 2])

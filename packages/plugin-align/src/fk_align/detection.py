@@ -1,0 +1,109 @@
+"""What every fk_align detector shares: ordering, filtering, the no-face error and the landmark files.
+
+A detector runner implements ``detect(rgb) -> list[Face]`` (any order, source
+pixels); :class:`DetectorRunner` turns that into the component protocol: load the
+image, keep faces at least ``min_face`` px, sort largest first, cap at
+``max_faces``, raise :class:`fk.errors.NoFaceError` when none is left, and write
+the seeds' landmark files and a debug overlay on request.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fk.errors import NoFaceError
+from fk.types import Face
+from fk_align.landmarks import five_from_68, format_five_points
+
+
+def load_input_image(value: Any) -> tuple[np.ndarray, Path | None]:
+    """The ``image`` port's value (a path or an array) as (H, W, 3) uint8 RGB, plus its path if any."""
+    from fk.io import as_rgb
+
+    source = Path(value) if isinstance(value, (str, os.PathLike)) else None
+    return as_rgb(value), source
+
+
+def face_sort_key(face: Face) -> tuple[float, float, float, float]:
+    """Largest box first; ties by higher score, then left to right, top to bottom."""
+    x0, y0, x1, y1 = (float(v) for v in face.box)
+    return (-(x1 - x0) * (y1 - y0), -float(face.score), x0, y0)
+
+
+def clip_box(box: Any, image_size: tuple[int, int]) -> np.ndarray:
+    """(x0, y0, x1, y1) clipped to the image's pixel centres [0, W-1] x [0, H-1]."""
+    h, w = image_size
+    b = np.asarray(box, dtype=np.float64).copy()
+    b[[0, 2]] = np.clip(b[[0, 2]], 0.0, w - 1.0)
+    b[[1, 3]] = np.clip(b[[1, 3]], 0.0, h - 1.0)
+    return b
+
+
+def order_faces(faces: list[Face], min_face: int = 0, max_faces: int = 0) -> list[Face]:
+    """Drop faces whose box is under ``min_face`` px on its shorter side, sort largest first,
+    keep at most ``max_faces`` (0: all), and number them (``Face.index``)."""
+    kept = [f for f in faces if min(f.box[2] - f.box[0], f.box[3] - f.box[1]) >= min_face]
+    kept.sort(key=face_sort_key)
+    if max_faces and max_faces > 0:
+        kept = kept[:max_faces]
+    for i, f in enumerate(kept):
+        f.index = i
+    return kept
+
+
+def face_key(item_key: str, index: int) -> str:
+    """The child item name the engine gives the ``index``-th face: ``{stem}_{NN}``, NN from 00."""
+    return f"{item_key}_{index:02d}"
+
+
+class DetectorRunner:
+    """Base of the detector components (subclasses set ``name`` and implement ``detect``)."""
+
+    name = ""
+
+    def __init__(self, min_face: int = 0, max_faces: int = 0, write_landmarks: bool = False,
+                 debug: bool = False) -> None:
+        self.min_face = int(min_face or 0)
+        self.max_faces = int(max_faces or 0)
+        self.write_landmarks = bool(write_landmarks)
+        self.debug = bool(debug)
+
+    def detect(self, rgb: np.ndarray) -> list[Face]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def no_face_hint(self) -> str:
+        return "check that the photo shows a face at least ~80 px wide; try upsample: 2 for small faces"
+
+    def find_faces(self, image: Any) -> list[Face]:
+        """Detect, filter and order the faces of one image (a path or an array); raise NoFaceError if none."""
+        rgb, source = load_input_image(image)
+        return self._find(rgb, source)
+
+    def _find(self, rgb: np.ndarray, source: Path | None) -> list[Face]:
+        found = self.detect(rgb)
+        faces = order_faces(found, self.min_face, self.max_faces)
+        for f in faces:
+            f.source = source
+        if not faces:
+            where = source if source is not None else "image"
+            why = (f" ({len(found)} smaller than min_face={self.min_face} px)" if found else "")
+            raise NoFaceError(f"{where}: no face found by detect:{self.name}{why}", hint=self.no_face_hint())
+        return faces
+
+    def __call__(self, inputs: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        rgb, source = load_input_image(inputs["image"])
+        faces = self._find(rgb, source if source is not None else getattr(ctx, "source", None))
+        if self.write_landmarks:
+            for f in faces:
+                key = face_key(ctx.key, f.index)
+                ctx.save_npy(f"{key}.npy", np.asarray(f.landmarks, dtype=np.float64))
+                ctx.write_text(f"detections/{key}.txt", format_five_points(five_from_68(f.landmarks)))
+        if self.debug:
+            from fk_align.overlay import draw_faces
+
+            ctx.save_image(f"debug/{ctx.key}.png", draw_faces(rgb, faces))
+        return {"faces": faces}

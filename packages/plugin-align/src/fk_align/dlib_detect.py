@@ -1,0 +1,102 @@
+"""dlib's face detectors (HOG + linear SVM, or the MMOD CNN) with its 68-point shape predictor.
+
+The model files come from the ``face_recognition_models`` package; its ``__init__``
+imports ``pkg_resources``, so the folder is found without importing it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fk.errors import AssetMissingError
+from fk.types import Face
+from fk_align.detection import DetectorRunner, clip_box
+
+PREDICTOR_68 = "shape_predictor_68_face_landmarks.dat"
+MMOD_CNN = "mmod_human_face_detector.dat"
+
+
+def dlib_model_path(filename: str) -> Path:
+    """A model file shipped by ``face_recognition_models`` (e.g. ``shape_predictor_68_face_landmarks.dat``)."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    for folder in folders:
+        path = Path(folder) / "models" / filename
+        if path.exists():
+            return path
+    raise AssetMissingError(f"dlib model {filename} not found (the face_recognition_models package provides it)",
+                            hint="pip install face_recognition_models")
+
+
+@lru_cache(maxsize=None)
+def _predictor(path: str) -> Any:
+    import dlib
+
+    return dlib.shape_predictor(path)
+
+
+@lru_cache(maxsize=None)
+def _hog() -> Any:
+    import dlib
+
+    return dlib.get_frontal_face_detector()
+
+
+@lru_cache(maxsize=None)
+def _cnn(path: str) -> Any:
+    import dlib
+
+    return dlib.cnn_face_detection_model_v1(path)
+
+
+def landmarks_68(rgb: np.ndarray, rect: Any, predictor_path: str | None = None) -> np.ndarray:
+    """dlib's 68 points for one ``dlib.rectangle`` as a (68, 2) float64 array."""
+    shape = _predictor(predictor_path or str(dlib_model_path(PREDICTOR_68)))(rgb, rect)
+    return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+
+
+class DlibDetector(DetectorRunner):
+    """``detect:dlib``: HOG frontal detector (LPFF's primary detector) + 68 landmarks.
+
+    ``upsample`` doubles the image that many times before detecting (1 finds faces
+    down to ~40 px, LPFF's setting); ``min_score`` is dlib's ``adjust_threshold``
+    (0 is dlib's and LPFF's default; raise it to drop weak detections).
+    """
+
+    name = "dlib"
+
+    def __init__(self, upsample: int = 1, min_score: float = 0.0, predictor: str | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.upsample = int(upsample)
+        self.min_score = float(min_score)
+        self.predictor = predictor or str(dlib_model_path(PREDICTOR_68))
+
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        rgb = np.ascontiguousarray(rgb)
+        rects, scores, _ = _hog().run(rgb, self.upsample, self.min_score)
+        return [self._face(rgb, r, s) for r, s in zip(rects, scores, strict=True)]
+
+    def _face(self, rgb: np.ndarray, rect: Any, score: float) -> Face:
+        box = clip_box([rect.left(), rect.top(), rect.right(), rect.bottom()], rgb.shape[:2])
+        return Face(box=box, score=float(score), landmarks=landmarks_68(rgb, rect, self.predictor),
+                    image_size=(int(rgb.shape[0]), int(rgb.shape[1])), detector=self.name)
+
+
+class DlibCnnDetector(DlibDetector):
+    """``detect:dlib-cnn``: dlib's MMOD CNN detector + 68 landmarks (about 10 s per 512^2 photo on CPU)."""
+
+    name = "dlib-cnn"
+
+    def __init__(self, upsample: int = 1, model: str | None = None, **kw: Any) -> None:
+        super().__init__(upsample=upsample, **kw)
+        self.model = model or str(dlib_model_path(MMOD_CNN))
+
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        rgb = np.ascontiguousarray(rgb)
+        found = _cnn(self.model)(rgb, self.upsample)
+        return [self._face(rgb, d.rect, d.confidence) for d in found if d.confidence >= self.min_score]

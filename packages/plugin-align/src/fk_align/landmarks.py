@@ -1,0 +1,118 @@
+"""The 68-point iBUG landmark layout, its 5-point reduction, and the seeds' landmark files.
+
+Convention:
+    Points are (x, y) image pixels, x right, y down, pixel centres at integers
+    (``fk.types``). Indices are the 0-based iBUG 300-W order dlib and 2D-FAN use.
+    The 5 points are ordered [left eye, right eye, nose tip, left mouth corner,
+    right mouth corner] with "left" meaning image-left, which is MTCNN's order and
+    the order Deep3DFaceRecon's ``extract_5p`` produces.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from fk.errors import InputError
+
+# Index groups of the 68-point layout (0-based, image-left first).
+JAW = tuple(range(0, 17))
+BROW_LEFT = tuple(range(17, 22))
+BROW_RIGHT = tuple(range(22, 27))
+NOSE_BRIDGE = tuple(range(27, 31))
+NOSE_BASE = tuple(range(31, 36))
+EYE_LEFT = tuple(range(36, 42))
+EYE_RIGHT = tuple(range(42, 48))
+MOUTH_OUTER = tuple(range(48, 60))
+MOUTH_INNER = tuple(range(60, 68))
+NOSE_TIP = 30
+MOUTH_LEFT = 48
+MOUTH_RIGHT = 54
+
+
+def check_landmarks68(points: np.ndarray, name: str = "landmarks") -> np.ndarray:
+    """Return ``points`` as a float64 (68, 2) array, or raise InputError naming ``name``."""
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.shape != (68, 2):
+        raise InputError(f"{name}: expected 68 (x, y) landmarks, got shape {pts.shape}",
+                         hint="pass the iBUG 68-point layout that dlib and 2D-FAN produce")
+    if not np.all(np.isfinite(pts)):
+        raise InputError(f"{name}: landmarks contain NaN or inf")
+    return pts
+
+
+def five_from_68(landmarks: np.ndarray) -> np.ndarray:
+    """Reduce 68 points to Deep3D's/MTCNN's 5: eye centres, nose tip, mouth corners.
+
+    Args:
+        landmarks: (..., 68, 2) points.
+    Returns:
+        (..., 5, 2) float64: [mean(36, 39), mean(42, 45), 30, 48, 54] (0-based), i.e.
+        1-based iBUG 37&40, 43&46, 31, 49, 55 (deep3d.md §3.1, lpff.md §1.3 step 9).
+    """
+    lm = np.asarray(landmarks, dtype=np.float64)
+    if lm.shape[-2:] != (68, 2):
+        raise InputError(f"five_from_68: expected (..., 68, 2) landmarks, got shape {lm.shape}")
+    return np.stack([
+        (lm[..., 36, :] + lm[..., 39, :]) / 2.0,
+        (lm[..., 42, :] + lm[..., 45, :]) / 2.0,
+        lm[..., NOSE_TIP, :],
+        lm[..., MOUTH_LEFT, :],
+        lm[..., MOUTH_RIGHT, :],
+    ], axis=-2)
+
+
+def flip_y(points: np.ndarray, height: int) -> np.ndarray:
+    """Switch between image rows (y down) and Deep3D's y-up: y' = H - 1 - y (its own inverse)."""
+    pts = np.array(points, dtype=np.float64, copy=True)
+    pts[..., 1] = height - 1 - pts[..., 1]
+    return pts
+
+
+def format_five_points(points5: np.ndarray) -> str:
+    """The text of a ``detections/*.txt`` file: 5 lines ``x y`` (what Deep3D's test.py and LPFF read)."""
+    pts = np.asarray(points5, dtype=np.float64)
+    if pts.shape != (5, 2):
+        raise InputError(f"five-point file: expected (5, 2) points, got shape {pts.shape}")
+    return "".join(f"{x:.6f} {y:.6f}\n" for x, y in pts)
+
+
+def write_five_points(path: str | os.PathLike[str], points5: np.ndarray) -> Path:
+    """Write a ``detections/*.txt`` file (not atomic; inside a step use ``ctx.write_text``)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(format_five_points(points5))
+    return p
+
+
+def read_five_points(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read a 5-row ``x y`` file (whitespace or tab separated, as MTCNN scripts write) as (5, 2)."""
+    p = Path(path)
+    try:
+        rows = [line.split() for line in p.read_text().splitlines() if line.strip()]
+        pts = np.array(rows, dtype=np.float64)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{p}: not a five-point landmark file ({exc})",
+                         hint="expected 5 lines of 'x y' pixel coordinates") from exc
+    if pts.shape != (5, 2):
+        raise InputError(f"{p}: expected 5 lines of 'x y', got shape {pts.shape}",
+                         hint="expected 5 lines of 'x y' pixel coordinates")
+    return pts
+
+
+def read_landmarks68(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read a 68x2 ``.npy`` (LPFF's ``lm_*`` folders) or a 68-line text file as (68, 2) float64."""
+    p = Path(path)
+    try:
+        pts = np.load(p) if p.suffix == ".npy" else np.loadtxt(p)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{p}: unreadable landmark file ({exc})") from exc
+    return check_landmarks68(pts, name=str(p))
+
+
+def bounding_box(points: np.ndarray) -> np.ndarray:
+    """(x0, y0, x1, y1) of a point set."""
+    pts = np.asarray(points, dtype=np.float64)
+    return np.concatenate([pts.min(axis=0), pts.max(axis=0)])
