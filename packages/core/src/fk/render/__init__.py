@@ -1,0 +1,119 @@
+"""fk's renderer: nvdiffrast's API (``import fk.render as dr``) on pluggable backends.
+
+The functions here have nvdiffrast's signatures, dtypes and layouts; they are thin
+wrappers that import the chosen backend on first call, so ``import fk.render``
+imports neither torch nor numba (the CLI imports plugins at start-up).
+
+Convention (as nvdiffrast documents it):
+- ``pos`` is clip space ``[minibatch, num_vertices, 4]`` (instanced mode) or
+  ``[num_vertices, 4]`` with CPU ``ranges [minibatch, 2]`` = (first triangle, count) (range mode);
+  ``tri`` is int32 ``[num_triangles, 3]``; ``resolution`` is ``(height, width)``.
+- ``rasterize`` returns ``rast [minibatch, height, width, 4]`` = ``(u, v, z/w, triangle_id + 1)``,
+  all zeros where no triangle covers the pixel, and ``rast_db`` = ``(du/dX, du/dY, dv/dX, dv/dY)``
+  in pixel units. The first vertex of a triangle has ``(u, v) = (1, 0)``, the second ``(0, 1)``,
+  the third ``(0, 0)``; ``(u, v)`` are perspective-correct.
+- Pixel ``(row, col)`` is sampled at its centre, NDC ``x = 2 (col + 0.5) / width - 1``,
+  ``y = 2 (row + 0.5) / height - 1``: **row 0 is the bottom** of the image.
+- No back-face culling; the depth test keeps the smallest ``z/w`` (ties: the lower triangle index);
+  pixels whose ``z/w`` falls outside ``[-1, 1]`` or behind the camera (``w <= 0``) are not drawn.
+- Gradients flow to ``pos`` through ``(u, v)`` and ``rast_db`` only (not through visibility;
+  ``z/w`` and ids carry none), and through ``interpolate``/``texture`` to their attributes.
+
+See ``docs/rendering.md`` for the backends, the edge rule and benchmark figures.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fk.render.context import (
+    RasterizeCpuContext,
+    RasterizeCudaContext,
+    RasterizeGLContext,
+    RenderContext,
+    backend_module_for,
+    describe_backends,
+    get_context,
+    tensor_backend_module,
+)
+
+__all__ = [
+    "RasterizeCpuContext", "RasterizeCudaContext", "RasterizeGLContext", "RenderContext",
+    "get_context", "describe_backends", "rasterize", "interpolate", "texture", "antialias",
+    "texture_construct_mip", "antialias_construct_topology_hash", "get_log_level", "set_log_level",
+    "rasterize_reference",
+]
+
+_log_level = 1  # nvdiffrast's default: warnings and errors
+
+
+def rasterize(glctx: Any, pos: Any, tri: Any, resolution: Any, ranges: Any = None, grad_db: bool = True):
+    """Rasterise triangles; returns ``(rast, rast_db)``, both ``[minibatch, height, width, 4]``.
+
+    Same signature and conventions as ``nvdiffrast.torch.rasterize`` (see the module docstring).
+    The work runs on ``glctx``'s backend.
+    """
+    return backend_module_for(glctx).rasterize(glctx, pos, tri, resolution, ranges=ranges, grad_db=grad_db)
+
+
+def interpolate(attr: Any, rast: Any, tri: Any, rast_db: Any = None, diff_attrs: Any = None):
+    """Interpolate vertex attributes at the rasterised pixels; returns ``(out, out_da)``.
+
+    ``attr`` is ``[num_vertices, A]`` (shared by every image) or ``[minibatch|1, num_vertices, A]``;
+    ``out`` is ``[minibatch, height, width, A]`` (zeros where ``rast`` is empty); ``out_da`` holds
+    ``(dA/dX, dA/dY)`` per attribute named in ``diff_attrs`` (``'all'`` or a list of indices),
+    ``[minibatch, height, width, 2 * len(diff_attrs)]``, or a ``[..., 0]`` tensor when not asked.
+    CUDA tensors go to nvdiffrast when it is available, everything else to fk's torch implementation.
+    """
+    return tensor_backend_module(rast).interpolate(attr, rast, tri, rast_db=rast_db, diff_attrs=diff_attrs)
+
+
+def texture(tex: Any, uv: Any, uv_da: Any = None, mip_level_bias: Any = None, mip: Any = None,
+            filter_mode: str = "auto", boundary_mode: str = "wrap", max_mip_level: Any = None):
+    """Sample ``tex [minibatch|1, th, tw, C]`` at ``uv [minibatch, H, W, 2]``; returns ``[minibatch, H, W, C]``.
+
+    Texture coordinates: ``(0, 0)`` is the corner of texel row 0, column 0 and ``(1, 1)`` the opposite
+    corner; texel centres at ``(i + 0.5) / tw``. fk's CPU implementation supports ``nearest`` and
+    ``linear`` (``auto`` means ``linear``: it builds no mipmaps) with ``wrap``, ``clamp`` and ``zero``
+    boundaries; mipmap filters and cube maps raise ``NotImplementedError``.
+    """
+    return tensor_backend_module(uv).texture(tex, uv, uv_da=uv_da, mip_level_bias=mip_level_bias, mip=mip,
+                                             filter_mode=filter_mode, boundary_mode=boundary_mode,
+                                             max_mip_level=max_mip_level)
+
+
+def antialias(color: Any, rast: Any, pos: Any, tri: Any, topology_hash: Any = None, pos_gradient_boost: float = 1.0):
+    """Silhouette antialiasing; returns a tensor shaped like ``color``.
+
+    On fk's CPU implementation this is the identity (no edge blending, hence no visibility
+    gradients); nvdiffrast's real antialiasing runs when the tensors are on CUDA and it is available.
+    """
+    return tensor_backend_module(rast).antialias(color, rast, pos, tri, topology_hash=topology_hash,
+                                                 pos_gradient_boost=pos_gradient_boost)
+
+
+def texture_construct_mip(tex: Any, max_mip_level: Any = None, cube_mode: bool = False):
+    """nvdiffrast's mip-stack builder; fk's CPU implementation has no mipmaps (raises ``NotImplementedError``)."""
+    return tensor_backend_module(tex).texture_construct_mip(tex, max_mip_level=max_mip_level, cube_mode=cube_mode)
+
+
+def antialias_construct_topology_hash(tri: Any):
+    """nvdiffrast's topology hash for ``antialias``; the CPU implementation needs none and returns ``None``."""
+    return tensor_backend_module(tri).antialias_construct_topology_hash(tri)
+
+
+def get_log_level() -> int:
+    """nvdiffrast's log level (0 info, 1 warnings, 2 errors); fk only records it."""
+    return _log_level
+
+
+def set_log_level(level: int) -> None:
+    global _log_level
+    _log_level = int(level)
+
+
+def rasterize_reference(pos: Any, tri: Any, resolution: Any, ranges: Any = None):
+    """The slow, obviously-correct rasteriser the fast CPU path is tested against (see ``fk.render.reference``)."""
+    from fk.render.reference import rasterize_reference as _ref
+
+    return _ref(pos, tri, resolution, ranges=ranges)
