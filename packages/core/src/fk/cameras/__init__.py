@@ -1,0 +1,10 @@
+"""Cameras: pinhole intrinsics and poses in fk's one convention, plus EG3D and Deep3D at the edges.
+
+Convention: fk's camera frame is **OpenCV** (x right, y down, z forward); points map
+world -> camera as x_cam = R x_world + t (``cam_from_world``); pixel centres are at
+integer (x, y). OpenGL, EG3D (normalised intrinsics, cam2world labels) and Deep3D
+(y-up camera, y-up pixels) are converted only at the edges: ``fk.cameras.eg3d``,
+``fk.cameras.deep3d``. See docs/conventions.md.
+
+Submodules are imported on use: ``fk.cameras.eg3d`` and ``fk.cameras.deep3d`` are numpy only.
+"""
