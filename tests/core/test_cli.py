@@ -80,3 +80,23 @@ def test_doctor_json_reports_renderer_choice_and_assets():
 @pytest.mark.parametrize("args", [["run"], ["recipe", "validate"]])
 def test_missing_arguments_are_usage_errors(args):
     assert fk(*args).returncode == 2
+
+
+def test_unusable_renderer_backend_is_a_missing_exit_code(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("fk: 1\nparams: {renderer: nvdiffrast}\ninputs:\n  photos: {type: images, path: builtin:astronaut}\n"
+                      "steps: []\n")
+    res = fk("recipe", "validate", str(recipe))
+    assert res.returncode == 3  # an empty step list is a recipe mistake, reported with the rest
+    recipe.write_text(recipe.read_text().replace("steps: []", "steps:\n  - {id: x, use: 'detect:not-installed-anywhere', in: {}}"))
+    res = fk("recipe", "validate", str(recipe), "--set", "x.enabled=false")
+    assert "renderer 'nvdiffrast' is not usable here" in res.stderr
+
+
+def test_component_of_an_uninstalled_first_party_plugin_exits_missing(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("fk: 1\ninputs:\n  photos: {type: images, path: builtin:astronaut}\n"
+                      "steps:\n  - {id: d, use: 'detect:dlib', in: {image: inputs.photos}}\n")
+    res = fk("recipe", "validate", str(recipe), env={"FK_DISABLE_PLUGINS": "align"})
+    assert res.returncode == 4, res.stderr
+    assert "fk-plugin-align" in res.stderr and "pip install" in res.stderr

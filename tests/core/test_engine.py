@@ -127,3 +127,14 @@ def test_unwritable_output_folder_is_one_clear_error(toy_pm, toy_recipe, tmp_pat
     with pytest.raises(FkError, match="not writable.*--out|not writable") as err:
         _run(toy_recipe, blocker / "sub")
     assert "--out" in err.value.hint
+
+
+def test_a_failing_run_scope_step_is_exit_code_one_and_items_are_kept(toy_pm, toy_recipe, tmp_path):
+    plan = load_recipe(toy_recipe)
+    summary_step = plan.steps[-1]
+    summary_step.component = type(summary_step.component)(
+        **{**summary_step.component.__dict__, "factory": lambda: (lambda inputs, ctx: 1 / 0)})
+    result = run_plan(plan, RunOptions(tmp_path / "out", progress=False))
+    assert result.exit_code == ExitCode.STEP_FAILED
+    assert any(f["item"] == "_run" and "ZeroDivisionError" in f["error"] for f in result.failures)
+    assert (tmp_path / "out" / "colour" / "a_00.json").exists()

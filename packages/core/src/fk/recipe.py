@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 
 from fk.components import Component
-from fk.errors import RecipeError, UsageError
+from fk.errors import ExitCode, RecipeError, UsageError
 
 SCHEMA_VERSION = 1
 TOP_KEYS = ("fk", "name", "description", "requires", "params", "inputs", "steps")
@@ -250,8 +250,10 @@ def apply_overrides(doc: dict[str, Any], assignments: list[str]) -> None:
 class _Problems:
     def __init__(self, filename: str, marks: _Marks):
         self.filename, self.marks, self.items = filename, marks, []
+        self.missing = 0  # problems that are "not installed" rather than "written wrong"
 
-    def add(self, path: tuple[Any, ...], message: str, key: bool = False) -> None:
+    def add(self, path: tuple[Any, ...], message: str, key: bool = False, missing: bool = False) -> None:
+        self.missing += missing
         where = None
         if key:
             where = self.marks.get((*path, "__key__"))
@@ -349,7 +351,7 @@ def load_recipe(path: str | os.PathLike[str], overrides: list[str] | None = None
             continue
         if use not in comps:
             msg, hint = unknown_component_message(use, comps)
-            probs.add((*sp, "use"), f"{msg} ({hint})")
+            probs.add((*sp, "use"), f"{msg} ({hint})", missing="not installed" in msg)
             continue
         comp = comps[use]
         wiring = raw.get("in") or {}
@@ -415,15 +417,39 @@ def load_recipe(path: str | os.PathLike[str], overrides: list[str] | None = None
                 st = status.get(asset)
                 if st is None:
                     probs.add((*step_paths[sid], "use"), f"{step.component.ref} needs asset {asset!r}, "
-                              "which no installed plugin declares")
+                              "which no installed plugin declares", missing=True)
                 elif not st["present"]:
                     probs.add((*step_paths[sid], "use"), f"{step.component.ref} needs {st['path']} "
-                              f"({st['summary']}); {st['instructions']}")
+                              f"({st['summary']}); {st['instructions']}", missing=True)
+
+    _check_renderer(params, steps, step_paths, probs, pm)
 
     if probs.items:
-        raise RecipeError(probs.items, hint=f"fk recipe validate {filename} checks a recipe without running it.")
+        error = RecipeError(probs.items, hint=f"fk recipe validate {filename} checks a recipe without running it.")
+        if probs.missing == len(probs.items):  # nothing is written wrong; something is not installed
+            error.exit_code = ExitCode.MISSING
+        raise error
     return Plan(recipe_path, str(doc.get("name") or recipe_path.stem), str(doc.get("description") or ""),
                 params, inputs, [steps[s] for s in order], overrides)
+
+
+def _check_renderer(params: dict[str, Any], steps: dict[str, StepPlan], step_paths: dict[str, tuple[Any, ...]],
+                    probs: _Problems, pm: Any) -> None:
+    """A renderer named explicitly must exist and be usable here (``auto`` always is)."""
+    wanted = [(("params", "renderer"), params.get("renderer"))]
+    wanted += [((*step_paths[sid], "with", "renderer"), s.params.get("renderer")) for sid, s in steps.items()]
+    backends = None
+    for path, name in wanted:
+        if name in (None, "auto"):
+            continue
+        if backends is None:
+            backends = {b.name: b for b in pm.renderer_backends()}
+        if name not in backends:
+            probs.add(path, f"unknown renderer {name!r}" + _did_you_mean(str(name), ["auto", *backends]))
+            continue
+        ok, why = backends[name].probe()
+        if not ok:
+            probs.add(path, f"renderer {name!r} is not usable here: {why} (use renderer=auto or cpu)", missing=True)
 
 
 def _check_requires(reqs: Any, probs: _Problems) -> None:
@@ -443,7 +469,7 @@ def _check_requires(reqs: Any, probs: _Problems) -> None:
         try:
             version = importlib_metadata.version(req.name)
         except importlib_metadata.PackageNotFoundError:
-            probs.add(("requires", i), f"{req.name} is not installed (pip install {req})")
+            probs.add(("requires", i), f"{req.name} is not installed (pip install {req})", missing=True)
             continue
         if req.specifier and not req.specifier.contains(version, prereleases=True):
             probs.add(("requires", i), f"{req.name} {version} is installed, the recipe needs {req}")

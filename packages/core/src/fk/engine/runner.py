@@ -298,6 +298,7 @@ def run_plan(plan: Plan, options: RunOptions, executor: Executor | None = None, 
     finally:
         if own_executor:
             executor.shutdown()
+        close_runners()  # models loaded by in-process steps are released with the run
     for key in sorted(records):
         failures.extend(records[key]["failures"])
     failures.sort(key=lambda f: (f["item"], f["step"]))
