@@ -100,13 +100,19 @@ def components_list(
     if json_:
         out.json([c.to_dict() for c in comps])
         return
-    rows = []
+    from rich.markup import escape
+
+    if not comps:
+        out.text("no components installed (fk plugins list shows what loaded)")
     for c in comps:
-        params = ", ".join(f"{p.name}={p.default!r}" for p in c.params) or "-"
-        ins = ", ".join(f"{p.name}:{p.kind}" for p in c.inputs) or "-"
+        fan = " (one item per element)" if c.fan_out else ""
+        scope = " [dim]· once per run[/]" if c.scope == "run" else ""
+        out.text(f"[bold cyan]{c.ref}[/]  [dim]{c.distribution}[/]{scope}\n    {escape(c.summary)}")
+        ins = ", ".join(f"{p.name}:{p.kind}{'?' if p.optional else ''}" for p in c.inputs) or "-"
         outs = ", ".join(f"{p.name}:{p.kind}" for p in c.outputs) or "-"
-        rows.append([c.ref, c.summary, params, ins, outs, c.distribution])
-    out.table("Components", ["component", "summary", "parameters", "inputs", "outputs", "plugin"], rows)
+        out.text(f"    in: {ins}   out: {outs}{fan}")
+        if c.params:
+            out.text("    with: " + ", ".join(escape(f"{p.name}={p.default!r}") for p in c.params))
 
 
 @recipe_app.command("validate")
