@@ -102,7 +102,9 @@ def stylegan_lists(eg3d_density, eg3d_ffhq_count: int = FFHQ_EG3D_COUNT,
             raise InputError(f"EG3D image {exc.args[0]} has no StyleGAN counterpart in the merge manifests",
                              hint="Merge the same LPFF faces into both datasets.") from None
     total = stylegan_ffhq_count + originals.size
-    rebalanced = archive_names(range(stylegan_ffhq_count)) + repeat_names(sg_ids, copies_for_density(d[originals]))
+    order = np.argsort(sg_ids, kind="stable")  # ID order, like every other list
+    rebalanced = archive_names(range(stylegan_ffhq_count)) + repeat_names(
+        sg_ids[order], copies_for_density(d[originals])[order])
     return {
         "FFHQ": archive_names(range(stylegan_ffhq_count)),
         "FFHQ_LPFF": archive_names(range(total)),
