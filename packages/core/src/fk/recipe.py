@@ -393,6 +393,8 @@ def load_recipe(path: str | os.PathLike[str], overrides: list[str] | None = None
                               f"{out_port!r}" + _did_you_mean(out_port, list(outs) or ["(none)"]))
                 else:
                     want, have = in_ports[port].kind, outs[out_port].kind
+                    if steps[src].component.fan_out == out_port:  # downstream sees one element
+                        have = element_kind(have)
                     if "any" not in (want, have) and want != have:
                         probs.add((*sp, "in", port), f"{step.component.ref} expects {want!r} at {port!r}, "
                                   f"but {src}.{out_port} is {have!r}")
@@ -450,6 +452,11 @@ def _check_renderer(params: dict[str, Any], steps: dict[str, StepPlan], step_pat
         ok, why = backends[name].probe()
         if not ok:
             probs.add(path, f"renderer {name!r} is not usable here: {why} (use renderer=auto or cpu)", missing=True)
+
+
+def element_kind(kind: str) -> str:
+    """The kind of one element of a fanned-out list port: ``faces`` -> ``face``."""
+    return {"faces": "face", "crops": "crop", "images": "image", "recons": "recon"}.get(kind, kind)
 
 
 def _check_requires(reqs: Any, probs: _Problems) -> None:
