@@ -29,10 +29,12 @@ def _asset(name: str):
 
 
 def available_models() -> list[dict[str, Any]]:
-    """One entry per face model: ``{name, ready, path, summary, missing}``.
+    """One entry per face model: ``{name, ready, path, summary, missing, missing_details}``.
 
-    ``missing`` lists ``{name, path, instructions, convert}`` for each absent file the model needs;
-    for BFM09 without ``BFM_model_front.mat`` it also lists which conversion sources are absent.
+    ``path`` is the model file fk loads (None for the generated demo head); ``missing`` lists the
+    absolute paths of absent files the model needs (for BFM09 without ``BFM_model_front.mat``, also
+    the absent conversion sources); ``missing_details`` gives ``{name, path, instructions, convert}``
+    for each of them.
     """
     out = []
     for name in MODEL_NAMES:
@@ -50,7 +52,7 @@ def available_models() -> list[dict[str, Any]]:
                     missing.append({"name": a.name, "path": str(p), "instructions": a.instructions, "convert": ""})
         path = None if name == "demo" else str(asset_path(_asset(_REQUIRED[name][0]).path))
         out.append({"name": name, "ready": not missing, "path": path, "summary": _SUMMARIES[name],
-                    "missing": missing})
+                    "missing": [m["path"] for m in missing], "missing_details": missing})
     return out
 
 
