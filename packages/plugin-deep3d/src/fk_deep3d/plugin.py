@@ -1,5 +1,108 @@
-"""fk-plugin-deep3d's registrations (import-light: no torch or model code here)."""
+"""fk-plugin-deep3d's registrations (import-light: no torch or model code here).
+
+Components:
+    reconstruct:deep3d   R-Net regression from the 224 Deep3D crop (needs epoch_20.pth)
+    fit:deep3d           analysis-by-synthesis fitting (R-Net start when a checkpoint exists,
+                         else mean face); works with BFM09 and the built-in demo head
+    export:deep3d        per face: Deep3D .mat, posed .obj, 3-panel .png, EG3D label,
+                         LPFF .npy dict, full-photo overlay, turntable frames
+    export:demo-page     run scope: one static index.html over every face's exports
+CLI: ``fk deep3d prepare`` and ``fk deep3d train``.
+"""
 
 from __future__ import annotations
 
-from fk.hookspecs import hookimpl  # noqa: F401
+from fk.components import Asset, Component, Param, Port
+from fk.hookspecs import hookimpl
+
+CHECKPOINT_ASSET = "deep3d/epoch_20.pth"
+ARCFACE_ASSET = "deep3d/arcface_r50.pth"
+
+_MODEL = Param("model", "str", "auto", "face model: auto (bfm09 when its file is present, else demo), demo or bfm09",
+               choices=("auto", "demo", "bfm09"))
+_RENDERER = Param("renderer", "str", "auto", "rasteriser backend", choices=("auto", "cpu", "nvdiffrast"))
+_DEVICE = Param("device", "str", "cpu", "torch device (cpu, cuda, cuda:1...)")
+_CROP_IN = Port("crop", "crop", "the 224² Deep3D crop (crop:deep3d)")
+_RECON_OUT = Port("recon", "recon", "coefficients, posed mesh, landmarks and EG3D camera label")
+
+
+@hookimpl
+def fk_reconstruct():
+    yield Component(
+        stage="reconstruct", name="deep3d",
+        summary="Deep3DFaceRecon's R-Net: 224² crop -> 257 BFM coefficients (needs deep3d/epoch_20.pth)",
+        factory="fk_deep3d.runners:ReconstructRunner",
+        params=(_MODEL, _RENDERER, _DEVICE,
+                Param("iterations", "int", 0, "photometric refinement steps after regression (0: none)"),
+                Param("checkpoint", "path", None, "R-Net checkpoint (default: the deep3d/epoch_20.pth asset)")),
+        inputs=(_CROP_IN,), outputs=(_RECON_OUT,),
+        requires_assets=(CHECKPOINT_ASSET,), devices=("cpu", "cuda"),
+    )
+
+
+@hookimpl
+def fk_fit():
+    yield Component(
+        stage="fit", name="deep3d",
+        summary="Analysis-by-synthesis fit of a 3D face model to the 224² crop (landmarks, skin-masked "
+                "photometric and Deep3D's regularisers); starts from R-Net when its checkpoint is present",
+        factory="fk_deep3d.runners:FitRunner",
+        params=(_MODEL, _RENDERER, _DEVICE,
+                Param("iterations", "int", 40, "photometric iterations (the landmark stage runs before)"),
+                Param("init", "str", "auto", "start: auto (R-Net if its checkpoint exists), rnet, mean",
+                      choices=("auto", "rnet", "mean")),
+                Param("checkpoint", "path", None, "R-Net checkpoint (default: the deep3d/epoch_20.pth asset)"),
+                Param("arcface", "path", None, "ArcFace r50 weights for the identity term "
+                      "(default: the deep3d/arcface_r50.pth asset; the term is skipped when absent)")),
+        inputs=(_CROP_IN,), outputs=(_RECON_OUT,), devices=("cpu", "cuda"),
+    )
+
+
+@hookimpl
+def fk_export():
+    yield Component(
+        stage="export", name="deep3d",
+        summary="Write a reconstruction: Deep3D .mat, posed .obj, 3-panel .png, EG3D label, LPFF .npy, "
+                "photo overlay, turntable frames",
+        factory="fk_deep3d.export:Deep3DExporter",
+        params=(Param("formats", "list", ["mat", "obj", "png", "label", "npy", "overlay"],
+                      "any of mat, obj, glb, png, label, npy, overlay, turntable, input"),
+                Param("turntable_frames", "int", 12, "frames of the turntable render"),
+                Param("turntable_size", "int", 256, "side of a turntable frame in pixels"),
+                _RENDERER),
+        inputs=(Port("recon", "recon"), Port("image", "image", "the original photo (for the overlay)", optional=True)),
+        outputs=(Port("files", "json", "{format: path relative to the run folder}"),
+                 Port("label", "label", "EG3D 25-float camera label")),
+    )
+    yield Component(
+        stage="export", name="demo-page",
+        summary="A static index.html showing each input, its overlay and a turntable of the mesh (no network)",
+        factory="fk_deep3d.page:DemoPage", scope="run",
+        params=(Param("title", "str", "fk demo", "page title"),),
+        inputs=(Port("files", "json", "{item key: export:deep3d files}"),),
+        outputs=(Port("page", "path", "index.html, relative to the run folder"),),
+    )
+
+
+@hookimpl
+def fk_assets():
+    yield Asset(
+        name=CHECKPOINT_ASSET, path=CHECKPOINT_ASSET,
+        summary="Deep3DFaceRecon_pytorch R-Net checkpoint (ResNet-50, 257 coefficients)",
+        instructions="Download the released model (face_recon_feat0.2_augment or facerecon_20230425) from the "
+                     "links in github.com/sicxu/Deep3DFaceRecon_pytorch's README and copy its epoch_20.pth here. "
+                     "It also needs BFM09 (bfm/BFM_model_front.mat, see `fk models list`).",
+    )
+    yield Asset(
+        name=ARCFACE_ASSET, path=ARCFACE_ASSET,
+        summary="ArcFace IResNet-50 backbone for Deep3D's identity loss (optional)",
+        instructions="Copy insightface arcface_torch ms1mv3_arcface_r50_fp16/backbone.pth here "
+                     "(as Deep3DFaceRecon's checkpoints/recog_model). Without it the identity term is skipped.",
+    )
+
+
+@hookimpl
+def fk_cli(app):
+    from fk_deep3d.cli import app as deep3d_app
+
+    app.add_typer(deep3d_app, name="deep3d")

@@ -1,0 +1,126 @@
+"""``export:deep3d``: every file a reconstruction is published as, one format per switch.
+
+Per face (``<key>`` is the item key, files land in the step's folder):
+
+=============  ===================================================================
+``mat``        ``<key>.mat``: Deep3D's keys ``id exp tex angle gamma trans`` (1×n float32)
+               and ``lm68`` (1×68×2, x right, y down in the 224 crop: row = 223 − v)
+``obj``        ``<key>.obj``: the posed face in Deep3D's world frame (dm, y up), lit
+               vertex colours, vertex order of the model kept
+``glb``        ``<key>.glb``: the same mesh as binary glTF
+``png``        ``<key>.png``: crop | render over crop | landmarks (blue detected, red model)
+``label``      ``<key>_label.json``: ``{"<key>.png": [25 floats]}``, EG3D's camera label
+``npy``        ``<key>.npy``: LPFF's pickled coefficient dict (id exp tex angle gamma trans lm68)
+``overlay``    ``<key>_overlay.png``: the render over the original photo
+``turntable``  ``<key>_turn/NN.png``: frames of the unposed mesh turning
+``input``      ``<key>_input.jpg``: the photo, at most 1024 px (for pages)
+=============  ===================================================================
+
+The ``files`` output maps each format to its path relative to the run folder
+(``turntable``: a list of paths); ``label`` is the 25-float label.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fk.errors import InputError
+
+FORMATS = ("mat", "obj", "glb", "png", "label", "npy", "overlay", "turntable", "input")
+
+
+def deep3d_coeff_dict(recon) -> dict[str, np.ndarray]:
+    """Deep3D's saved coefficient dict: (1, n) float32 per key and lm68 (1, 68, 2)."""
+    out = {k: np.asarray(recon.coeffs[k], np.float32).reshape(1, -1)
+           for k in ("id", "exp", "tex", "angle", "gamma", "trans")}
+    out["lm68"] = np.asarray(recon.landmarks, np.float32).reshape(1, 68, 2)
+    return out
+
+
+def recon_mesh(recon):
+    from fk.io.mesh import Mesh
+
+    return Mesh(vertices=np.asarray(recon.vertices, np.float64), faces=np.asarray(recon.triangles, np.int64),
+                vertex_colors=np.clip(np.asarray(recon.colors, np.float64), 0.0, 1.0), name="face")
+
+
+class Deep3DExporter:
+    def __init__(self, formats: list[str] | None = None, turntable_frames: int = 12, turntable_size: int = 256,
+                 renderer: str = "auto"):
+        formats = list(formats or ["mat", "obj", "png", "label", "npy", "overlay"])
+        unknown = [f for f in formats if f not in FORMATS]
+        if unknown:
+            raise InputError(f"export:deep3d: unknown format(s) {', '.join(unknown)}",
+                             hint=f"formats may be any of {', '.join(FORMATS)}")
+        self.formats = formats
+        self.frames = int(turntable_frames)
+        self.size = int(turntable_size)
+        self.renderer = renderer or "auto"
+
+    def __call__(self, inputs: dict[str, Any], ctx) -> dict[str, Any]:
+        from fk_deep3d import views
+        from fk_deep3d.camera import eg3d_label
+
+        recon = inputs["recon"]
+        key = ctx.key
+        renderer = ctx.options.get("renderer", self.renderer) if self.renderer == "auto" else self.renderer
+        files: dict[str, Any] = {}
+
+        def rel(path: Path) -> str:
+            return Path(os.path.relpath(path, ctx.run_dir)).as_posix()
+
+        label = eg3d_label(recon.coeffs["angle"], recon.coeffs["trans"])
+        if "mat" in self.formats:
+            from scipy.io import savemat
+
+            buf = io.BytesIO()
+            savemat(buf, deep3d_coeff_dict(recon))
+            files["mat"] = rel(ctx.write_bytes(f"{key}.mat", buf.getvalue()))
+        if "npy" in self.formats:
+            coeffs = {k: v.reshape(v.shape[1:]) for k, v in deep3d_coeff_dict(recon).items()}
+            files["npy"] = rel(ctx.save_npy(f"{key}.npy", np.array(coeffs, dtype=object), allow_pickle=True))
+        if "obj" in self.formats or "glb" in self.formats:
+            from fk.io.mesh import write_glb, write_obj
+
+            mesh = recon_mesh(recon)
+            if "obj" in self.formats:
+                files["obj"] = rel(ctx.write_with(f"{key}.obj", lambda p: write_obj(p, mesh)))
+            if "glb" in self.formats:
+                files["glb"] = rel(ctx.write_with(f"{key}.glb", lambda p: write_glb(p, mesh)))
+        if "label" in self.formats:
+            files["label"] = rel(ctx.write_json(f"{key}_label.json", {f"{key}.png": label.tolist()}))
+        if "png" in self.formats:
+            files["png"] = rel(ctx.save_image(f"{key}.png", views.three_panel(recon, renderer)))
+        photo = None
+        if "overlay" in self.formats or "input" in self.formats:
+            photo = self._photo(inputs.get("image"), recon, ctx)
+        if "overlay" in self.formats and photo is not None:
+            files["overlay"] = rel(ctx.save_image(f"{key}_overlay.png",
+                                                  views.photo_overlay(recon, photo, renderer=renderer)))
+        if "input" in self.formats and photo is not None:
+            from PIL import Image
+
+            small = Image.fromarray(photo)
+            small.thumbnail((1024, 1024))
+            files["input"] = rel(ctx.save_image(f"{key}_input.jpg", np.asarray(small), quality=90))
+        if "turntable" in self.formats:
+            frames = views.turntable(recon, self.frames, self.size, renderer=renderer)
+            files["turntable"] = [rel(ctx.save_image(f"{key}_turn/{i:02d}.png", f)) for i, f in enumerate(frames)]
+        return {"files": files, "label": label}
+
+    @staticmethod
+    def _photo(image: Any, recon, ctx) -> np.ndarray | None:
+        from fk.io import as_rgb
+
+        if image is None:
+            face = getattr(recon.crop, "face", None)
+            image = getattr(face, "source", None) or ctx.source
+        if image is None:
+            ctx.log("no original photo given: overlay skipped")
+            return None
+        return as_rgb(image)

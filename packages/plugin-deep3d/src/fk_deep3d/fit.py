@@ -1,0 +1,242 @@
+"""Analysis-by-synthesis fitting of a face model to one 224² Deep3D crop.
+
+Three stages, each cheap enough for a 2-core CPU:
+
+1. **pose from landmarks**: Levenberg-Marquardt (scipy) on the 6 pose parameters so the
+   mean face's 68 keypoints project onto the detected landmarks (a few starts in yaw);
+2. **landmark stage**: L-BFGS on pose + identity + expression with the weighted landmark
+   loss and the coefficient prior, evaluating only the 68 keypoint vertices;
+3. **photometric stage**: Adam on every coefficient through the differentiable renderer,
+   with Deep3D's losses: skin-masked photometric term (mask = skin posterior × rendered
+   face region), landmarks (weight 20 on nose bridge and inner mouth), coefficient,
+   gamma and reflectance regularisers, and ArcFace identity when weights are given.
+
+Convention: landmarks are (68, 2) pixels of the crop, x right, y down, pixel centres at
+integers (``fk.models.camera``); the crop is (224, 224, 3) uint8 RGB; renders use
+``fk_deep3d.camera.K_CROP`` so renders and landmarks agree.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from fk.errors import FkError, InputError
+from fk_deep3d import losses as L
+from fk_deep3d.camera import CAMERA_DISTANCE, CROP_SIZE, K_CROP, angles_from_rotation_np, rotation_from_angles_np
+
+
+@dataclass
+class FitResult:
+    coeffs: torch.Tensor  # (1, n_coeffs)
+    output: dict[str, torch.Tensor]  # the model's forward at coeffs
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    landmark_rmse: float = float("nan")  # pixels, between model and detected landmarks
+
+
+def _project_np(points_world: np.ndarray) -> np.ndarray:
+    """Deep3D world (N, 3) -> image pixels (N, 2) of the crop (x right, y down)."""
+    cam = np.stack([points_world[:, 0], -points_world[:, 1], CAMERA_DISTANCE - points_world[:, 2]], 1)
+    uvw = cam @ K_CROP.T
+    return uvw[:, :2] / uvw[:, 2:3]
+
+
+def pose_from_landmarks(keypoints3d: np.ndarray, landmarks: np.ndarray,
+                        yaw_starts: tuple[float, ...] = (0.0, -0.7, 0.7)) -> tuple[np.ndarray, np.ndarray, float]:
+    """Deep3D (angle, trans) that project ``keypoints3d`` (68, 3) onto ``landmarks`` (68, 2).
+
+    Weighted least squares (the landmark-loss weights), Levenberg-Marquardt from a few yaw
+    starts; returns (angle (3,), trans (3,), RMS pixel error).
+    """
+    from scipy.optimize import least_squares
+
+    w = np.sqrt(L.landmark_weights(68).numpy().astype(np.float64))[:, None]
+    target = np.asarray(landmarks, np.float64)
+
+    def residual(p: np.ndarray) -> np.ndarray:
+        world = keypoints3d @ rotation_from_angles_np(p[:3]).T + p[3:]
+        return ((_project_np(world) - target) * w).ravel()
+
+    best = None
+    for yaw in yaw_starts:
+        sol = least_squares(residual, np.array([0.0, yaw, 0.0, 0.0, 0.0, 0.0]), method="lm", max_nfev=400)
+        if np.all(np.isfinite(sol.x)) and (best is None or sol.cost < best.cost):
+            best = sol
+    if best is None:
+        raise FkError("pose from landmarks did not converge", hint="check the landmarks of this face")
+    rot = rotation_from_angles_np(best.x[:3])
+    angle = angles_from_rotation_np(rot)  # canonical angles (|yaw| < 90°)
+    world = keypoints3d @ rot.T + best.x[3:]
+    rmse = float(np.sqrt(((_project_np(world) - target) ** 2).sum(1).mean()))
+    return angle, best.x[3:].copy(), rmse
+
+
+class Fitter:
+    """Fits one face model to crops; reuse one instance for many crops.
+
+    Args:
+        model: an ``fk.models.FaceModel``.
+        iterations: photometric Adam steps (0 skips the renderer entirely).
+        landmark_iterations: L-BFGS steps of the landmark stage.
+        renderer: ``fk.render`` backend name.
+        weights: Deep3D's loss weights.
+        identity: optional callable (B,H,W,3) image in [0,1] + (B,68,2) landmarks -> (B,512) features.
+    """
+
+    def __init__(self, model, iterations: int = 40, landmark_iterations: int = 30, renderer: str = "auto",
+                 weights: L.LossWeights = L.LossWeights(), identity: Any = None, lr: float = 0.01):
+        self.model = model
+        self.iterations = int(iterations)
+        self.landmark_iterations = int(landmark_iterations)
+        self.renderer = renderer
+        self.w = weights
+        self.identity = identity
+        self.lr = lr
+        dtype, dev = model.dtype, model.device
+        kp = model.keypoints
+        rows = (3 * kp[:, None] + torch.arange(3, device=dev)).reshape(-1)
+        self._kp_mean = model.mean_shape[rows].reshape(68, 3)
+        self._kp_id = model.id_base[rows]
+        self._kp_exp = model.exp_base[rows]
+        self._K = torch.as_tensor(K_CROP, dtype=dtype, device=dev)
+        self._faces = model.face_region_triangles()
+        self._skin_vertices = model.skin_mask if model.skin_mask is not None else None
+
+    # -- helpers ------------------------------------------------------------
+    def _landmarks(self, id_, exp, angle, trans) -> torch.Tensor:
+        kp = self._kp_mean + ((id_ @ self._kp_id.T) + (exp @ self._kp_exp.T)).reshape(-1, 68, 3)
+        world = self.model.pose(kp, angle, trans)
+        cam = torch.stack([world[..., 0], -world[..., 1], CAMERA_DISTANCE - world[..., 2]], -1)
+        uvw = cam @ self._K.T
+        return uvw[..., :2] / uvw[..., 2:3]
+
+    def render(self, out: dict[str, torch.Tensor]):
+        from fk_deep3d.raster import render_vertex_colors
+
+        v = out["vertices_world"]
+        cam = torch.stack([v[..., 0], -v[..., 1], CAMERA_DISTANCE - v[..., 2]], -1)
+        return render_vertex_colors(cam, self._faces, self._K[None].expand(v.shape[0], 3, 3),
+                                    (CROP_SIZE, CROP_SIZE), out["colors"], self.renderer)
+
+    def _landmark_stage(self, parts: dict[str, torch.Tensor], lm: np.ndarray) -> dict[str, np.ndarray]:
+        """Minimise w_lm·landmark + w_reg·(w_id‖id‖² + w_exp‖exp‖²) over pose, id, exp (Deep3D's weights)."""
+        from scipy.optimize import least_squares
+
+        w = self.w
+        mean = self._kp_mean.detach().cpu().double().numpy()
+        id_b = self._kp_id.detach().cpu().double().numpy().reshape(68, 3, -1)
+        exp_b = self._kp_exp.detach().cpu().double().numpy().reshape(68, 3, -1)
+        n_id, n_exp = id_b.shape[2], exp_b.shape[2]
+        lm_scale = np.sqrt(w.lm * L.landmark_weights(68).numpy().astype(np.float64) / 68)[:, None]
+        reg_scale = np.sqrt(w.reg * np.concatenate([np.full(n_id, w.id), np.full(n_exp, w.exp)]))
+
+        def unpack(x):
+            return x[:3], x[3:6], x[6:6 + n_id], x[6 + n_id:]
+
+        def residual(x):
+            angle, trans, id_, exp = unpack(x)
+            pts = mean + id_b @ id_ + exp_b @ exp
+            world = pts @ rotation_from_angles_np(angle).T + trans
+            return np.concatenate([((_project_np(world) - lm) * lm_scale).ravel(),
+                                   reg_scale * np.concatenate([id_, exp])])
+
+        x0 = np.concatenate([parts[k].detach()[0].cpu().double().numpy() for k in ("angle", "trans", "id", "exp")])
+        sol = least_squares(residual, x0, method="trf", max_nfev=self.landmark_iterations * 10, x_scale="jac")
+        angle, trans, id_, exp = unpack(sol.x)
+        return {"angle": angle, "trans": trans, "id": id_, "exp": exp}
+
+    # -- the fit --------------------------------------------------------------
+    def fit(self, image: np.ndarray, landmarks: np.ndarray, init: torch.Tensor | None = None) -> FitResult:
+        """Fit to a (224, 224, 3) uint8 crop with its (68, 2) landmarks; ``init`` (1, n_coeffs) optional."""
+        from fk_deep3d.skin import skin_probability
+
+        model, w = self.model, self.w
+        image = np.asarray(image)
+        if image.shape != (CROP_SIZE, CROP_SIZE, 3):
+            raise InputError(f"fit:deep3d expects a 224×224 RGB crop, got {image.shape}",
+                             hint="use crop:deep3d before fit:deep3d")
+        lm = np.asarray(landmarks, np.float64)
+        if lm.shape != (68, 2) or not np.all(np.isfinite(lm)):
+            raise InputError(f"fit:deep3d needs 68 finite landmarks in the crop, got {lm.shape}",
+                             hint="use a 68-point detector (detect:dlib) before crop:deep3d")
+        dtype, dev = model.dtype, model.device
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        if init is None:
+            angle, trans, _ = pose_from_landmarks(self._kp_mean.detach().cpu().double().numpy(), lm)
+            init = model.join_coeffs({"angle": torch.as_tensor(angle, dtype=dtype, device=dev)[None],
+                                      "trans": torch.as_tensor(trans, dtype=dtype, device=dev)[None]})
+        timings["pose"] = time.perf_counter() - t0
+        parts = {k: v.detach().clone().requires_grad_(True) for k, v in model.split_coeffs(init.to(dtype)).items()}
+        target_lm = torch.as_tensor(lm, dtype=dtype, device=dev)[None]
+        history: list[dict[str, float]] = []
+
+        # Stage 2: landmarks + coefficient prior on the 68 keypoint vertices (scipy LM, float64).
+        t0 = time.perf_counter()
+        if self.landmark_iterations > 0:
+            solved = self._landmark_stage(parts, lm)
+            with torch.no_grad():
+                for k, v in solved.items():
+                    parts[k].copy_(torch.as_tensor(v, dtype=dtype, device=dev)[None])
+        timings["landmarks"] = time.perf_counter() - t0
+
+        # Stage 3: photometric, through the renderer.
+        t0 = time.perf_counter()
+        render_seconds = 0.0
+        if self.iterations > 0:
+            target = torch.as_tensor(np.array(image), dtype=dtype, device=dev)[None] / 255.0
+            skin = torch.as_tensor(skin_probability(image), dtype=dtype, device=dev)[None]
+            feat_gt = None
+            if self.identity is not None:
+                with torch.no_grad():
+                    feat_gt = self.identity(target, target_lm)
+            # Gamma and albedo start far from the photo; give them larger steps than the geometry.
+            opt = torch.optim.Adam([
+                {"params": [parts["id"], parts["exp"]], "lr": self.lr},
+                {"params": [parts["tex"], parts["gamma"]], "lr": 3 * self.lr},
+                {"params": [parts["angle"]], "lr": 0.1 * self.lr},
+                {"params": [parts["trans"]], "lr": 0.1 * self.lr},
+            ])
+            skin_v = self._skin_vertices
+            for it in range(self.iterations):
+                opt.zero_grad()
+                coeffs = model.join_coeffs(parts)
+                out = model(coeffs)
+                tr = time.perf_counter()
+                rendered = self.render(out)
+                render_seconds += time.perf_counter() - tr
+                mask = rendered.mask.to(dtype) * skin
+                terms = {
+                    "color": w.color * L.photometric_loss(rendered.rgb, target, mask),
+                    "lm": w.lm * L.landmark_loss(out["landmarks_2d"], target_lm),
+                    "reg": w.reg * L.coefficient_loss(parts["id"], parts["exp"], parts["tex"], w),
+                    "gamma": w.gamma * L.gamma_loss(parts["gamma"]),
+                    "reflc": w.reflc * L.reflectance_loss(
+                        out["albedo"], skin_v if skin_v is not None else torch.ones(out["albedo"].shape[1],
+                                                                                     dtype=torch.bool, device=dev)),
+                }
+                if feat_gt is not None:
+                    terms["feat"] = w.feat * L.identity_loss(self.identity(rendered.rgb * mask[..., None]
+                                                                           + target * (1 - mask[..., None]),
+                                                                           out["landmarks_2d"]), feat_gt)
+                loss = sum(terms.values())
+                if not torch.isfinite(loss):
+                    raise FkError(f"fit diverged at photometric step {it} (loss {float(loss)})",
+                                  hint="check the crop and its landmarks; try iterations: 0")
+                loss.backward()
+                opt.step()
+                if it == 0 or it == self.iterations - 1:
+                    history.append({"stage": 3.0, "step": float(it), **{k: float(v.detach()) for k, v in terms.items()}})
+        timings["photometric"] = time.perf_counter() - t0
+        timings["render"] = render_seconds
+
+        with torch.no_grad():
+            coeffs = model.join_coeffs({k: v.detach() for k, v in parts.items()})
+            out = model(coeffs)
+            rmse = float(((out["landmarks_2d"][0] - target_lm[0]) ** 2).sum(-1).mean().sqrt())
+        return FitResult(coeffs=coeffs, output=out, history=history, seconds=timings, landmark_rmse=rmse)

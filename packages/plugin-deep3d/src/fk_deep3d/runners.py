@@ -1,0 +1,188 @@
+"""Runners behind ``reconstruct:deep3d`` and ``fit:deep3d`` (the engine's runtime protocol)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fk.errors import FkError, InputError
+from fk.types import Crop, Reconstruction
+
+# A fit whose model landmarks sit this far (RMS, crop pixels) from the detected ones failed.
+MAX_LANDMARK_RMSE = 12.0
+
+
+def choose_model(name: str):
+    """``auto``: BFM09 when its converted file is present, else fk's demo head."""
+    import fk.models
+
+    if name == "auto":
+        ready = {m["name"]: m["ready"] for m in fk.models.available_models()}
+        name = "bfm09" if ready.get("bfm09") else "demo"
+    return fk.models.load_face_model(name)
+
+
+def resolve_checkpoint(path: str | None, required: bool) -> Path | None:
+    """The R-Net checkpoint: an explicit path, else the deep3d/epoch_20.pth asset (or None)."""
+    if path:
+        return Path(path).expanduser()
+    from fk.assets import asset_path, require_asset
+    from fk_deep3d.plugin import CHECKPOINT_ASSET
+
+    if required:
+        return require_asset(CHECKPOINT_ASSET)
+    p = asset_path(CHECKPOINT_ASSET)
+    return p if p.exists() else None
+
+
+def resolve_device(device: str | None, ctx_options: dict[str, Any]) -> torch.device:
+    name = device or ctx_options.get("device") or "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise FkError(f"device {name!r} requested but CUDA is not available", hint="use device: cpu")
+    return torch.device(name)
+
+
+def _check_crop(crop: Any) -> Crop:
+    if not isinstance(crop, Crop):
+        raise InputError(f"deep3d expects a Crop from crop:deep3d, got {type(crop).__name__}",
+                         hint="wire `crop: <crop step>.crop` with use: crop:deep3d")
+    if np.asarray(crop.image).shape != (224, 224, 3):
+        raise InputError(f"deep3d expects a 224×224 crop, got {np.asarray(crop.image).shape}",
+                         hint="use crop:deep3d (size 224)")
+    return crop
+
+
+def rnet_coeffs(net, crop: Crop, device: torch.device) -> torch.Tensor:
+    """(1, 257) R-Net prediction for a crop (RGB in [0, 1], NCHW)."""
+    x = torch.as_tensor(np.asarray(crop.image), dtype=torch.float32, device=device).permute(2, 0, 1)[None] / 255.0
+    with torch.no_grad():
+        return net(x).cpu()
+
+
+def coeffs_for_model(model, rnet: torch.Tensor) -> torch.Tensor:
+    """R-Net's 257 coefficients in ``model``'s layout: all of them for BFM-sized models, else pose and light."""
+    from fk_deep3d.rnet import split_coeffs
+
+    parts = split_coeffs(rnet)
+    if model.n_coeffs == 257:
+        return rnet.to(model.dtype)
+    keep = {k: parts[k].to(model.dtype) for k in ("angle", "gamma", "trans")}
+    return model.join_coeffs(keep)
+
+
+def reconstruction(model, coeffs: torch.Tensor, out: dict[str, torch.Tensor], crop: Crop,
+                   extra: dict[str, Any]) -> Reconstruction:
+    from fk_deep3d.camera import eg3d_label
+
+    parts = {k: v[0].detach().cpu().double().numpy() for k, v in model.split_coeffs(coeffs).items()}
+    return Reconstruction(
+        model=model.name, coeffs=parts,
+        vertices=out["vertices_world"][0].detach().cpu().double().numpy(),
+        triangles=model.triangles.cpu().numpy(),
+        colors=out["colors"][0].detach().clamp(0, 1).cpu().double().numpy(),
+        landmarks=out["landmarks_2d"][0].detach().cpu().double().numpy(),
+        crop=crop, camera_label=eg3d_label(parts["angle"], parts["trans"]),
+        uvs=None if model.uvs is None else model.uvs.cpu().numpy(),
+        extra=extra,
+    )
+
+
+class _Base:
+    def __init__(self, model: str = "auto", renderer: str = "auto", device: str = "cpu", iterations: int = 0,
+                 checkpoint: str | None = None):
+        self.model_name = model or "auto"
+        self.renderer = renderer or "auto"
+        self.device_name = device
+        self.iterations = int(iterations or 0)
+        self.checkpoint = checkpoint
+        self._model = None
+        self._net = None
+        self._fitters: dict[str, Any] = {}
+
+    def model(self, device: torch.device):
+        if self._model is None:
+            self._model = choose_model(self.model_name).to(device)
+        return self._model
+
+    def net(self, path: Path, device: torch.device):
+        if self._net is None:
+            from fk_deep3d.rnet import load_reconnet
+
+            self._net = load_reconnet(path, device)
+        return self._net
+
+    def fitter(self, model, renderer: str, identity: Any = None):
+        from fk_deep3d.fit import Fitter
+
+        key = renderer
+        if key not in self._fitters:
+            self._fitters[key] = Fitter(model, iterations=self.iterations, renderer=renderer, identity=identity)
+        return self._fitters[key]
+
+    def _renderer(self, ctx) -> str:
+        return ctx.options.get("renderer", "auto") if self.renderer == "auto" else self.renderer
+
+    def _finish(self, model, result, crop: Crop, ctx, extra: dict[str, Any]) -> dict[str, Any]:
+        if not np.isfinite(result.landmark_rmse) or result.landmark_rmse > MAX_LANDMARK_RMSE:
+            raise FkError(f"{ctx.key}: the fit failed (landmark RMS {result.landmark_rmse:.1f} px > "
+                          f"{MAX_LANDMARK_RMSE:g})", hint="check the detection; profile faces beyond ~80° fail")
+        extra = {**extra, "landmark_rmse": result.landmark_rmse, "seconds": result.seconds,
+                 "history": result.history}
+        ctx.log(f"{model.name}: landmark RMS {result.landmark_rmse:.2f} px, "
+                + ", ".join(f"{k} {v:.2f}s" for k, v in result.seconds.items()))
+        return {"recon": reconstruction(model, result.coeffs, result.output, crop, extra)}
+
+
+class ReconstructRunner(_Base):
+    """R-Net regression (needs the checkpoint); optional photometric refinement."""
+
+    def __call__(self, inputs: dict[str, Any], ctx) -> dict[str, Any]:
+        crop = _check_crop(inputs["crop"])
+        device = resolve_device(self.device_name, ctx.options)
+        net = self.net(resolve_checkpoint(self.checkpoint, required=True), device)
+        model = self.model(device)
+        init = coeffs_for_model(model, rnet_coeffs(net, crop, device)).to(device)
+        extra = {"init": "rnet", "method": "regression"}
+        if self.iterations > 0 and crop.landmarks is not None:
+            result = self.fitter(model, self._renderer(ctx)).fit(crop.image, crop.landmarks, init)
+            return self._finish(model, result, crop, ctx, {**extra, "method": "regression+fit"})
+        with torch.no_grad():
+            out = model(init)
+        return {"recon": reconstruction(model, init, out, crop, extra)}
+
+
+class FitRunner(_Base):
+    """Analysis-by-synthesis; starts from R-Net when its checkpoint is present (``init: auto``)."""
+
+    def __init__(self, model: str = "auto", renderer: str = "auto", device: str = "cpu", iterations: int = 40,
+                 init: str = "auto", checkpoint: str | None = None, arcface: str | None = None):
+        super().__init__(model, renderer, device, iterations, checkpoint)
+        self.init = init or "auto"
+        self.arcface = arcface
+
+    def _identity(self, device: torch.device):
+        from fk_deep3d.arcface import load_identity
+
+        return load_identity(self.arcface, device)
+
+    def __call__(self, inputs: dict[str, Any], ctx) -> dict[str, Any]:
+        crop = _check_crop(inputs["crop"])
+        if crop.landmarks is None:
+            raise InputError(f"{ctx.key}: fit:deep3d needs the crop's 68 landmarks",
+                             hint="use detect:dlib (68 points) before crop:deep3d")
+        device = resolve_device(self.device_name, ctx.options)
+        model = self.model(device)
+        init = None
+        how = "landmarks"
+        if self.init in ("auto", "rnet"):
+            ckpt = resolve_checkpoint(self.checkpoint, required=self.init == "rnet")
+            if ckpt is not None:
+                init = coeffs_for_model(model, rnet_coeffs(self.net(ckpt, device), crop, device)).to(device)
+                how = "rnet"
+        identity = self._identity(device)
+        result = self.fitter(model, self._renderer(ctx), identity).fit(crop.image, crop.landmarks, init)
+        return self._finish(model, result, crop, ctx, {"init": how, "method": "fit",
+                                                       "identity_loss": identity is not None})
