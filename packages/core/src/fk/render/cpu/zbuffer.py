@@ -36,6 +36,9 @@ except Exception:  # noqa: BLE001
     HAVE_NUMBA = False
 
 
+BOX_MARGIN = 1e-6  # pixels added around each bounding box
+
+
 def _edge_setup(X0, Y0, w0, X1, Y1, w1, X2, Y2, w2):  # pragma: no cover - compiled by numba
     """Normalised edge coefficients ``f_k = a_k px + b_k py + c_k`` and ``|det|`` (0 if degenerate)."""
     a0 = Y1 * w2 - w1 * Y2
@@ -107,10 +110,11 @@ if HAVE_NUMBA:
                     y0 = Y0 / w0
                     y1 = Y1 / w1
                     y2 = Y2 / w2
-                    c_lo = max(c_lo, int(math.ceil(min(x0, x1, x2) - 0.5)))
-                    c_hi = min(c_hi, int(math.floor(max(x0, x1, x2) - 0.5)))
-                    rr_lo = max(rr_lo, int(math.ceil(min(y0, y1, y2) - 0.5)))
-                    rr_hi = min(rr_hi, int(math.floor(max(y0, y1, y2) - 0.5)))
+                    # BOX_MARGIN: X / w rounds differently from the edge functions; let those decide
+                    c_lo = max(c_lo, int(math.ceil(min(x0, x1, x2) - 0.5 - BOX_MARGIN)))
+                    c_hi = min(c_hi, int(math.floor(max(x0, x1, x2) - 0.5 + BOX_MARGIN)))
+                    rr_lo = max(rr_lo, int(math.ceil(min(y0, y1, y2) - 0.5 - BOX_MARGIN)))
+                    rr_hi = min(rr_hi, int(math.floor(max(y0, y1, y2) - 0.5 + BOX_MARGIN)))
                 for r in range(rr_lo, rr_hi + 1):
                     py = r + 0.5
                     e0 = b0 * py + c0
@@ -248,11 +252,11 @@ def visibility_torch(pos: torch.Tensor, tri: torch.Tensor, pos_of_image: torch.T
         ok = any_front & (det > 0) & torch.isfinite(det)
         all_front = (w > 0).all(1)
         xs, ys = X / w, Y / w
-        c_lo = torch.where(all_front, torch.ceil(xs.amin(1) - 0.5).clamp(min=0), torch.zeros_like(det))
-        c_hi = torch.where(all_front, torch.floor(xs.amax(1) - 0.5).clamp(max=width - 1),
+        c_lo = torch.where(all_front, torch.ceil(xs.amin(1) - 0.5 - BOX_MARGIN).clamp(min=0), torch.zeros_like(det))
+        c_hi = torch.where(all_front, torch.floor(xs.amax(1) - 0.5 + BOX_MARGIN).clamp(max=width - 1),
                            torch.full_like(det, width - 1))
-        r_lo = torch.where(all_front, torch.ceil(ys.amin(1) - 0.5).clamp(min=0), torch.zeros_like(det))
-        r_hi = torch.where(all_front, torch.floor(ys.amax(1) - 0.5).clamp(max=height - 1),
+        r_lo = torch.where(all_front, torch.ceil(ys.amin(1) - 0.5 - BOX_MARGIN).clamp(min=0), torch.zeros_like(det))
+        r_hi = torch.where(all_front, torch.floor(ys.amax(1) - 0.5 + BOX_MARGIN).clamp(max=height - 1),
                            torch.full_like(det, height - 1))
         ok &= torch.isfinite(c_lo) & torch.isfinite(c_hi) & torch.isfinite(r_lo) & torch.isfinite(r_hi)
         n_cols = torch.where(ok, (c_hi - c_lo + 1).clamp(min=0), torch.zeros_like(det)).long()
