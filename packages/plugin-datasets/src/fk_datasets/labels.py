@@ -74,10 +74,14 @@ def write_dataset_labels(path: Path, names: list[str], labels: np.ndarray | None
     return atomic.write_text(path, json.dumps({"labels": rows}) + "\n")
 
 
-def write_camera_parameters(path: Path, labels: dict[str, np.ndarray]) -> Path:
-    """LPFF's ``camera_parameters.json`` (sorted by face, indent 4)."""
+def camera_parameters_text(labels: dict[str, np.ndarray]) -> str:
+    """LPFF's ``camera_parameters.json`` content (sorted by face, indent 4)."""
     doc = {face: [float(v) for v in np.asarray(labels[face]).ravel()] for face in sorted(labels)}
-    return atomic.write_text(path, json.dumps(doc, indent=4) + "\n")
+    return json.dumps(doc, indent=4) + "\n"
+
+
+def write_camera_parameters(path: Path, labels: dict[str, np.ndarray]) -> Path:
+    return atomic.write_text(path, camera_parameters_text(labels))
 
 
 def write_list(path: Path, names: list[str]) -> Path:
