@@ -6,5 +6,28 @@ integer (x, y). OpenGL, EG3D (normalised intrinsics, cam2world labels) and Deep3
 (y-up camera, y-up pixels) are converted only at the edges: ``fk.cameras.eg3d``,
 ``fk.cameras.deep3d``. See docs/conventions.md.
 
-Submodules are imported on use: ``fk.cameras.eg3d`` and ``fk.cameras.deep3d`` are numpy only.
+Nothing here imports torch: ``fk.cameras.eg3d`` and ``fk.cameras.deep3d`` are numpy only, and
+the pinhole helpers take numpy arrays or torch tensors.
 """
+
+from fk.cameras.pinhole import (
+    Intrinsics,
+    Pose,
+    clip_from_cam,
+    invert_pose_matrix,
+    ndc_from_pixel,
+    opencv_from_opengl_cam2world,
+    opencv_from_opengl_points,
+    opengl_from_opencv_cam2world,
+    opengl_from_opencv_points,
+    pixel_from_ndc,
+    project,
+    project_points,
+    unproject,
+)
+
+__all__ = [
+    "Intrinsics", "Pose", "clip_from_cam", "invert_pose_matrix", "ndc_from_pixel",
+    "opencv_from_opengl_cam2world", "opencv_from_opengl_points", "opengl_from_opencv_cam2world",
+    "opengl_from_opencv_points", "pixel_from_ndc", "project", "project_points", "unproject",
+]  # fmt: skip
