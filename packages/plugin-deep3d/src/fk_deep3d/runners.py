@@ -57,7 +57,7 @@ def _check_crop(crop: Any) -> Crop:
 
 def rnet_coeffs(net, crop: Crop, device: torch.device) -> torch.Tensor:
     """(1, 257) R-Net prediction for a crop (RGB in [0, 1], NCHW)."""
-    x = torch.as_tensor(np.asarray(crop.image), dtype=torch.float32, device=device).permute(2, 0, 1)[None] / 255.0
+    x = torch.as_tensor(np.array(crop.image), dtype=torch.float32, device=device).permute(2, 0, 1)[None] / 255.0
     with torch.no_grad():
         return net(x).cpu()
 
