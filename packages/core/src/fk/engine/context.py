@@ -65,17 +65,10 @@ class ItemContext:
         return self.write_bytes(relpath, buf.getvalue())
 
     def save_image(self, relpath: str, image: Any, **save_kwargs: Any) -> Path:
-        """Save an HxW or HxWxC uint8 array (or float in [0, 1]) as PNG/JPEG by suffix."""
-        import numpy as np
-        from PIL import Image
+        """Save an HxW, HxWx3 or HxWx4 array (uint8, or float in [0, 1]); format by suffix."""
+        from fk.io import save_image
 
-        arr = np.asarray(image)
-        if arr.dtype != np.uint8:
-            arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-        fmt = {".jpg": "JPEG", ".jpeg": "JPEG"}.get(Path(relpath).suffix.lower(), "PNG")
-        buf = io.BytesIO()
-        Image.fromarray(arr).save(buf, format=fmt, **save_kwargs)
-        return self.write_bytes(relpath, buf.getvalue())
+        return self._record(save_image(self.path(relpath), image, **save_kwargs))
 
     def write_with(self, relpath: str, writer: Callable[[Path], Any]) -> Path:
         """Let ``writer(tmp_path)`` write a file (e.g. a mesh), then move it into place atomically."""
