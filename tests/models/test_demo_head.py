@@ -84,26 +84,14 @@ def test_modes_change_geometry_and_albedo_is_skin_like(model):
 
 
 def _render_world_positions(vertices_cam, triangles, attributes, size=224):
-    """Rasterise with fk.render at the Deep3D landmark camera (K: cx 112, cy 111) in image layout;
-    returns (H, W) mask and (H, W, C) interpolated attributes."""
-    import fk.render as dr
+    """Render through fk.render.mesh.render_mesh at the Deep3D landmark camera (K: cx 112, cy 111);
+    returns the (H, W) mask and the (H, W, C) interpolated attributes."""
     from fk.models.camera import camera_matrix, opencv_from_camera
+    from fk.render.mesh import render_mesh
 
-    v = opencv_from_camera(vertices_cam).float()
-    k = camera_matrix()
-    z = v[..., 2:3]
-    n, f = 5.0, 15.0
-    # pixel centre (col j, row i) <-> NDC 2(j + 0.5)/W - 1 and 2(i + 0.5)/H - 1, so memory row i = image row i
-    clip = torch.cat([
-        2 * k[0, 0] / size * v[..., :1] + ((2 * k[0, 2] + 1) / size - 1) * z,
-        2 * k[1, 1] / size * v[..., 1:2] + ((2 * k[1, 2] + 1) / size - 1) * z,
-        (f + n) / (f - n) * z - 2 * f * n / (f - n),
-        z,
-    ], dim=-1).contiguous()
-    ctx = dr.get_context("cpu")
-    rast, _ = dr.rasterize(ctx, clip, triangles.int().contiguous(), (size, size))
-    feat, _ = dr.interpolate(attributes.float().contiguous(), rast, triangles.int().contiguous())
-    return rast[0, ..., 3] > 0, feat[0]
+    rendered = render_mesh(opencv_from_camera(vertices_cam).float(), triangles, camera_matrix()[None],
+                           (size, size), vertex_colors=attributes.float(), backend="cpu")
+    return rendered.mask[0], rendered.rgb[0]
 
 
 def test_pose_recovered_from_a_render_within_one_degree(model):

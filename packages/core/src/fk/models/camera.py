@@ -18,14 +18,10 @@ from __future__ import annotations
 
 import torch
 
-try:  # the one place the constants live, once fk.cameras.deep3d provides them
-    from fk.cameras.deep3d import CAMERA_DISTANCE, CENTER, FOCAL
-except ImportError:  # pragma: no cover - only while fk.cameras.deep3d is not there yet
-    FOCAL = 1015.0
-    CENTER = 112.0
-    CAMERA_DISTANCE = 10.0
+from fk.cameras.deep3d import CAMERA_DISTANCE, CENTER, FOCAL, IMAGE_SIZE  # the one place they live
 
-IMAGE_SIZE = 224  # side of the Deep3D crop, 2 * CENTER
+__all__ = ["CAMERA_DISTANCE", "CENTER", "FOCAL", "IMAGE_SIZE", "camera_matrix", "image_from_yup",
+           "opencv_from_camera", "project", "to_camera"]
 
 
 def to_camera(vertices_world: torch.Tensor) -> torch.Tensor:

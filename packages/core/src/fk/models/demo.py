@@ -171,7 +171,6 @@ def _features(p, front):
 
 def _identity_modes(p, front):
     x, y = p[:, 0], p[:, 1]
-    face = front[:, None]
     modes = []
     def add(dx=0.0, dy=0.0, dz=0.0):
         m = np.zeros_like(p)
@@ -188,7 +187,6 @@ def _identity_modes(p, front):
     add(dz=0.03 * _pair(x, y, 0.33, 0.47, 0.2, 0.06) * front)  # brow prominence
     add(dz=0.03 * _pair(x, y, 0.4, -0.15, 0.15, 0.15) * front)  # cheek fullness
     add(dz=-0.04 * _smoothstep(0.5, 1.2, y) * front)  # forehead slope
-    del face
     return np.stack(modes, axis=-1)  # (N, 3, 10)
 
 

@@ -1,8 +1,9 @@
 """The morphable face model interface every fk plugin uses (BFM09, HiFi3D++, the demo head).
 
 Convention:
-- Units dm; world frame x right, y up, z toward the viewer; the mean shape is recentred (its
-  vertex centroid is the origin) by the loaders, as Deep3D does with ``recenter=True``.
+- Units dm; world frame x right, y up, z toward the viewer. BFM09 and HiFi3D++ loaders recentre the
+  mean shape on its vertex centroid (Deep3D's ``recenter=True``); the demo head is built directly in
+  that frame (its landmarks sit on Deep3D's standard points), not on its own centroid.
 - Coefficients: one (B, n_coeffs) vector split in this order: id (n_id), exp (n_exp), tex (n_tex),
   angle (3, rad, R = Rz·Ry·Rx), gamma (27, SH), trans (3, dm). For BFM09 that is Deep3D's 257 layout.
 - Shape S = mean + id_base @ id + exp_base @ exp, xyz interleaved per vertex (Deep3D's layout).
