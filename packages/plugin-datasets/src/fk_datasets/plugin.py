@@ -67,7 +67,7 @@ def fk_export():
         summary="camera_parameters/camera_parameters.json (kept faces minus review rejects) and density_filter.json",
         factory="fk_datasets.components:CameraParameters",
         params=(Param("rejects", "path", None, "reject list (default: <out>/review/rejects.json when present)"),),
-        inputs=(Port("labels", "json", "{face: label}"), Port("records", "json", "{face: density record}")),
+        inputs=(Port("labels", "label", "{face: label or null}"), Port("records", "json", "{face: density record}")),
         outputs=(Port("camera_parameters", "path"), Port("summary", "json")),
     )
 
