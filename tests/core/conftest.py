@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from fk.components import Component, Param, Port
+from fk.errors import ItemFiltered
 from fk.hookspecs import hookimpl
 from fk.io import load_image
 
@@ -26,14 +27,16 @@ class Tiles:
 
 
 class MeanColour:
-    def __init__(self, fail_on: str = ""):
-        self.fail_on = fail_on
+    def __init__(self, fail_on: str = "", drop: str = ""):
+        self.fail_on, self.drop = fail_on, drop
 
     def __call__(self, inputs, ctx):
         # Ctrl-C raises KeyboardInterrupt wherever the item is; the test picks the place
         # through the environment so that the recipe (and its digest) stays the same.
         if os.environ.get("TOY_INTERRUPT_ON") == ctx.key:
             raise KeyboardInterrupt
+        if self.drop and self.drop == ctx.key:
+            raise ItemFiltered("too dull to keep", {"score": 0.25})
         if self.fail_on and self.fail_on in ctx.key:
             raise ValueError(f"refusing {ctx.key} on purpose")
         pixels = inputs["tile"] if inputs.get("tile") is not None else load_image(inputs["image"])
@@ -61,7 +64,7 @@ class ToyPlugin:
     @hookimpl
     def fk_evaluate(self):
         yield Component("evaluate", "mean-colour", "mean RGB of an image or tile", MeanColour,
-                        params=(Param("fail_on", "str", ""),),
+                        params=(Param("fail_on", "str", ""), Param("drop", "str", "")),
                         inputs=(Port("image", "image", optional=True), Port("tile", "any", optional=True)),
                         outputs=(Port("mean", "json"),))
 

@@ -99,7 +99,8 @@ def test_manifest_records_components_params_digests_and_timings(toy_pm, toy_reci
     written = item["outputs"][0]
     assert hashlib.sha256((out / written["path"]).read_bytes()).hexdigest() == written["sha256"]
     assert item["source_sha256"] == hashlib.sha256(Path(item["source"]).read_bytes()).hexdigest()
-    assert manifest["counts"] == {"items": 4, "succeeded": 3, "failed": 1, "skipped_by_resume": 0}
+    assert manifest["counts"] == {"items": 4, "succeeded": 3, "failed": 1, "skipped_by_resume": 0,
+                                  "filtered": 0}
 
 
 def test_interrupt_keeps_finished_items_and_resume_completes(toy_pm, toy_recipe, tmp_path, monkeypatch):
@@ -138,3 +139,16 @@ def test_a_failing_run_scope_step_is_exit_code_one_and_items_are_kept(toy_pm, to
     assert result.exit_code == ExitCode.STEP_FAILED
     assert any(f["item"] == "_run" and "ZeroDivisionError" in f["error"] for f in result.failures)
     assert (tmp_path / "out" / "colour" / "a_00.json").exists()
+
+
+def test_filtered_items_stop_quietly_and_are_audited(toy_pm, toy_recipe, tmp_path):
+    out = tmp_path / "run"
+    summary = _run(toy_recipe, out, overrides=["colour.drop=c_00"])
+    assert summary.filtered == 1
+    assert [f["item"] for f in summary.failures] == ["broken"], "a filtered item is not a failure"
+    report = json.loads((out / "summary" / "summary.json").read_text())
+    assert "c_00" not in report["means"] and "c_01" in report["means"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["items"]["c"]["filtered"] == [
+        {"item": "c_00", "step": "colour", "reason": "too dull to keep", "score": 0.25}]
+    assert manifest["items"]["c"]["status"] == "ok"

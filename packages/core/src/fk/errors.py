@@ -70,5 +70,17 @@ class NoFaceError(InputError):
     """No face was found in an image: the item is recorded as failed, the batch goes on."""
 
 
+class ItemFiltered(Exception):  # noqa: N818 - a decision, not an error
+    """Raised by a component to drop an item on purpose (a density filter, a review reject).
+
+    The item's later steps do not run, it is not a failure, and the reason is kept in
+    the manifest (``filtered``) so the decision can be audited.
+    """
+
+    def __init__(self, reason: str, details: dict | None = None):
+        super().__init__(reason)
+        self.details = details or {}
+
+
 class ShapeError(ValueError):
     """A tensor argument has the wrong shape; the message names the argument."""

@@ -169,6 +169,7 @@ def run(
         output.json(summary.to_dict())
     elif not quiet:
         skipped = f", {summary.skipped} already done" if summary.skipped else ""
+        skipped += f", {summary.filtered} filtered out (see manifest.json)" if summary.filtered else ""
         colour = "green" if not summary.failures else "yellow"
         output.text(f"[{colour}]{summary.succeeded}/{summary.items} item(s) finished[/]{skipped} in "
                     f"{summary.seconds:.1f} s → {summary.out}")

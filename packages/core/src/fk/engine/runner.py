@@ -30,7 +30,7 @@ from fk import atomic
 from fk.components import Component, outputs_of
 from fk.engine.context import ItemContext
 from fk.engine.executors import Executor, make_executor
-from fk.errors import ExitCode, FkError
+from fk.errors import ExitCode, FkError, ItemFiltered
 from fk.recipe import Plan, StepPlan
 
 RECORDS_DIR = ".fk/items"
@@ -65,6 +65,7 @@ class RunSummary:
     skipped: int
     failures: list[dict[str, Any]]
     seconds: float
+    filtered: int = 0
     interrupted: bool = False
     run_step_failed: bool = False
     manifest: Path | None = None
@@ -82,7 +83,7 @@ class RunSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return {"out": str(self.out), "items": self.items, "succeeded": self.succeeded, "failed": self.failed,
-                "skipped": self.skipped, "failures": self.failures, "seconds": round(self.seconds, 3),
+                "skipped": self.skipped, "filtered": self.filtered, "failures": self.failures, "seconds": round(self.seconds, 3),
                 "interrupted": self.interrupted, "exit_code": int(self.exit_code),
                 "manifest": str(self.manifest) if self.manifest else None}
 
@@ -157,7 +158,7 @@ def process_item(task: ItemTask) -> dict[str, Any]:
     keep = collected_refs(plan)
     record: dict[str, Any] = {"key": task.key, "source": str(source), "digest": plan.digest(),
                               "source_sha256": None, "leaves": {}, "outputs": [], "failures": [],
-                              "timings": {}, "messages": []}
+                              "timings": {}, "messages": [], "filtered": []}
     try:
         record["source_sha256"] = atomic.sha256_file(source)
     except OSError:
@@ -179,6 +180,12 @@ def process_item(task: ItemTask) -> dict[str, Any]:
                 hook.fk_before_step(step_id=step.id, component=step.component, item_key=key)
                 runner = _runner_for(plan, step)
                 result = outputs_of(step.component, runner(_gather(step, vals), ctx))
+            except ItemFiltered as decision:  # dropped on purpose: not a failure
+                record["outputs"].extend(ctx.written)
+                record["filtered"].append({"item": key, "step": step.id, "reason": str(decision),
+                                           **atomic.to_jsonable(decision.details)})
+                record["leaves"][key] = {"status": "filtered", "values": {}}
+                return
             except Exception as exc:  # noqa: BLE001 - one bad item never stops the batch
                 record["outputs"].extend(ctx.written)
                 record["failures"].append({"item": key, "step": step.id, "component": step.component.ref,
@@ -222,8 +229,8 @@ def process_item(task: ItemTask) -> dict[str, Any]:
         record["leaves"][key] = {"status": "ok", "values": kept}
 
     run_from(0, task.key, values)
-    statuses = {leaf["status"] for leaf in record["leaves"].values()}
-    record["status"] = "ok" if statuses == {"ok"} else ("failed" if statuses <= {"failed"} else "partial")
+    statuses = {leaf["status"] for leaf in record["leaves"].values()} - {"filtered"}
+    record["status"] = "ok" if statuses <= {"ok"} else ("failed" if statuses <= {"failed"} else "partial")
     atomic.write_json(run_dir / RECORDS_DIR / f"{task.key}.json", record)
     return record
 
@@ -303,8 +310,9 @@ def run_plan(plan: Plan, options: RunOptions, executor: Executor | None = None, 
         failures.extend(records[key]["failures"])
     failures.sort(key=lambda f: (f["item"], f["step"]))
     succeeded = sum(1 for r in records.values() if r["status"] == "ok")
+    filtered = sum(len(r.get("filtered", [])) for r in records.values())
     summary = RunSummary(out, len(sources), succeeded, len(records) - succeeded, skipped,
-                         failures, time.perf_counter() - t0, interrupted, run_step_failed)
+                         failures, time.perf_counter() - t0, filtered, interrupted, run_step_failed)
     atomic.write_json(out / "failures.json", failures)
     summary.manifest = _write_manifest(plan, out, records, summary, started, __version__)
     if interrupted:
@@ -384,9 +392,10 @@ def _write_manifest(plan: Plan, out: Path, records: dict[str, dict[str, Any]], s
         "plan": plan.to_dict(),
         "plugins": plugins,
         "counts": {"items": summary.items, "succeeded": summary.succeeded, "failed": summary.failed,
-                   "skipped_by_resume": summary.skipped},
+                   "skipped_by_resume": summary.skipped, "filtered": summary.filtered},
         "items": {k: {"source": r["source"], "source_sha256": r.get("source_sha256"), "status": r["status"],
-                      "outputs": r["outputs"], "messages": r.get("messages", [])}
+                      "outputs": r["outputs"], "messages": r.get("messages", []),
+                      "filtered": r.get("filtered", [])}
                   for k, r in sorted(records.items())},
         "run_outputs": _RUN_OUTPUTS.pop(str(out), []),
         "timings": timings,

@@ -209,7 +209,7 @@ class FaceModel(torch.nn.Module):
 
     def landmarks(self, vertices_cam: torch.Tensor) -> torch.Tensor:
         """(B, N, 3) camera vertices -> (B, 68, 2) image pixels of the crop (x right, y down)."""
-        return cam.image_from_yup(cam.project(vertices_cam[:, self.keypoints]))
+        return cam.image_from_yup(cam.project(vertices_cam.index_select(1, self.keypoints)))
 
     def forward(self, coeffs: torch.Tensor) -> dict[str, torch.Tensor]:
         """Evaluate the model.
@@ -227,9 +227,9 @@ class FaceModel(torch.nn.Module):
         rotation = rotation_from_angles(c["angle"])
         vertices_world = pose_vertices(shape, rotation, c["trans"])
         vertices_cam = cam.to_camera(vertices_world)
-        landmarks_yup = cam.project(vertices_cam[:, self.keypoints])
+        landmarks_yup = cam.project(vertices_cam.index_select(1, self.keypoints))
         albedo = self.albedo(c["tex"])
-        normals = self.normals(shape) @ rotation.transpose(-1, -2)
+        normals = self.normals(shape) @ rotation.transpose(-1, -2).contiguous()
         colors = illuminate(albedo, normals, c["gamma"])
         return {"shape": shape, "vertices_world": vertices_world, "vertices_cam": vertices_cam,
                 "rotation": rotation, "normals": normals, "albedo": albedo, "colors": colors,

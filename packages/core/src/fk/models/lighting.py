@@ -49,5 +49,5 @@ def illuminate(albedo: torch.Tensor, normals: torch.Tensor, gamma: torch.Tensor)
     prior = torch.zeros(9, dtype=gamma.dtype, device=gamma.device)
     prior[0] = AMBIENT_PRIOR
     lit = lit + prior
-    shading = sh_basis(normals) @ lit.transpose(-1, -2)  # (B, N, 3)
+    shading = sh_basis(normals) @ lit.transpose(-1, -2).contiguous()  # (B, N, 3)
     return shading * albedo

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 def face_normals(vertices: torch.Tensor, triangles: torch.Tensor, normalize: bool = True) -> torch.Tensor:
     """(B, N, 3) vertices, (F, 3) int64 triangles -> (B, F, 3) face normals."""
-    v1, v2, v3 = (vertices[:, triangles[:, k]] for k in range(3))
+    v1, v2, v3 = (vertices.index_select(1, triangles[:, k]) for k in range(3))  # index_select: fast gather
     n = torch.linalg.cross(v1 - v2, v2 - v3, dim=-1)
     return F.normalize(n, dim=-1) if normalize else n
 
@@ -28,7 +28,8 @@ def point_buf_normals(vertices: torch.Tensor, triangles: torch.Tensor, point_buf
     """Deep3D vertex normals: (B, N, 3) -> (B, N, 3) using ``point_buf`` (N, K) int64."""
     fn = face_normals(vertices, triangles)
     fn = torch.cat([fn, fn.new_zeros(fn.shape[0], 1, 3)], dim=1)
-    return F.normalize(fn[:, point_buf].sum(dim=2), dim=-1)
+    gathered = fn.index_select(1, point_buf.reshape(-1)).reshape(*vertices.shape[:2], point_buf.shape[1], 3)
+    return F.normalize(gathered.sum(dim=2), dim=-1)
 
 
 def area_weighted_normals(vertices: torch.Tensor, triangles: torch.Tensor) -> torch.Tensor:
