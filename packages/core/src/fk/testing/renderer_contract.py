@@ -229,7 +229,7 @@ class RendererContract:
         rows, cols = torch.nonzero(covered, as_tuple=True)
         assert torch.allclose(out[0][covered][:, 0], (cols.float().to(self.device) + 0.5) / 8 - 1, atol=1e-5)
         assert torch.allclose(out[0][covered][:, 1], (rows.float().to(self.device) + 0.5) / 5 - 1, atol=1e-5)
-        assert torch.all(out[0][~covered] == 0) and torch.allclose(out[0][covered][:, 2], torch.tensor(3.0))
+        assert torch.all(out[0][~covered] == 0) and torch.allclose(out[0][covered][:, 2], torch.full_like(out[0][covered][:, 2], 3.0))
         expected = self.t([2 / 16, 0.0, 0.0, 2 / 10])
         assert torch.allclose(da[0][covered], expected.expand(int(covered.sum()), 4), atol=1e-5)
         _, da_all = self.dr.interpolate(attr, rast, tri, rast_db=db, diff_attrs="all")
