@@ -36,7 +36,7 @@ class MeanColour:
         if os.environ.get("TOY_INTERRUPT_ON") == ctx.key:
             raise KeyboardInterrupt
         if self.drop and self.drop == ctx.key:
-            raise ItemFiltered("too dull to keep", {"score": 0.25})
+            raise ItemFiltered("too dull to keep", {"score": 0.25}, outputs={"mean": "filtered"})
         if self.fail_on and self.fail_on in ctx.key:
             raise ValueError(f"refusing {ctx.key} on purpose")
         pixels = inputs["tile"] if inputs.get("tile") is not None else load_image(inputs["image"])

@@ -147,7 +147,8 @@ def test_filtered_items_stop_quietly_and_are_audited(toy_pm, toy_recipe, tmp_pat
     assert summary.filtered == 1
     assert [f["item"] for f in summary.failures] == ["broken"], "a filtered item is not a failure"
     report = json.loads((out / "summary" / "summary.json").read_text())
-    assert "c_00" not in report["means"] and "c_01" in report["means"]
+    assert report["means"]["c_00"] == "filtered", "run steps still see the decision's outputs"
+    assert not (out / "colour" / "c_00.json").exists() and (out / "colour" / "c_01.json").exists()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["items"]["c"]["filtered"] == [
         {"item": "c_00", "step": "colour", "reason": "too dull to keep", "score": 0.25}]

@@ -74,12 +74,14 @@ class ItemFiltered(Exception):  # noqa: N818 - a decision, not an error
     """Raised by a component to drop an item on purpose (a density filter, a review reject).
 
     The item's later steps do not run, it is not a failure, and the reason is kept in
-    the manifest (``filtered``) so the decision can be audited.
+    the manifest (``filtered``) so the decision can be audited. ``outputs`` are the
+    step's output values for run-scope steps that report on every decision.
     """
 
-    def __init__(self, reason: str, details: dict | None = None):
+    def __init__(self, reason: str, details: dict | None = None, outputs: dict | None = None):
         super().__init__(reason)
         self.details = details or {}
+        self.outputs = outputs or {}
 
 
 class ShapeError(ValueError):

@@ -56,7 +56,11 @@ class ModelFace:
 
 
 class DensityStep:
-    """``evaluate:lpff-density``: density of the face's camera in FFHQ, and whether LPFF keeps it."""
+    """``evaluate:lpff-density``: density of the face's camera in FFHQ, and whether LPFF keeps it.
+
+    A filtered face (FFHQ-like, density >= threshold) goes to ``bad_re_align/{face}.png``, as in
+    LPFF, and stops there: ``ItemFiltered`` skips its crops without counting as a failure.
+    """
 
     def __init__(self, ffhq_labels: str | None = None, threshold: float = 0.4, **_: Any) -> None:
         from fk_datasets.density_filter import DensityFilter
@@ -64,18 +68,27 @@ class DensityStep:
         self.filter = DensityFilter.from_ffhq_labels(Path(ffhq_labels) if ffhq_labels else None, threshold)
 
     def __call__(self, inputs: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        from fk.errors import ItemFiltered
+
         label = inputs["label"]
         if label is None:
             raise InputError(f"{ctx.key}: no camera label to filter")
         record = self.filter.decide(np.asarray(label, dtype=np.float64))[0]
         record["face"] = ctx.key
-        ctx.write_json(f"{ctx.key}.json", record)
-        return {"record": record, "keep": record["keep"]}
+        ctx.write_json(f"density/{ctx.key}.json", record)
+        if not record["keep"]:
+            realign = inputs.get("realign")
+            if realign is not None:
+                ctx.save_image(f"bad_re_align/{ctx.key}.png", realign.image, compress_level=1)
+            raise ItemFiltered(f"FFHQ-like pose: density {record['density']:.3f} >= {self.filter.threshold}",
+                               details={"density": record["density"], "criterion": record.get("criterion")},
+                               outputs={"record": record, "keep": False})
+        return {"record": record, "keep": True}
 
 
 class LpffLayout:
-    """``export:lpff-layout``: write one face into LPFF's folder tree (filtered faces: only
-    ``bad_re_align/{face}.png``), and hand its label and record to the run-scope step."""
+    """``export:lpff-layout``: write one kept face into LPFF's folder tree, and hand its label
+    and record to the run-scope step (filtered faces stop at ``evaluate:lpff-density``)."""
 
     def __init__(self, **_: Any) -> None:
         pass
@@ -84,9 +97,6 @@ class LpffLayout:
         key = ctx.key
         record = dict(inputs["density"])
         realign = inputs["realign"]
-        if not record["keep"]:
-            ctx.save_image(f"bad_re_align/{key}.png", realign.image, compress_level=1)
-            return {"label": None, "record": record}
         recon = inputs["recon"]
         label = np.asarray(inputs["label"], dtype=np.float64).reshape(25)
         ctx.save_image(f"realign/{key}.png", realign.image, compress_level=1)

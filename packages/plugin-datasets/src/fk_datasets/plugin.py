@@ -43,7 +43,8 @@ def fk_evaluate():
         factory="fk_datasets.components:DensityStep",
         params=(Param("ffhq_labels", "path", None, "FFHQ-EG3D dataset.json (139,914 labels); unset: fallback"),
                 Param("threshold", "float", 0.4, "keep faces whose density is below this (1/rad²)")),
-        inputs=(Port("label", "label", "the face's EG3D camera label"),),
+        inputs=(Port("label", "label", "the face's EG3D camera label"),
+                Port("realign", "crop", "the realigned photo, copied to bad_re_align/ when filtered", optional=True)),
         outputs=(Port("record", "json", "theta, phi, density, keep, criterion"), Port("keep", "json", "bool")),
     )
 

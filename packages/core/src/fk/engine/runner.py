@@ -184,7 +184,8 @@ def process_item(task: ItemTask) -> dict[str, Any]:
                 record["outputs"].extend(ctx.written)
                 record["filtered"].append({"item": key, "step": step.id, "reason": str(decision),
                                            **atomic.to_jsonable(decision.details)})
-                record["leaves"][key] = {"status": "filtered", "values": {}}
+                vals.update({f"{step.id}.{port}": v for port, v in decision.outputs.items()})
+                finish_leaf(key, vals, "filtered")
                 return
             except Exception as exc:  # noqa: BLE001 - one bad item never stops the batch
                 record["outputs"].extend(ctx.written)
@@ -218,7 +219,10 @@ def process_item(task: ItemTask) -> dict[str, Any]:
                     child_vals[f"{step.id}.{fan}"] = child
                     run_from(i + 1, f"{key}_{n:02d}", child_vals)
                 return
-        kept = {}
+        finish_leaf(key, vals, "ok")
+
+    def finish_leaf(key: str, vals: dict[str, Any], status: str) -> None:
+        """Keep the JSON-able values run-scope steps read (a filtered leaf keeps what it computed)."""
         try:
             kept = {ref: _jsonable(vals[ref], ref) for ref in keep if ref in vals}
         except TypeError as exc:
@@ -226,7 +230,7 @@ def process_item(task: ItemTask) -> dict[str, Any]:
                                        "type": "TypeError"})
             record["leaves"][key] = {"status": "failed", "values": {}}
             return
-        record["leaves"][key] = {"status": "ok", "values": kept}
+        record["leaves"][key] = {"status": status, "values": kept}
 
     run_from(0, task.key, values)
     statuses = {leaf["status"] for leaf in record["leaves"].values()} - {"filtered"}
