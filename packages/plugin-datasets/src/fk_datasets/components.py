@@ -80,7 +80,9 @@ class DensityStep:
             realign = inputs.get("realign")
             if realign is not None:
                 ctx.save_image(f"bad_re_align/{ctx.key}.png", realign.image, compress_level=1)
-            raise ItemFiltered(f"FFHQ-like pose: density {record['density']:.3f} >= {self.filter.threshold}",
+            why = (f"density {record['density']:.3f} >= {self.filter.threshold}" if record["density"] is not None
+                   else "inside the approximate 0.4 contour (no FFHQ labels given)")
+            raise ItemFiltered(f"FFHQ-like pose: {why}",
                                details={"density": record["density"], "criterion": record.get("criterion")},
                                outputs={"record": record, "keep": False})
         return {"record": record, "keep": True}
