@@ -42,17 +42,10 @@ def collect(pm: Any) -> dict[str, Any]:
     except ImportError:
         report["torch"] = {"version": None, "cuda": False, "device": "cpu",
                            "problem": "torch is not installed: pip install torch==2.13.0"}
-    backends = []
-    for b in pm.renderer_backends():
-        try:
-            ok, why = b.probe()
-        except Exception as exc:  # noqa: BLE001
-            ok, why = False, f"probe failed: {exc}"
-        backends.append({"name": b.name, "available": ok, "reason": why, "plugin": b.plugin})
-    chosen = next((b["name"] for b in backends if b["available"]), None)
-    for b in backends:
-        b["chosen"] = b["name"] == chosen
-    report["renderer"] = {"auto": chosen, "backends": backends}
+    from fk.render import describe_backends
+
+    backends = describe_backends()
+    report["renderer"] = {"auto": next((b["name"] for b in backends if b["chosen"]), None), "backends": backends}
     report["libraries"] = {m: _version(m) for m in OPTIONAL_LIBS}
     try:
         from fk.models import available_models
@@ -84,9 +77,17 @@ def show(report: dict[str, Any], out: Any) -> None:
               [[m.get("name"), "yes" if m.get("ready") else "no",
                 m.get("path") or m.get("problem") or "; ".join(m.get("missing", []) or [])]
                for m in report["face_models"]])
-    out.table(f"Model assets (under {report['asset_root']})", ["asset", "present", "path", "how to get it"],
-              [[a["name"], "yes" if a["present"] else "[yellow]no[/]", a["path"],
-                "" if a["present"] else a["instructions"]] for a in report["assets"]])
+    from rich.markup import escape
+
+    present = sum(a["present"] for a in report["assets"])
+    out.text(f"[bold]model files[/] ({present}/{len(report['assets'])} present, under {report['asset_root']}; "
+             "fk never downloads them)")
+    for a in report["assets"]:
+        if a["present"]:
+            out.text(f"  [green]✓[/] {a['name']}: {escape(a['path'])}")
+        else:
+            out.text(f"  [yellow]✗[/] {a['name']} [dim]({a['plugin']})[/]: put it at {escape(a['path'])}\n"
+                     f"      {escape(a['instructions'])}")
     if report["broken_plugins"]:
         out.table("Broken plugins", ["plugin", "distribution", "error"],
                   [[b["name"], b["distribution"], b["error"]] for b in report["broken_plugins"]])
