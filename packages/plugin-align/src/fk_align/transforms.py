@@ -84,3 +84,10 @@ def crop_box(image: np.ndarray, left: int, top: int, right: int, bottom: int) ->
     from PIL import Image
 
     return np.asarray(Image.fromarray(image).crop((int(left), int(top), int(right), int(bottom))))
+
+
+def apply_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Apply a (3, 3) matrix to (..., 2) points (with the homogeneous divide)."""
+    from fk.types import apply_homography
+
+    return apply_homography(matrix, points)

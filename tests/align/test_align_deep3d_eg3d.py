@@ -1,0 +1,114 @@
+"""crop:deep3d (POS + align_img) and crop:eg3d: geometry, pixels and the maps back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fk.types import apply_homography
+from fk_align.deep3d_align import (STANDARD_5PT_3D, align_img, crop_from_trans_params, deep3d_points_to_source,
+                                   pos)
+from fk_align.eg3d_crop import eg3d_crop
+from fk_align.landmarks import five_from_68
+
+from .conftest import blob_centroid, blob_image
+
+
+def test_pos_recovers_an_affine_camera():
+    r1, r2 = np.array([300.0, 20.0, -15.0]), np.array([-10.0, 290.0, 30.0])
+    t = np.array([250.0, 180.0])
+    pts2d = np.stack([STANDARD_5PT_3D @ r1 + t[0], STANDARD_5PT_3D @ r2 + t[1]], axis=1)
+    t_fit, s = pos(pts2d, STANDARD_5PT_3D)
+    np.testing.assert_allclose(t_fit, t, atol=1e-8)
+    assert s == pytest.approx((np.linalg.norm(r1) + np.linalg.norm(r2)) / 2, rel=1e-10)
+
+
+def _reference_box(lm68: np.ndarray, w0: int, h0: int, target: int, rescale: float):
+    """deep3d.md §3.2 restated: y-up 5 points, POS, s = rescale / s_pos, int-truncated box."""
+    p5 = five_from_68(lm68)
+    p5[:, 1] = h0 - 1 - p5[:, 1]
+    a = np.zeros((10, 8))
+    for i, (X, (x, y)) in enumerate(zip(STANDARD_5PT_3D, p5, strict=True)):
+        a[2 * i, :3], a[2 * i, 3] = X, 1
+        a[2 * i + 1, 4:7], a[2 * i + 1, 7] = X, 1
+    k = np.linalg.lstsq(a, p5.reshape(-1), rcond=None)[0]
+    s = rescale / ((np.linalg.norm(k[:3]) + np.linalg.norm(k[4:7])) / 2)
+    w, h = int(w0 * s), int(h0 * s)
+    left = int(w / 2 - target / 2 + (k[3] - w0 / 2) * s)
+    up = int(h / 2 - target / 2 + (h0 / 2 - k[7]) * s)
+    return s, (k[3], k[7]), (w, h), (left, up)
+
+
+@pytest.fixture(scope="module")
+def astro_deep3d(astro_rgb, astro_face):
+    return align_img(astro_rgb, astro_face.landmarks)
+
+
+def test_align_img_matches_reference_geometry_and_pixels(astro_deep3d, astro_rgb, astro_face):
+    s, t, (w, h), (left, up) = _reference_box(astro_face.landmarks, 512, 512, 224, 102.0)
+    np.testing.assert_allclose(astro_deep3d.trans_params, [512, 512, s, t[0], t[1]], rtol=1e-12)
+    assert astro_deep3d.box == (left, up, left + 224, up + 224)
+    expected = Image.fromarray(astro_rgb).resize((w, h), Image.Resampling.BICUBIC).crop((left, up, left + 224, up + 224))
+    np.testing.assert_array_equal(astro_deep3d.image, np.asarray(expected))
+
+
+def test_deep3d_crop_frames_the_face(astro_deep3d):
+    p5 = astro_deep3d.landmarks[[36, 39, 42, 45, 30, 48, 54]]
+    assert (p5 > 20).all() and (p5 < 204).all()
+    eye_dist = np.linalg.norm(astro_deep3d.landmarks[42:48].mean(0) - astro_deep3d.landmarks[36:42].mean(0))
+    assert 50 < eye_dist < 80, "102 px/dm puts eye centres ~62 px apart (0.62 dm in the 3D template)"
+
+
+def test_deep3d_landmarks_agree_with_deep3ds_own_formula(astro_deep3d, astro_face):
+    """Deep3D maps y-up landmarks with lm' = (lm - t + (w0/2, h0/2)) s - (w/2 - T/2, h/2 - T/2)."""
+    w0, h0, s, tx, ty = astro_deep3d.trans_params
+    up_lm = astro_face.landmarks.copy()
+    up_lm[:, 1] = h0 - 1 - up_lm[:, 1]
+    w, h = int(w0 * s), int(h0 * s)
+    ref = (up_lm - [tx, ty] + [w0 / 2, h0 / 2]) * s - [w / 2 - 112, h / 2 - 112]
+    ref[:, 1] = 223 - ref[:, 1]
+    assert np.abs(ref - astro_deep3d.landmarks).max() < 1.5  # Deep3D ignores truncation and half pixels
+    # and the parity inverse takes its own crop points back to the source
+    back = deep3d_points_to_source(np.stack([ref[:, 0], 223 - ref[:, 1]], 1), astro_deep3d.trans_params)
+    np.testing.assert_allclose(back, up_lm, atol=1e-9)
+
+
+def test_crop_from_trans_params_rebuilds_the_matrix(astro_deep3d):
+    np.testing.assert_allclose(crop_from_trans_params(astro_deep3d.trans_params), astro_deep3d.crop_from_source)
+
+
+@pytest.mark.parametrize("which", ["deep3d", "eg3d"])
+def test_blobs_land_where_the_matrix_says(astro_face, which):
+    lm = astro_face.landmarks
+    points = np.array([lm[30], lm[36], lm[54], lm[8] - [0, 10]])
+    img = blob_image((512, 512), points, sigma=3.0)
+    res = align_img(img, lm) if which == "deep3d" else eg3d_crop(img, lm)
+    for p in points:
+        predicted = apply_homography(res.crop_from_source, p)
+        assert np.abs(blob_centroid(res.image, predicted, 8.0) - predicted).max() < 0.1
+
+
+def test_eg3d_crop_is_the_centre_of_a_1024_align(astro_rgb, astro_face):
+    res = eg3d_crop(astro_rgb, astro_face.landmarks)
+    big = align_img(astro_rgb, astro_face.landmarks, target_size=1024, rescale_factor=300.0)
+    assert res.image.shape == (512, 512, 3)
+    expected = Image.fromarray(big.image).crop((162, 162, 862, 862)).resize((512, 512), Image.Resampling.LANCZOS)
+    np.testing.assert_array_equal(res.image, np.asarray(expected))
+    np.testing.assert_allclose(res.trans_params, big.trans_params)
+    # EG3D frames the face 300/466.285 as tightly as Deep3D, then keeps the central 700 of 1024
+    d3 = align_img(astro_rgb, astro_face.landmarks)
+    eye = lambda c: np.linalg.norm(c.landmarks[42:48].mean(0) - c.landmarks[36:42].mean(0))  # noqa: E731
+    assert eye(res) / 512 == pytest.approx(eye(d3) / 224 * (300 / 466.285) * (1024 / 700), rel=0.02)
+
+
+@pytest.mark.parametrize("which", ["deep3d", "eg3d"])
+def test_landmark_round_trip(astro_rgb, astro_face, which):
+    res = align_img(astro_rgb, astro_face.landmarks) if which == "deep3d" else eg3d_crop(astro_rgb, astro_face.landmarks)
+    back = apply_homography(np.linalg.inv(res.crop_from_source), res.landmarks)
+    assert np.abs(back - astro_face.landmarks).max() < 0.5
+
+
+def test_five_point_input_gives_the_same_crop(astro_rgb, astro_face, astro_deep3d):
+    res = align_img(astro_rgb, five_from_68(astro_face.landmarks))
+    np.testing.assert_array_equal(res.image, astro_deep3d.image)
