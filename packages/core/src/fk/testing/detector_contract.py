@@ -55,33 +55,37 @@ class DetectorContract:
 
     # -- fixtures (once per subclass) -------------------------------------------
     @pytest.fixture(scope="class")
-    def contract_component(self) -> Component:
+    @classmethod
+    def contract_component(cls) -> Component:
         from fk.plugins import get_plugin_manager
 
-        if not self.component:
-            pytest.fail(f"{type(self).__name__}: set `component = \"detect:<name>\"`")
-        return get_plugin_manager().component(self.component)
+        if not cls.component:
+            pytest.fail(f"{cls.__name__}: set `component = \"detect:<name>\"`")
+        return get_plugin_manager().component(cls.component)
 
     @pytest.fixture(scope="class")
-    def contract_runner(self, contract_component: Component) -> Any:
-        params = {**contract_component.defaults(), **self.params}
+    @classmethod
+    def contract_runner(cls, contract_component: Component) -> Any:
+        params = {**contract_component.defaults(), **cls.params}
         try:
             return contract_component.load_factory()(**params)
         except MissingError as exc:
-            if self.skip_if_missing:
-                pytest.skip(f"{self.component}: {exc} ({exc.hint})" if exc.hint else f"{self.component}: {exc}")
+            if cls.skip_if_missing:
+                pytest.skip(f"{cls.component}: {exc} ({exc.hint})" if exc.hint else f"{cls.component}: {exc}")
             raise
 
     @pytest.fixture(scope="class")
-    def contract_photo(self) -> Path:
-        if self.photo is not None:
-            return Path(self.photo)
+    @classmethod
+    def contract_photo(cls) -> Path:
+        if cls.photo is not None:
+            return Path(cls.photo)
         from fk.testing import astronaut_path
 
         return astronaut_path()
 
     @pytest.fixture(scope="class")
-    def contract_photo_result(self, contract_runner: Any, contract_photo: Path,
+    @classmethod
+    def contract_photo_result(cls, contract_runner: Any, contract_photo: Path,
                               tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], np.ndarray]:
         from fk.io import load_image
 
@@ -92,7 +96,8 @@ class DetectorContract:
         return outputs, load_image(contract_photo)
 
     @pytest.fixture(scope="class")
-    def contract_faces(self, contract_photo_result: tuple[dict[str, Any], np.ndarray]) -> list[Face]:
+    @classmethod
+    def contract_faces(cls, contract_photo_result: tuple[dict[str, Any], np.ndarray]) -> list[Face]:
         outputs, _ = contract_photo_result
         return list(outputs["faces"])
 
