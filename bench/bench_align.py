@@ -16,9 +16,8 @@ import statistics
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
-
-import numpy as np
 
 REFERENCE = {"hog512": 0.11, "predictor": 0.0025, "cnn512": 10.1}
 
@@ -33,9 +32,8 @@ def median_time(fn, repeats: int) -> float:
 
 
 def photos(folder: Path) -> dict[int, Path]:
-    from PIL import Image
-
     from fk.testing import astronaut_path
+    from PIL import Image
 
     src = Image.open(astronaut_path()).convert("RGB")
     out = {512: astronaut_path()}
@@ -88,7 +86,10 @@ def main() -> None:
     hog = median_time(lambda: _hog().run(rgb512, 1, 0.0), args.repeats)
     print(f"{'dlib HOG, upsample 1, 512^2':<44}{hog:>9.3f}s{REFERENCE['hog512']:>11.3f}s")
     pred = median_time(lambda: landmarks_68(rgb512, rects[0]), max(args.repeats, 20))
-    print(f"{'dlib 68-point predictor, one face':<44}{pred * 1e3:>8.1f}ms{REFERENCE['predictor'] * 1e3:>10.1f}ms")
+    print(
+        f"{'dlib 68-point predictor, one face':<44}{pred * 1e3:>8.1f}ms"
+        f"{REFERENCE['predictor'] * 1e3:>10.1f}ms"
+    )
     if args.cnn:
         cnn = DlibCnnDetector(upsample=1)
         t = median_time(lambda: cnn.detect(rgb512), 1)
@@ -98,20 +99,22 @@ def main() -> None:
         rgb = load_image(paths[size])
         face = det.find_faces(rgb)[0]
         re = lpff_realign(rgb, face.landmarks)
-        rows = {
-            "load image": lambda: load_image(paths[size]),
-            "detect:dlib (HOG upsample 1 + 68 points)": lambda: det.find_faces(rgb),
-            "crop:lpff-realign (2400^2)": lambda: lpff_realign(rgb, face.landmarks),
-            "crop:ffhq (1024^2, from the photo)": lambda: ffhq_align(rgb, face.landmarks),
-            "crop:deep3d (224^2, from the realign)": lambda: align_img(re.image, re.landmarks),
-            "crop:eg3d (512^2, from the realign)": lambda: eg3d_crop(re.image, re.landmarks),
+        rows = {  # partial binds this iteration's photo, face and realign
+            "load image": partial(load_image, paths[size]),
+            "detect:dlib (HOG upsample 1 + 68 points)": partial(det.find_faces, rgb),
+            "crop:lpff-realign (2400^2)": partial(lpff_realign, rgb, face.landmarks),
+            "crop:ffhq (1024^2, from the photo)": partial(ffhq_align, rgb, face.landmarks),
+            "crop:deep3d (224^2, from the realign)": partial(align_img, re.image, re.landmarks),
+            "crop:eg3d (512^2, from the realign)": partial(eg3d_crop, re.image, re.landmarks),
         }
         print(f"\n{size}^2 photo (face ~{int(face.box[2] - face.box[0])} px)")
         total = 0.0
         for name, fn in rows.items():
             t = median_time(fn, args.repeats)
             total += t
-            hog_ref = f"{REFERENCE['hog512'] * (size / 512) ** 2:>10.2f}s*" if name.startswith("detect") else ""
+            hog_ref = (
+                f"{REFERENCE['hog512'] * (size / 512) ** 2:>10.2f}s*" if name.startswith("detect") else ""
+            )
             print(f"  {name:<42}{t:>9.3f}s{hog_ref}")
         print(f"  {'total per image':<42}{total:>9.3f}s")
     print("  * reference HOG time scaled by pixel count from the 512^2 figure")

@@ -41,7 +41,7 @@ def astro2x_path(astro_rgb: np.ndarray, tmp_path_factory: pytest.TempPathFactory
 
 
 def blob_image(shape: tuple[int, int], points: np.ndarray, sigma: float) -> np.ndarray:
-    """A black RGB image with a white Gaussian blob centred on each (x, y) point (pixel-centre coordinates)."""
+    """A black RGB image with a white Gaussian blob centred on each (x, y) point (pixel centres)."""
     h, w = shape
     yy, xx = np.mgrid[:h, :w].astype(np.float64)
     img = np.zeros((h, w))

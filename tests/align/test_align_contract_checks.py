@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from fk.components import Component, Port
-from fk.types import Face
 from fk.testing.detector_contract import DetectorContract
+from fk.types import Face
 
 
 def _face(box, score=1.0, index=0, lm=None, size=(100, 100)):
@@ -61,8 +60,14 @@ def test_faces_on_a_blank_image_fail(contract, tmp_path):
 
 
 def test_wrong_declaration_fails(contract):
-    no_fan = Component(stage="detect", name="fake", summary="", factory="x:y", inputs=(Port("image", "image"),),
-                       outputs=(Port("faces", "faces"),))
+    no_fan = Component(
+        stage="detect",
+        name="fake",
+        summary="",
+        factory="x:y",
+        inputs=(Port("image", "image"),),
+        outputs=(Port("faces", "faces"),),
+    )
     with pytest.raises(AssertionError, match="fan out"):
         contract.test_declares_detect_interface(no_fan)
     with pytest.raises(AssertionError, match="no value"):

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from fk.types import apply_homography
-from fk_align.deep3d_align import (STANDARD_5PT_3D, align_img, crop_from_trans_params, deep3d_points_to_source,
-                                   pos)
+from fk_align.deep3d_align import (
+    STANDARD_5PT_3D,
+    align_img,
+    crop_from_trans_params,
+    deep3d_points_to_source,
+    pos,
+)
 from fk_align.eg3d_crop import eg3d_crop
 from fk_align.landmarks import five_from_68
+from PIL import Image
 
 from .conftest import blob_centroid, blob_image
 
@@ -29,7 +33,7 @@ def _reference_box(lm68: np.ndarray, w0: int, h0: int, target: int, rescale: flo
     p5 = five_from_68(lm68)
     p5[:, 1] = h0 - 1 - p5[:, 1]
     a = np.zeros((10, 8))
-    for i, (X, (x, y)) in enumerate(zip(STANDARD_5PT_3D, p5, strict=True)):
+    for i, (X, (_x, _y)) in enumerate(zip(STANDARD_5PT_3D, p5, strict=True)):
         a[2 * i, :3], a[2 * i, 3] = X, 1
         a[2 * i + 1, 4:7], a[2 * i + 1, 7] = X, 1
     k = np.linalg.lstsq(a, p5.reshape(-1), rcond=None)[0]
@@ -49,13 +53,18 @@ def test_align_img_matches_reference_geometry_and_pixels(astro_deep3d, astro_rgb
     s, t, (w, h), (left, up) = _reference_box(astro_face.landmarks, 512, 512, 224, 102.0)
     np.testing.assert_allclose(astro_deep3d.trans_params, [512, 512, s, t[0], t[1]], rtol=1e-12)
     assert astro_deep3d.box == (left, up, left + 224, up + 224)
-    expected = Image.fromarray(astro_rgb).resize((w, h), Image.Resampling.BICUBIC).crop((left, up, left + 224, up + 224))
+    expected = (
+        Image.fromarray(astro_rgb)
+        .resize((w, h), Image.Resampling.BICUBIC)
+        .crop((left, up, left + 224, up + 224))
+    )
     np.testing.assert_array_equal(astro_deep3d.image, np.asarray(expected))
 
 
 def test_deep3d_crop_frames_the_face(astro_deep3d):
     p5 = astro_deep3d.landmarks[[36, 39, 42, 45, 30, 48, 54]]
-    assert (p5 > 20).all() and (p5 < 204).all()
+    assert (p5 > 20).all()
+    assert (p5 < 204).all()
     eye_dist = np.linalg.norm(astro_deep3d.landmarks[42:48].mean(0) - astro_deep3d.landmarks[36:42].mean(0))
     assert 50 < eye_dist < 80, "102 px/dm puts eye centres ~62 px apart (0.62 dm in the 3D template)"
 
@@ -75,7 +84,9 @@ def test_deep3d_landmarks_agree_with_deep3ds_own_formula(astro_deep3d, astro_fac
 
 
 def test_crop_from_trans_params_rebuilds_the_matrix(astro_deep3d):
-    np.testing.assert_allclose(crop_from_trans_params(astro_deep3d.trans_params), astro_deep3d.crop_from_source)
+    np.testing.assert_allclose(
+        crop_from_trans_params(astro_deep3d.trans_params), astro_deep3d.crop_from_source
+    )
 
 
 @pytest.mark.parametrize("which", ["deep3d", "eg3d"])
@@ -93,7 +104,9 @@ def test_eg3d_crop_is_the_centre_of_a_1024_align(astro_rgb, astro_face):
     res = eg3d_crop(astro_rgb, astro_face.landmarks)
     big = align_img(astro_rgb, astro_face.landmarks, target_size=1024, rescale_factor=300.0)
     assert res.image.shape == (512, 512, 3)
-    expected = Image.fromarray(big.image).crop((162, 162, 862, 862)).resize((512, 512), Image.Resampling.LANCZOS)
+    expected = (
+        Image.fromarray(big.image).crop((162, 162, 862, 862)).resize((512, 512), Image.Resampling.LANCZOS)
+    )
     np.testing.assert_array_equal(res.image, np.asarray(expected))
     np.testing.assert_allclose(res.trans_params, big.trans_params)
     # EG3D frames the face 300/466.285 as tightly as Deep3D, then keeps the central 700 of 1024
@@ -104,7 +117,11 @@ def test_eg3d_crop_is_the_centre_of_a_1024_align(astro_rgb, astro_face):
 
 @pytest.mark.parametrize("which", ["deep3d", "eg3d"])
 def test_landmark_round_trip(astro_rgb, astro_face, which):
-    res = align_img(astro_rgb, astro_face.landmarks) if which == "deep3d" else eg3d_crop(astro_rgb, astro_face.landmarks)
+    res = (
+        align_img(astro_rgb, astro_face.landmarks)
+        if which == "deep3d"
+        else eg3d_crop(astro_rgb, astro_face.landmarks)
+    )
     back = apply_homography(np.linalg.inv(res.crop_from_source), res.landmarks)
     assert np.abs(back - astro_face.landmarks).max() < 0.5
 

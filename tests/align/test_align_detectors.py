@@ -6,14 +6,13 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from fk.engine.context import ItemContext
 from fk.errors import InputError, NoFaceError
 from fk.testing.detector_contract import DetectorContract
 from fk_align import landmarks as L
 from fk_align.dlib_detect import DlibDetector
 from fk_align.landmarks import five_from_68, read_five_points
+from PIL import Image
 
 
 class TestDlibContract(DetectorContract):
@@ -34,7 +33,9 @@ class TestLpffContract(DetectorContract):
 
 
 def _ctx(tmp_path, key="photo", source=None):
-    return ItemContext(key=key, source=source, step_id="detect", run_dir=tmp_path, step_dir=tmp_path / "detect")
+    return ItemContext(
+        key=key, source=source, step_id="detect", run_dir=tmp_path, step_dir=tmp_path / "detect"
+    )
 
 
 def test_landmark_groups_sit_on_the_astronauts_features(astro_face):
@@ -45,13 +46,16 @@ def test_landmark_groups_sit_on_the_astronauts_features(astro_face):
     x0, y0, x1, y1 = astro_face.box
     assert eye_l[0] < eye_r[0], "image-left eye first"
     assert brows[1] < max(eye_l[1], eye_r[1]) < nose[1] < mouth[1], "brows above eyes above nose above mouth"
-    assert eye_l[0] < nose[0] < eye_r[0] and eye_l[0] < mouth[0] < eye_r[0]
+    assert eye_l[0] < nose[0] < eye_r[0]
+    assert eye_l[0] < mouth[0] < eye_r[0]
     for p in (eye_l, eye_r, nose, mouth):
-        assert x0 <= p[0] <= x1 and y0 <= p[1] <= y1
+        assert x0 <= p[0] <= x1
+        assert y0 <= p[1] <= y1
     # the astronaut's eyes are at about (200, 103) and (240, 105) in the 512 photo (looked up by hand)
     np.testing.assert_allclose(eye_l, [203, 104], atol=6)
     np.testing.assert_allclose(eye_r, [245, 105], atol=6)
-    assert astro_face.detector == "dlib" and astro_face.index == 0
+    assert astro_face.detector == "dlib"
+    assert astro_face.index == 0
 
 
 def test_write_landmarks_writes_one_file_pair_per_face(astro_path, tmp_path):
@@ -61,14 +65,18 @@ def test_write_landmarks_writes_one_file_pair_per_face(astro_path, tmp_path):
     for f in faces:
         key = f"astronaut_{f.index:02d}"
         np.testing.assert_array_equal(np.load(tmp_path / "detect" / f"{key}.npy"), f.landmarks)
-        np.testing.assert_allclose(read_five_points(tmp_path / "detect" / "detections" / f"{key}.txt"),
-                                   five_from_68(f.landmarks), atol=1e-6)
+        np.testing.assert_allclose(
+            read_five_points(tmp_path / "detect" / "detections" / f"{key}.txt"),
+            five_from_68(f.landmarks),
+            atol=1e-6,
+        )
     assert faces[0].score > faces[1].score
 
 
 def test_min_score_drops_weak_detections(astro_path):
     faces = DlibDetector(min_score=0.3).find_faces(astro_path)
-    assert len(faces) == 1 and faces[0].score > 1.0
+    assert len(faces) == 1
+    assert faces[0].score > 1.0
 
 
 def test_two_faces_side_by_side(astro_rgb, tmp_path):
@@ -77,13 +85,15 @@ def test_two_faces_side_by_side(astro_rgb, tmp_path):
     faces = out["faces"]
     assert len(faces) == 2
     centres = sorted(f.landmarks[30, 0] for f in faces)
-    assert centres[0] == pytest.approx(225, abs=10) and centres[1] == pytest.approx(1024 - 1 - 225, abs=10)
+    assert centres[0] == pytest.approx(225, abs=10)
+    assert centres[1] == pytest.approx(1024 - 1 - 225, abs=10)
     assert sorted(p.name for p in (tmp_path / "detect").glob("*.npy")) == ["pair_00.npy", "pair_01.npy"]
 
 
 def test_max_faces_keeps_the_largest(astro_path):
     faces = DlibDetector(max_faces=1).find_faces(astro_path)
-    assert len(faces) == 1 and faces[0].score > 1.0
+    assert len(faces) == 1
+    assert faces[0].score > 1.0
 
 
 def test_grayscale_photo(astro_rgb, astro_face, tmp_path):

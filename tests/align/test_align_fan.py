@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from fk.errors import AssetMissingError, NoFaceError
 from fk.types import Face
 from fk_align.dlib_detect import DlibDetector
@@ -17,7 +16,9 @@ def test_missing_weights_say_what_to_put_where(fk_home):
         FanDetector()
     msg = str(info.value)
     assert str(fk_home / "assets" / "face_alignment") in msg
-    assert FAN_FILES["2DFAN-4"] in msg and FAN_FILES["s3fd"] in msg and "\n" not in msg
+    assert FAN_FILES["2DFAN-4"] in msg
+    assert FAN_FILES["s3fd"] in msg
+    assert "\n" not in msg
     assert "https://" in info.value.hint
 
 
@@ -47,7 +48,7 @@ def test_fan_assets_are_declared_for_fk_doctor(fk_home):
 
 @pytest.fixture(scope="module")
 def untrained_weights(tmp_path_factory):
-    """Randomly initialised 2DFAN-4 and S3FD weights in the real files' format (the real ones need a download)."""
+    """Randomly initialised 2DFAN-4 and S3FD weights in the real files' format (real ones: a download)."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("face_alignment")
     from face_alignment.detection.sfd.net_s3fd import s3fd
@@ -75,7 +76,8 @@ def test_loads_from_local_files_without_any_download(untrained_weights, monkeypa
     # an impossible threshold: the untrained S3FD reports nothing, so the run is quick and deterministic
     det = FanDetector(weights_dir=str(untrained_weights), min_score=1.01)
     model = det.model()
-    assert model.face_alignment_net is not None and torch.hub.get_dir() == hub_before
+    assert model.face_alignment_net is not None
+    assert torch.hub.get_dir() == hub_before
     with pytest.raises(NoFaceError, match="detect:face-alignment"):
         det.find_faces(np.zeros((96, 128, 3), np.uint8))
 
@@ -110,7 +112,8 @@ def test_lpff_uses_dlib_first_and_never_builds_the_fallback(astro_path, fk_home)
     det = LpffDetector()
     faces = det.find_faces(astro_path)
     assert faces[0].detector == "lpff/dlib"
-    assert det._fan is None and det.fan_error is None
+    assert det._fan is None
+    assert det.fan_error is None
 
 
 def test_lpff_falls_back_only_when_dlib_finds_nothing(fk_home, monkeypatch):
@@ -118,7 +121,8 @@ def test_lpff_falls_back_only_when_dlib_finds_nothing(fk_home, monkeypatch):
     blank = np.full((700, 900, 3), 60, np.uint8)
     with pytest.raises(NoFaceError) as info:
         det.find_faces(blank)
-    assert "face-alignment" in info.value.hint and FAN_FILES["s3fd"] in info.value.hint
+    assert "face-alignment" in info.value.hint
+    assert FAN_FILES["s3fd"] in info.value.hint
 
     # With a working fallback (a stand-in returning one known face on the shrunk copy) the face is used,
     # in the full image's pixels.
@@ -126,8 +130,15 @@ def test_lpff_falls_back_only_when_dlib_finds_nothing(fk_home, monkeypatch):
         def detect(self, rgb):
             h, w = rgb.shape[:2]
             lm = np.tile([[w / 2, h / 2]], (68, 1)) + np.linspace(-20, 20, 136).reshape(68, 2)
-            return [Face(box=np.array([w / 2 - 30, h / 2 - 30, w / 2 + 30, h / 2 + 30]), score=0.9, landmarks=lm,
-                         image_size=(h, w), detector="face-alignment")]
+            return [
+                Face(
+                    box=np.array([w / 2 - 30, h / 2 - 30, w / 2 + 30, h / 2 + 30]),
+                    score=0.9,
+                    landmarks=lm,
+                    image_size=(h, w),
+                    detector="face-alignment",
+                )
+            ]
 
     det2 = LpffDetector()
     monkeypatch.setattr(det2, "fan", lambda: StandIn())

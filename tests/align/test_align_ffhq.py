@@ -7,10 +7,9 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from fk.types import apply_homography
 from fk_align.ffhq import FFHQ, LPFF_STYLEGAN, align_quad, ffhq_align, ffhq_quad
+from PIL import Image
 
 from .conftest import blob_centroid, blob_image
 
@@ -39,8 +38,9 @@ def test_quad_matches_independent_computation(astro_face):
     ref = reference_quad(astro_face.landmarks)
     np.testing.assert_allclose(quad, ref, atol=1e-9)
     assert qsize == pytest.approx(np.linalg.norm(ref[3] - ref[0]))
-    np.testing.assert_allclose(ffhq_quad(astro_face.landmarks, 1.8)[0], reference_quad(astro_face.landmarks, 1.8),
-                               atol=1e-9)
+    np.testing.assert_allclose(
+        ffhq_quad(astro_face.landmarks, 1.8)[0], reference_quad(astro_face.landmarks, 1.8), atol=1e-9
+    )
 
 
 def test_quad_pins_orientation_on_a_tilted_face():
@@ -65,8 +65,9 @@ def test_crop_maps_the_independent_quad_onto_the_output_square(astro_ffhq, astro
     n = astro_ffhq.image.shape[0]
     assert astro_ffhq.image.shape == (1024, 1024, 3)
     corners = apply_homography(astro_ffhq.crop_from_source, ref)
-    np.testing.assert_allclose(corners, [[-0.5, -0.5], [-0.5, n - 0.5], [n - 0.5, n - 0.5], [n - 0.5, -0.5]],
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        corners, [[-0.5, -0.5], [-0.5, n - 0.5], [n - 0.5, n - 0.5], [n - 0.5, -0.5]], atol=1e-6
+    )
 
 
 def test_pixels_follow_crop_from_source(astro_ffhq, astro_rgb):
@@ -79,8 +80,13 @@ def test_pixels_follow_crop_from_source(astro_ffhq, astro_rgb):
     src = apply_homography(np.linalg.inv(astro_ffhq.crop_from_source), np.stack([cx, cy], -1))
     h, w = astro_rgb.shape[:2]
     inside = (src[..., 0] > 2) & (src[..., 0] < w - 3) & (src[..., 1] > 2) & (src[..., 1] < h - 3)
-    sampled = np.stack([map_coordinates(astro_rgb[..., c].astype(float), [src[..., 1], src[..., 0]], order=1)
-                        for c in range(3)], -1)
+    sampled = np.stack(
+        [
+            map_coordinates(astro_rgb[..., c].astype(float), [src[..., 1], src[..., 0]], order=1)
+            for c in range(3)
+        ],
+        -1,
+    )
     crop_small = np.asarray(Image.fromarray(astro_ffhq.image).resize((n, n), Image.Resampling.BOX), float)
     diff = np.abs(sampled - crop_small)[inside]
     assert inside.mean() > 0.5
@@ -89,7 +95,9 @@ def test_pixels_follow_crop_from_source(astro_ffhq, astro_rgb):
 
 def test_crop_is_pixel_stable(astro_rgb, astro_face, astro_ffhq):
     again = ffhq_align(astro_rgb.copy(), astro_face.landmarks.copy())
-    assert hashlib.sha256(again.image.tobytes()).digest() == hashlib.sha256(astro_ffhq.image.tobytes()).digest()
+    assert (
+        hashlib.sha256(again.image.tobytes()).digest() == hashlib.sha256(astro_ffhq.image.tobytes()).digest()
+    )
     np.testing.assert_array_equal(again.crop_from_source, astro_ffhq.crop_from_source)
 
 

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from fk.errors import InputError
-from fk_align.landmarks import (five_from_68, flip_y, format_five_points, read_five_points, read_landmarks68,
-                                write_five_points)
+from fk_align.landmarks import (
+    five_from_68,
+    flip_y,
+    format_five_points,
+    read_five_points,
+    read_landmarks68,
+    write_five_points,
+)
 
 
 def test_five_points_follow_deep3d_one_based_indices():
@@ -30,7 +35,8 @@ def test_five_points_batch_matches_single():
 def test_five_points_on_a_real_face_are_ordered_left_to_right(astro_face):
     p = five_from_68(astro_face.landmarks)
     eye_l, eye_r, nose, mouth_l, mouth_r = p
-    assert eye_l[0] < nose[0] < eye_r[0] and mouth_l[0] < nose[0] < mouth_r[0]
+    assert eye_l[0] < nose[0] < eye_r[0]
+    assert mouth_l[0] < nose[0] < mouth_r[0]
     assert max(eye_l[1], eye_r[1]) < nose[1] < min(mouth_l[1], mouth_r[1])
 
 
@@ -38,7 +44,8 @@ def test_five_point_file_round_trip(tmp_path):
     pts = np.array([[1.25, 2.5], [300.125, 2.75], [150.0, 99.5], [10.0, 200.0], [290.0, 201.0]])
     path = write_five_points(tmp_path / "detections" / "a_00.txt", pts)
     text = path.read_text()
-    assert text.count("\n") == 5 and text.splitlines()[0].split() == ["1.250000", "2.500000"]
+    assert text.count("\n") == 5
+    assert text.splitlines()[0].split() == ["1.250000", "2.500000"]
     np.testing.assert_allclose(read_five_points(path), pts)
     # MTCNN-style tab-separated files read the same
     (tmp_path / "tab.txt").write_text("".join(f"{x}\t{y}\n" for x, y in pts))

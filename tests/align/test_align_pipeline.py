@@ -6,26 +6,33 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from fk.engine.context import ItemContext
 from fk.types import Crop
 from fk_align.crops import Deep3DCrop, Eg3dCrop, FfhqCrop, LpffRealignCrop
 from fk_align.dlib_detect import DlibDetector
+from PIL import Image
 
-CROPS = {"ffhq": (FfhqCrop, 1024), "deep3d": (Deep3DCrop, 224), "eg3d": (Eg3dCrop, 512),
-         "lpff-realign": (LpffRealignCrop, 2400)}
+CROPS = {
+    "ffhq": (FfhqCrop, 1024),
+    "deep3d": (Deep3DCrop, 224),
+    "eg3d": (Eg3dCrop, 512),
+    "lpff-realign": (LpffRealignCrop, 2400),
+}
 
 
 @pytest.fixture(scope="module")
 def astro_run(astro_path, tmp_path_factory):
     """detect:dlib then every crop of the astronaut, with overlays, as the engine would call them."""
     run = tmp_path_factory.mktemp("pipeline")
-    ctx = ItemContext(key="astronaut", source=astro_path, step_id="detect", run_dir=run, step_dir=run / "detect")
+    ctx = ItemContext(
+        key="astronaut", source=astro_path, step_id="detect", run_dir=run, step_dir=run / "detect"
+    )
     faces = DlibDetector(min_score=0.3, write_landmarks=True, debug=True)({"image": astro_path}, ctx)["faces"]
     crops = {}
     for name, (runner, _) in CROPS.items():
-        kw = {"min_crop": 0} if name == "lpff-realign" else {}  # the 512 photo is below LPFF's 512 px crop floor
+        kw = (
+            {"min_crop": 0} if name == "lpff-realign" else {}
+        )  # the 512 photo is below LPFF's 512 px crop floor
         c = ItemContext(key="astronaut_00", source=astro_path, step_id=name, run_dir=run, step_dir=run / name)
         crops[name] = runner(debug=True, **kw)({"image": astro_path, "face": faces[0]}, c)["crop"]
     return run, faces, crops
@@ -36,7 +43,9 @@ def test_every_crop_of_the_astronaut_is_written(astro_run):
     assert len(faces) == 1
     for name, (_, size) in CROPS.items():
         crop = crops[name]
-        assert isinstance(crop, Crop) and crop.method == name and crop.face is faces[0]
+        assert isinstance(crop, Crop)
+        assert crop.method == name
+        assert crop.face is faces[0]
         assert crop.image.shape == (size, size, 3)
         written = np.asarray(Image.open(run / name / "astronaut_00.png"))
         np.testing.assert_array_equal(written, crop.image)
@@ -59,7 +68,8 @@ def test_every_crop_keeps_the_face_upright_and_centred(astro_run, name):
     _, _, crops = astro_run
     lm, n = crops[name].landmarks, crops[name].image.shape[0]
     eyes_l, eyes_r = lm[36:42].mean(0), lm[42:48].mean(0)
-    assert eyes_l[0] < eyes_r[0] and abs(eyes_l[1] - eyes_r[1]) < 0.05 * n
+    assert eyes_l[0] < eyes_r[0]
+    assert abs(eyes_l[1] - eyes_r[1]) < 0.05 * n
     assert eyes_r[1] < lm[30, 1] < lm[48:60, 1].mean()
     assert abs(lm[27:36, 0].mean() - n / 2) < 0.1 * n
 
@@ -117,8 +127,14 @@ def test_fk_run_fans_out_faces_and_records_failures(astro_rgb, astro2x_path, tmp
         assert "face too small" in failures.pop((key, "realign"))
     assert failures == {}
     for step in ("deep3d", "eg3d"):
-        assert sorted(p.name for p in (out / step).glob("*.png")) == ["big_00.png", "pair_00.png", "pair_01.png"]
+        assert sorted(p.name for p in (out / step).glob("*.png")) == [
+            "big_00.png",
+            "pair_00.png",
+            "pair_01.png",
+        ]
     assert sorted(p.name for p in (out / "realign").glob("*.png")) == ["big_00.png"]
-    written = [p for p in out.rglob("wall*") if ".fk" not in p.relative_to(out).parts]  # .fk: the engine's record
+    written = [
+        p for p in out.rglob("wall*") if ".fk" not in p.relative_to(out).parts
+    ]  # .fk: the engine's record
     assert written == [], "nothing is written for the photo without a face"
     assert summary.failed >= 1

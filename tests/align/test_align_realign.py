@@ -6,7 +6,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-
 from fk.engine.context import ItemContext
 from fk.errors import InputError
 from fk.types import apply_homography
@@ -27,8 +26,9 @@ def astro2x_face(astro2x_path):
 @pytest.fixture(scope="module")
 def realigned(astro2x_path, astro2x_face, tmp_path_factory):
     run = tmp_path_factory.mktemp("realign")
-    ctx = ItemContext(key="astronaut2x_00", source=astro2x_path, step_id="realign", run_dir=run,
-                      step_dir=run / "realign")
+    ctx = ItemContext(
+        key="astronaut2x_00", source=astro2x_path, step_id="realign", run_dir=run, step_dir=run / "realign"
+    )
     crop = LpffRealignCrop(debug=True)({"image": astro2x_path, "face": astro2x_face}, ctx)["crop"]
     return crop, ctx
 
@@ -37,8 +37,11 @@ def test_realign_is_2400_and_covers_1_8x_the_ffhq_quad(realigned, astro2x_face):
     crop, _ = realigned
     assert crop.image.shape == (2400, 2400, 3)
     quad18 = reference_quad(astro2x_face.landmarks, 1.8)
-    np.testing.assert_allclose(apply_homography(crop.crop_from_source, quad18),
-                               [[-0.5, -0.5], [-0.5, 2399.5], [2399.5, 2399.5], [2399.5, -0.5]], atol=1e-6)
+    np.testing.assert_allclose(
+        apply_homography(crop.crop_from_source, quad18),
+        [[-0.5, -0.5], [-0.5, 2399.5], [2399.5, 2399.5], [2399.5, -0.5]],
+        atol=1e-6,
+    )
     # the FFHQ-equivalent face region is the central 2400 / 1.8 = 1333 px
     ffhq_corners = apply_homography(crop.crop_from_source, reference_quad(astro2x_face.landmarks))
     assert np.linalg.norm(ffhq_corners[3] - ffhq_corners[0]) == pytest.approx(2400 / 1.8, rel=1e-6)
@@ -46,15 +49,21 @@ def test_realign_is_2400_and_covers_1_8x_the_ffhq_quad(realigned, astro2x_face):
 
 def test_realign_carries_the_landmarks_and_writes_lpff_files(realigned, astro2x_face):
     crop, ctx = realigned
-    np.testing.assert_allclose(crop.landmarks, apply_homography(crop.crop_from_source, astro2x_face.landmarks))
+    np.testing.assert_allclose(
+        crop.landmarks, apply_homography(crop.crop_from_source, astro2x_face.landmarks)
+    )
     back = crop.to_source(crop.landmarks)
     assert np.abs(back - astro2x_face.landmarks).max() < 0.5
     assert (ctx.step_dir / "astronaut2x_00.png").exists()
     assert (ctx.step_dir / "debug" / "astronaut2x_00.png").exists()
-    np.testing.assert_allclose(read_five_points(ctx.step_dir / "detections" / "astronaut2x_00.txt"),
-                               five_from_68(crop.landmarks), atol=1e-6)
+    np.testing.assert_allclose(
+        read_five_points(ctx.step_dir / "detections" / "astronaut2x_00.txt"),
+        five_from_68(crop.landmarks),
+        atol=1e-6,
+    )
     eyes = crop.landmarks[36:48].mean(0)
-    assert abs(eyes[0] - 1200) < 60 and 900 < eyes[1] < 1200, "the face sits in the middle, eyes a bit above"
+    assert abs(eyes[0] - 1200) < 60, "the face sits in the middle"
+    assert 900 < eyes[1] < 1200, "the eyes a bit above the centre"
 
 
 def test_realign_pads_beyond_the_photo_with_blurred_fill(realigned):

@@ -12,9 +12,9 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-
 from fk.errors import InputError
 from fk.types import Crop, Face, apply_homography
+
 from fk_align.detection import load_input_image
 from fk_align.landmarks import check_landmarks68, five_from_68, format_five_points
 
@@ -23,8 +23,10 @@ def face_landmarks(face: Any) -> tuple[np.ndarray, Face | None]:
     """(68, 2) landmarks from the ``face`` port's value (a Face or an array)."""
     if isinstance(face, Face):
         if face.landmarks is None:
-            raise InputError(f"face {face.index} from detect:{face.detector} has no landmarks",
-                             hint="use a detector that gives 68 landmarks (detect:dlib, detect:lpff...)")
+            raise InputError(
+                f"face {face.index} from detect:{face.detector} has no landmarks",
+                hint="use a detector that gives 68 landmarks (detect:dlib, detect:lpff...)",
+            )
         return check_landmarks68(face.landmarks, name="face.landmarks"), face
     return check_landmarks68(face, name="face"), None
 
@@ -58,29 +60,47 @@ class CropRunner:
 
 
 class FfhqCrop(CropRunner):
-    """``crop:ffhq``: official FFHQ alignment (``border: ffhq``) or LPFF's StyleGAN variant (``border: lpff``)."""
+    """``crop:ffhq``: official FFHQ alignment, or LPFF's StyleGAN variant (``border: lpff``)."""
 
     method = "ffhq"
 
-    def __init__(self, size: int = 1024, transform_size: int = 4096, border: str = "ffhq",
-                 padding: bool = True, **kw: Any) -> None:
+    def __init__(
+        self,
+        size: int = 1024,
+        transform_size: int = 4096,
+        border: str = "ffhq",
+        padding: bool = True,
+        **kw: Any,
+    ) -> None:
         from fk_align.ffhq import FFHQ, LPFF_STYLEGAN
 
         super().__init__(**kw)
         if border not in ("ffhq", "lpff"):
             raise InputError(f"crop:ffhq: border must be 'ffhq' or 'lpff', got {border!r}")
         base = FFHQ if border == "ffhq" else LPFF_STYLEGAN
-        self.settings = replace(base, output_size=int(size), transform_size=max(int(transform_size), int(size)),
-                                enable_padding=bool(padding))
+        self.settings = replace(
+            base,
+            output_size=int(size),
+            transform_size=max(int(transform_size), int(size)),
+            enable_padding=bool(padding),
+        )
 
     def crop(self, rgb: np.ndarray, landmarks: np.ndarray) -> Crop:
         from fk_align.ffhq import ffhq_align
 
         res = ffhq_align(rgb, landmarks, self.settings)
-        return Crop(image=res.image, crop_from_source=res.crop_from_source,
-                    landmarks=apply_homography(res.crop_from_source, landmarks), method=self.method,
-                    params={"quad": res.quad.tolist(), "qsize": res.qsize,
-                            "border_fraction": self.settings.border_fraction, "border_min": self.settings.border_min})
+        return Crop(
+            image=res.image,
+            crop_from_source=res.crop_from_source,
+            landmarks=apply_homography(res.crop_from_source, landmarks),
+            method=self.method,
+            params={
+                "quad": res.quad.tolist(),
+                "qsize": res.qsize,
+                "border_fraction": self.settings.border_fraction,
+                "border_min": self.settings.border_min,
+            },
+        )
 
 
 class LpffRealignCrop(CropRunner):
@@ -88,7 +108,9 @@ class LpffRealignCrop(CropRunner):
 
     method = "lpff-realign"
 
-    def __init__(self, size: int = 2400, min_crop: int = 512, write_detections: bool = True, **kw: Any) -> None:
+    def __init__(
+        self, size: int = 2400, min_crop: int = 512, write_detections: bool = True, **kw: Any
+    ) -> None:
         from fk_align.realign import LPFF_REALIGN
 
         super().__init__(**kw)
@@ -99,8 +121,13 @@ class LpffRealignCrop(CropRunner):
         from fk_align.realign import lpff_realign
 
         res = lpff_realign(rgb, landmarks, self.settings)
-        return Crop(image=res.image, crop_from_source=res.crop_from_source, landmarks=res.landmarks,
-                    method=self.method, params={"quad": res.quad.tolist()})
+        return Crop(
+            image=res.image,
+            crop_from_source=res.crop_from_source,
+            landmarks=res.landmarks,
+            method=self.method,
+            params={"quad": res.quad.tolist()},
+        )
 
     def write_extras(self, crop: Crop, ctx: Any) -> None:
         if self.write_detections:
@@ -121,14 +148,22 @@ class Deep3DCrop(CropRunner):
         from fk_align.deep3d_align import align_img
 
         res = align_img(rgb, landmarks, target_size=self.size, rescale_factor=self.rescale_factor)
-        return Crop(image=res.image, crop_from_source=res.crop_from_source, landmarks=res.landmarks,
-                    method=self.method,
-                    params={"trans_params": res.trans_params.tolist(), "target_size": self.size,
-                            "rescale_factor": self.rescale_factor, "box": list(res.box)})
+        return Crop(
+            image=res.image,
+            crop_from_source=res.crop_from_source,
+            landmarks=res.landmarks,
+            method=self.method,
+            params={
+                "trans_params": res.trans_params.tolist(),
+                "target_size": self.size,
+                "rescale_factor": self.rescale_factor,
+                "box": list(res.box),
+            },
+        )
 
 
 class Eg3dCrop(CropRunner):
-    """``crop:eg3d``: EG3D's in-the-wild crop (align_img at 1024 with rescale 300, centre 700, Lanczos 512)."""
+    """``crop:eg3d``: EG3D's in-the-wild crop (align_img 1024 at rescale 300, centre 700, Lanczos 512)."""
 
     method = "eg3d"
 
@@ -140,5 +175,10 @@ class Eg3dCrop(CropRunner):
         from fk_align.eg3d_crop import eg3d_crop
 
         res = eg3d_crop(rgb, landmarks, output_size=self.size)
-        return Crop(image=res.image, crop_from_source=res.crop_from_source, landmarks=res.landmarks,
-                    method=self.method, params={"trans_params": res.trans_params.tolist(), "output_size": self.size})
+        return Crop(
+            image=res.image,
+            crop_from_source=res.crop_from_source,
+            landmarks=res.landmarks,
+            method=self.method,
+            params={"trans_params": res.trans_params.tolist(), "output_size": self.size},
+        )

@@ -18,21 +18,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from fk.errors import InputError
 from fk.types import apply_homography
+
 from fk_align import transforms as tf
 from fk_align.landmarks import five_from_68, flip_y
 
 # The five standard 3D points (decimetres, BFM frame: x right, y up, z to the viewer):
 # similarity_Lm3D_all.mat reduced like the image points (deep3d.md §3.1).
-STANDARD_5PT_3D = np.array([
-    [-0.31149, 0.29036, 0.13378],  # left eye
-    [0.30980, 0.28972, 0.13180],  # right eye
-    [0.00325, -0.04618, 0.55244],  # nose tip
-    [-0.25217, -0.38134, 0.22406],  # left mouth corner
-    [0.24847, -0.38128, 0.22236],  # right mouth corner
-])
+STANDARD_5PT_3D = np.array(
+    [
+        [-0.31149, 0.29036, 0.13378],  # left eye
+        [0.30980, 0.28972, 0.13180],  # right eye
+        [0.00325, -0.04618, 0.55244],  # nose tip
+        [-0.25217, -0.38134, 0.22406],  # left mouth corner
+        [0.24847, -0.38128, 0.22236],  # right mouth corner
+    ]
+)
 
 TARGET_SIZE = 224
 RESCALE_FACTOR = 102.0
@@ -82,7 +84,9 @@ def _five_points(landmarks: np.ndarray) -> np.ndarray:
     raise InputError(f"align_img: expected (68, 2) or (5, 2) landmarks, got shape {lm.shape}")
 
 
-def crop_geometry(trans_params: np.ndarray, target_size: int = TARGET_SIZE) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
+def crop_geometry(
+    trans_params: np.ndarray, target_size: int = TARGET_SIZE
+) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
     """The resized size (w, h) and crop box (left, up, right, lower) that ``align_img`` used.
 
     Deep3D truncates with ``astype(int32)``, i.e. towards zero; so does ``int``.
@@ -101,8 +105,12 @@ def crop_from_trans_params(trans_params: np.ndarray, target_size: int = TARGET_S
     return tf.crop_matrix(left, up) @ tf.resize_matrix((w0, h0), (w, h))
 
 
-def align_img(image: np.ndarray, landmarks: np.ndarray, target_size: int = TARGET_SIZE,
-              rescale_factor: float = RESCALE_FACTOR) -> Deep3DAlignment:
+def align_img(
+    image: np.ndarray,
+    landmarks: np.ndarray,
+    target_size: int = TARGET_SIZE,
+    rescale_factor: float = RESCALE_FACTOR,
+) -> Deep3DAlignment:
     """Deep3D's ``align_img``.
 
     Args:
@@ -127,12 +135,18 @@ def align_img(image: np.ndarray, landmarks: np.ndarray, target_size: int = TARGE
     crop = tf.crop_box(tf.resize(img, (w, h), "bicubic"), *box)
     matrix = crop_from_trans_params(trans_params, target_size)
     lm = np.asarray(landmarks, dtype=np.float64)
-    return Deep3DAlignment(image=np.ascontiguousarray(crop), crop_from_source=matrix, trans_params=trans_params,
-                           landmarks=apply_homography(matrix, lm), box=box)
+    return Deep3DAlignment(
+        image=np.ascontiguousarray(crop),
+        crop_from_source=matrix,
+        trans_params=trans_params,
+        landmarks=apply_homography(matrix, lm),
+        box=box,
+    )
 
 
-def deep3d_points_to_source(points_crop: np.ndarray, trans_params: np.ndarray,
-                            target_size: int = TARGET_SIZE) -> np.ndarray:
+def deep3d_points_to_source(
+    points_crop: np.ndarray, trans_params: np.ndarray, target_size: int = TARGET_SIZE
+) -> np.ndarray:
     """Deep3D's/LPFF's own inverse of the crop for y-up points (``lm_5p_pred``), kept for parity.
 
     lm <- (lm + (w/2 - T/2, h/2 - T/2)) / s + (t_x - w0/2, t_y - h0/2), all y-up. It

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from fk.errors import NoFaceError
 from fk.types import Face
+
 from fk_align.landmarks import five_from_68, format_five_points
 
 
@@ -65,8 +65,9 @@ class DetectorRunner:
 
     name = ""
 
-    def __init__(self, min_face: int = 0, max_faces: int = 0, write_landmarks: bool = False,
-                 debug: bool = False) -> None:
+    def __init__(
+        self, min_face: int = 0, max_faces: int = 0, write_landmarks: bool = False, debug: bool = False
+    ) -> None:
         self.min_face = int(min_face or 0)
         self.max_faces = int(max_faces or 0)
         self.write_landmarks = bool(write_landmarks)
@@ -90,7 +91,7 @@ class DetectorRunner:
             f.source = source
         if not faces:
             where = source if source is not None else "image"
-            why = (f" ({len(found)} smaller than min_face={self.min_face} px)" if found else "")
+            why = f" ({len(found)} smaller than min_face={self.min_face} px)" if found else ""
             raise NoFaceError(f"{where}: no face found by detect:{self.name}{why}", hint=self.no_face_hint())
         return faces
 

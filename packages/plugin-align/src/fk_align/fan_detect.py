@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from fk.errors import AssetMissingError, InputError
 from fk.types import Face
+
 from fk_align import transforms as tf
 from fk_align.detection import DetectorRunner, clip_box
 from fk_align.plugin import FAN_FILES, FAN_FOLDER, FAN_URLS
@@ -36,7 +36,9 @@ def fan_weight_paths(weights_dir: str | os.PathLike[str] | None = None) -> dict[
     """Where the 2DFAN-4 and S3FD files are: {"2DFAN-4": path, "s3fd": path}, or AssetMissingError."""
     from fk.assets import asset_root
 
-    folders = [Path(weights_dir).expanduser()] if weights_dir else [asset_root() / FAN_FOLDER, _hub_checkpoints()]
+    folders = (
+        [Path(weights_dir).expanduser()] if weights_dir else [asset_root() / FAN_FOLDER, _hub_checkpoints()]
+    )
     found: dict[str, Path] = {}
     missing: list[str] = []
     for key, filename in FAN_FILES.items():
@@ -49,9 +51,11 @@ def fan_weight_paths(weights_dir: str | os.PathLike[str] | None = None) -> dict[
         where = folders[0]
         files = " and ".join(FAN_FILES[k] for k in missing)
         urls = " ".join(FAN_URLS[k] for k in missing)
-        raise AssetMissingError(f"face-alignment weights missing: put {files} into {where}/",
-                                hint=f"download {urls} (fk never downloads at run time); "
-                                     f"searched {', '.join(str(f) for f in folders)}")
+        raise AssetMissingError(
+            f"face-alignment weights missing: put {files} into {where}/",
+            hint=f"download {urls} (fk never downloads at run time); "
+            f"searched {', '.join(str(f) for f in folders)}",
+        )
     return found
 
 
@@ -62,10 +66,16 @@ def load_face_alignment(fan_path: str, s3fd_path: str, device: str = "cpu", thre
         import face_alignment
         import torch
     except ImportError as exc:
-        raise AssetMissingError(f"the face-alignment package is not installed ({exc})",
-                                hint="pip install 'fk-plugin-align[fan]'  (or: pip install face-alignment)") from exc
-    kwargs: dict[str, Any] = {"device": device, "flip_input": False, "face_detector": "sfd",
-                              "face_detector_kwargs": {"path_to_detector": s3fd_path, "filter_threshold": threshold}}
+        raise AssetMissingError(
+            f"the face-alignment package is not installed ({exc})",
+            hint="pip install 'fk-plugin-align[fan]'  (or: pip install face-alignment)",
+        ) from exc
+    kwargs: dict[str, Any] = {
+        "device": device,
+        "flip_input": False,
+        "face_detector": "sfd",
+        "face_detector_kwargs": {"path_to_detector": s3fd_path, "filter_threshold": threshold},
+    }
     if "compile" in inspect.signature(face_alignment.FaceAlignment.__init__).parameters:
         kwargs["compile"] = False  # torch.compile would write a cache under ~/.cache and take minutes on CPU
     landmarks_type = getattr(face_alignment.LandmarksType, "TWO_D", None) or face_alignment.LandmarksType._2D
@@ -85,26 +95,39 @@ class FanDetector(DetectorRunner):
 
     name = "face-alignment"
 
-    def __init__(self, weights_dir: str | None = None, device: str | None = None, min_score: float = 0.5,
-                 **kw: Any) -> None:
+    def __init__(
+        self, weights_dir: str | None = None, device: str | None = None, min_score: float = 0.5, **kw: Any
+    ) -> None:
         super().__init__(**kw)
         self.weights = fan_weight_paths(weights_dir)
         self.device = device
         self.min_score = float(min_score)
 
     def model(self, device: str | None = None) -> Any:
-        return load_face_alignment(str(self.weights["2DFAN-4"]), str(self.weights["s3fd"]),
-                                   self.device or device or "cpu", self.min_score)
+        return load_face_alignment(
+            str(self.weights["2DFAN-4"]),
+            str(self.weights["s3fd"]),
+            self.device or device or "cpu",
+            self.min_score,
+        )
 
     def detect(self, rgb: np.ndarray, device: str | None = None) -> list[Face]:
-        lms, _, boxes = self.model(device).get_landmarks_from_image(np.ascontiguousarray(rgb), return_bboxes=True)
+        lms, _, boxes = self.model(device).get_landmarks_from_image(
+            np.ascontiguousarray(rgb), return_bboxes=True
+        )
         if lms is None:
             return []
         faces = []
         for lm, box in zip(lms, boxes, strict=True):
-            faces.append(Face(box=clip_box(box[:4], rgb.shape[:2]), score=float(box[4]),
-                              landmarks=np.asarray(lm, dtype=np.float64)[:, :2],
-                              image_size=(int(rgb.shape[0]), int(rgb.shape[1])), detector=self.name))
+            faces.append(
+                Face(
+                    box=clip_box(box[:4], rgb.shape[:2]),
+                    score=float(box[4]),
+                    landmarks=np.asarray(lm, dtype=np.float64)[:, :2],
+                    image_size=(int(rgb.shape[0]), int(rgb.shape[1])),
+                    detector=self.name,
+                )
+            )
         return faces
 
     def __call__(self, inputs: dict[str, Any], ctx: Any) -> dict[str, Any]:
@@ -136,8 +159,15 @@ class LpffDetector(DetectorRunner):
 
     name = "lpff"
 
-    def __init__(self, upsample: int = 1, fallback: bool = True, max_side: int = 600,
-                 weights_dir: str | None = None, device: str | None = None, **kw: Any) -> None:
+    def __init__(
+        self,
+        upsample: int = 1,
+        fallback: bool = True,
+        max_side: int = 600,
+        weights_dir: str | None = None,
+        device: str | None = None,
+        **kw: Any,
+    ) -> None:
         from fk_align.dlib_detect import DlibDetector
 
         super().__init__(**kw)
@@ -152,7 +182,7 @@ class LpffDetector(DetectorRunner):
         self.fan_error: AssetMissingError | None = None
 
     def fan(self) -> FanDetector | None:
-        """The fallback detector, built on first need; None (and ``fan_error`` set) if its weights are missing."""
+        """The fallback detector, built on first need; None (``fan_error`` set) without weights."""
         if self._fan is None and self.fan_error is None:
             try:
                 self._fan = FanDetector(weights_dir=self.weights_dir, device=self.device)

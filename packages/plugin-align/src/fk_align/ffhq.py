@@ -22,8 +22,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
 from fk.errors import InputError
+
 from fk_align import transforms as tf
 from fk_align.landmarks import EYE_LEFT, EYE_RIGHT, MOUTH_LEFT, MOUTH_RIGHT, check_landmarks68
 
@@ -84,8 +84,9 @@ def ffhq_quad(landmarks: np.ndarray, quad_scale: float = 1.0) -> tuple[np.ndarra
     x = np.array([ee[0] + em[1], ee[1] - em[0]])
     norm = math.hypot(*x)
     if norm < 1e-9:
-        raise InputError("ffhq_quad: degenerate landmarks (eyes and mouth coincide)",
-                         hint="check the detector output")
+        raise InputError(
+            "ffhq_quad: degenerate landmarks (eyes and mouth coincide)", hint="check the detector output"
+        )
     x = x / norm * max(2.0 * math.hypot(*ee), 1.8 * math.hypot(*em))
     y = np.array([-x[1], x[0]])
     c = eye + 0.1 * em
@@ -94,8 +95,9 @@ def ffhq_quad(landmarks: np.ndarray, quad_scale: float = 1.0) -> tuple[np.ndarra
     return quad, 2.0 * math.hypot(*x)
 
 
-def align_quad(image: np.ndarray, quad: np.ndarray, qsize: float,
-               settings: QuadAlignSettings = FFHQ) -> QuadAlignment:
+def align_quad(
+    image: np.ndarray, quad: np.ndarray, qsize: float, settings: QuadAlignSettings = FFHQ
+) -> QuadAlignment:
     """Shrink, crop, pad, warp and resize ``image`` so ``quad`` fills the output square.
 
     Args:
@@ -129,22 +131,37 @@ def align_quad(image: np.ndarray, quad: np.ndarray, qsize: float,
     # Crop around the quad with a border.
     border = max(int(np.rint(qsize * s.border_fraction)), s.border_min)
     h, w = img.shape[:2]
-    box = (int(math.floor(q[:, 0].min())), int(math.floor(q[:, 1].min())),
-           int(math.ceil(q[:, 0].max())), int(math.ceil(q[:, 1].max())))
+    box = (
+        int(math.floor(q[:, 0].min())),
+        int(math.floor(q[:, 1].min())),
+        int(math.ceil(q[:, 0].max())),
+        int(math.ceil(q[:, 1].max())),
+    )
     box = (max(box[0] - border, 0), max(box[1] - border, 0), min(box[2] + border, w), min(box[3] + border, h))
     if box[2] - box[0] < w or box[3] - box[1] < h:
-        img = img[box[1]:box[3], box[0]:box[2]]
+        img = img[box[1] : box[3], box[0] : box[2]]
         q -= box[:2]
         cur_from_source = tf.crop_matrix(box[0], box[1]) @ cur_from_source
     h, w = img.shape[:2]
     if s.min_crop_size and w < s.min_crop_size and h < s.min_crop_size:
-        raise InputError(f"face too small: the crop around it is {w}x{h} px, below {s.min_crop_size} on both sides",
-                         hint="LPFF rejects such faces; use a larger photo or crop:ffhq")
+        raise InputError(
+            f"face too small: the crop around it is {w}x{h} px, below {s.min_crop_size} on both sides",
+            hint="LPFF rejects such faces; use a larger photo or crop:ffhq",
+        )
 
     # Pad where the quad leaves the image: reflect, then blur and median-fill the padding.
-    pad = (int(math.floor(q[:, 0].min())), int(math.floor(q[:, 1].min())),
-           int(math.ceil(q[:, 0].max())), int(math.ceil(q[:, 1].max())))
-    pad = (max(-pad[0] + border, 0), max(-pad[1] + border, 0), max(pad[2] - w + border, 0), max(pad[3] - h + border, 0))
+    pad = (
+        int(math.floor(q[:, 0].min())),
+        int(math.floor(q[:, 1].min())),
+        int(math.ceil(q[:, 0].max())),
+        int(math.ceil(q[:, 1].max())),
+    )
+    pad = (
+        max(-pad[0] + border, 0),
+        max(-pad[1] + border, 0),
+        max(pad[2] - w + border, 0),
+        max(pad[3] - h + border, 0),
+    )
     if s.enable_padding and max(pad) > border - 4:
         pad = tuple(max(p, int(np.rint(qsize * 0.3))) for p in pad)
         img = _pad_blurred(img, pad, qsize, proxy=s.proxy_blur)
@@ -157,8 +174,12 @@ def align_quad(image: np.ndarray, quad: np.ndarray, qsize: float,
     if s.output_size < s.transform_size:
         out_from_cur = tf.resize_matrix((s.transform_size,) * 2, (s.output_size,) * 2) @ out_from_cur
         img = tf.resize(img, (s.output_size, s.output_size), "lanczos")
-    return QuadAlignment(image=np.ascontiguousarray(img), crop_from_source=out_from_cur @ cur_from_source,
-                         quad=source_quad, qsize=float(qsize * max(shrink, 1)))
+    return QuadAlignment(
+        image=np.ascontiguousarray(img),
+        crop_from_source=out_from_cur @ cur_from_source,
+        quad=source_quad,
+        qsize=float(qsize * max(shrink, 1)),
+    )
 
 
 def _pad_blurred(img: np.ndarray, pad: tuple[int, int, int, int], qsize: float, proxy: bool) -> np.ndarray:
@@ -205,8 +226,15 @@ def _proxy_blur(f: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
     small = np.stack([np.asarray(ch.resize(small_size, Image.Resampling.BOX)) for ch in channels], axis=2)
     median = np.median(small, axis=(0, 1))
     small = gaussian_filter(small, [sigma, sigma, 0])
-    up = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(small[:, :, c])).resize(
-        (w, h), Image.Resampling.LANCZOS)) for c in range(small.shape[2])], axis=2)
+    up = np.stack(
+        [
+            np.asarray(
+                Image.fromarray(np.ascontiguousarray(small[:, :, c])).resize((w, h), Image.Resampling.LANCZOS)
+            )
+            for c in range(small.shape[2])
+        ],
+        axis=2,
+    )
     return up.astype(np.float32), median
 
 

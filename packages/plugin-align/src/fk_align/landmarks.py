@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-
 from fk.errors import InputError
 
 # Index groups of the 68-point layout (0-based, image-left first).
@@ -36,8 +35,10 @@ def check_landmarks68(points: np.ndarray, name: str = "landmarks") -> np.ndarray
     """Return ``points`` as a float64 (68, 2) array, or raise InputError naming ``name``."""
     pts = np.asarray(points, dtype=np.float64)
     if pts.shape != (68, 2):
-        raise InputError(f"{name}: expected 68 (x, y) landmarks, got shape {pts.shape}",
-                         hint="pass the iBUG 68-point layout that dlib and 2D-FAN produce")
+        raise InputError(
+            f"{name}: expected 68 (x, y) landmarks, got shape {pts.shape}",
+            hint="pass the iBUG 68-point layout that dlib and 2D-FAN produce",
+        )
     if not np.all(np.isfinite(pts)):
         raise InputError(f"{name}: landmarks contain NaN or inf")
     return pts
@@ -55,13 +56,16 @@ def five_from_68(landmarks: np.ndarray) -> np.ndarray:
     lm = np.asarray(landmarks, dtype=np.float64)
     if lm.shape[-2:] != (68, 2):
         raise InputError(f"five_from_68: expected (..., 68, 2) landmarks, got shape {lm.shape}")
-    return np.stack([
-        (lm[..., 36, :] + lm[..., 39, :]) / 2.0,
-        (lm[..., 42, :] + lm[..., 45, :]) / 2.0,
-        lm[..., NOSE_TIP, :],
-        lm[..., MOUTH_LEFT, :],
-        lm[..., MOUTH_RIGHT, :],
-    ], axis=-2)
+    return np.stack(
+        [
+            (lm[..., 36, :] + lm[..., 39, :]) / 2.0,
+            (lm[..., 42, :] + lm[..., 45, :]) / 2.0,
+            lm[..., NOSE_TIP, :],
+            lm[..., MOUTH_LEFT, :],
+            lm[..., MOUTH_RIGHT, :],
+        ],
+        axis=-2,
+    )
 
 
 def flip_y(points: np.ndarray, height: int) -> np.ndarray:
@@ -94,11 +98,14 @@ def read_five_points(path: str | os.PathLike[str]) -> np.ndarray:
         rows = [line.split() for line in p.read_text().splitlines() if line.strip()]
         pts = np.array(rows, dtype=np.float64)
     except (OSError, ValueError) as exc:
-        raise InputError(f"{p}: not a five-point landmark file ({exc})",
-                         hint="expected 5 lines of 'x y' pixel coordinates") from exc
+        raise InputError(
+            f"{p}: not a five-point landmark file ({exc})", hint="expected 5 lines of 'x y' pixel coordinates"
+        ) from exc
     if pts.shape != (5, 2):
-        raise InputError(f"{p}: expected 5 lines of 'x y', got shape {pts.shape}",
-                         hint="expected 5 lines of 'x y' pixel coordinates")
+        raise InputError(
+            f"{p}: expected 5 lines of 'x y', got shape {pts.shape}",
+            hint="expected 5 lines of 'x y' pixel coordinates",
+        )
     return pts
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
 from fk.types import Crop, Face, apply_homography
+
 from fk_align import landmarks as L
 
 # One colour per landmark group, so a swapped eye or a mouth on the nose shows at a glance.

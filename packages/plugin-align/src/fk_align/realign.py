@@ -17,13 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from fk.types import apply_homography
+
 from fk_align.ffhq import QuadAlignSettings, align_quad, ffhq_quad
 from fk_align.landmarks import check_landmarks68
 
-LPFF_REALIGN = QuadAlignSettings(output_size=2400, transform_size=4096, quad_scale=1.8,
-                                 proxy_blur=True, min_crop_size=512)
+LPFF_REALIGN = QuadAlignSettings(
+    output_size=2400, transform_size=4096, quad_scale=1.8, proxy_blur=True, min_crop_size=512
+)
 QUAD_SCALE = 1.8
 OUTPUT_SIZE = 2400
 
@@ -36,8 +37,9 @@ class Realignment:
     quad: np.ndarray  # (4, 2) in source pixels
 
 
-def lpff_realign(image: np.ndarray, landmarks: np.ndarray,
-                 settings: QuadAlignSettings = LPFF_REALIGN) -> Realignment:
+def lpff_realign(
+    image: np.ndarray, landmarks: np.ndarray, settings: QuadAlignSettings = LPFF_REALIGN
+) -> Realignment:
     """Realign one face as LPFF's ``realign_process_image`` does.
 
     Args:
@@ -51,5 +53,9 @@ def lpff_realign(image: np.ndarray, landmarks: np.ndarray,
     lm = check_landmarks68(landmarks)
     quad, qsize = ffhq_quad(lm, settings.quad_scale)
     res = align_quad(image, quad, qsize, settings)
-    return Realignment(image=res.image, crop_from_source=res.crop_from_source,
-                       landmarks=apply_homography(res.crop_from_source, lm), quad=res.quad)
+    return Realignment(
+        image=res.image,
+        crop_from_source=res.crop_from_source,
+        landmarks=apply_homography(res.crop_from_source, lm),
+        quad=res.quad,
+    )

@@ -60,11 +60,14 @@ def quad_output_from_source(quad: np.ndarray, size: int) -> np.ndarray:
 
 
 def warp_quad(image: np.ndarray, quad: np.ndarray, size: int, resample: str = "bilinear") -> np.ndarray:
-    """Sample the square ``size`` x ``size`` image spanned by ``quad`` (see :func:`quad_output_from_source`)."""
+    """Sample the square ``size`` x ``size`` image spanned by ``quad`` (:func:`quad_output_from_source`)."""
     from PIL import Image
 
-    filt = {"bilinear": Image.Resampling.BILINEAR, "nearest": Image.Resampling.NEAREST,
-            "bicubic": Image.Resampling.BICUBIC}[resample]
+    filt = {
+        "bilinear": Image.Resampling.BILINEAR,
+        "nearest": Image.Resampling.NEAREST,
+        "bicubic": Image.Resampling.BICUBIC,
+    }[resample]
     data = (np.asarray(quad, dtype=np.float64) + 0.5).flatten().tolist()
     out = Image.fromarray(image).transform((size, size), Image.Transform.QUAD, data, filt)
     return np.asarray(out)
@@ -74,8 +77,12 @@ def resize(image: np.ndarray, size: tuple[int, int], resample: str = "lanczos") 
     """Pillow resize of an (H, W, C) uint8 array to ``size`` = (width, height)."""
     from PIL import Image
 
-    filt = {"lanczos": Image.Resampling.LANCZOS, "bicubic": Image.Resampling.BICUBIC,
-            "bilinear": Image.Resampling.BILINEAR, "box": Image.Resampling.BOX}[resample]
+    filt = {
+        "lanczos": Image.Resampling.LANCZOS,
+        "bicubic": Image.Resampling.BICUBIC,
+        "bilinear": Image.Resampling.BILINEAR,
+        "box": Image.Resampling.BOX,
+    }[resample]
     return np.asarray(Image.fromarray(image).resize(tuple(int(s) for s in size), filt))
 
 

@@ -60,7 +60,7 @@ class DetectorContract:
         from fk.plugins import get_plugin_manager
 
         if not cls.component:
-            pytest.fail(f"{cls.__name__}: set `component = \"detect:<name>\"`")
+            pytest.fail(f'{cls.__name__}: set `component = "detect:<name>"`')
         return get_plugin_manager().component(cls.component)
 
     @pytest.fixture(scope="class")
@@ -85,13 +85,19 @@ class DetectorContract:
 
     @pytest.fixture(scope="class")
     @classmethod
-    def contract_photo_result(cls, contract_runner: Any, contract_photo: Path,
-                              tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], np.ndarray]:
+    def contract_photo_result(
+        cls, contract_runner: Any, contract_photo: Path, tmp_path_factory: pytest.TempPathFactory
+    ) -> tuple[dict[str, Any], np.ndarray]:
         from fk.io import load_image
 
         run_dir = tmp_path_factory.mktemp("detector_contract")
-        ctx = ItemContext(key=contract_photo.stem, source=contract_photo, step_id="detect", run_dir=run_dir,
-                          step_dir=run_dir / "detect")
+        ctx = ItemContext(
+            key=contract_photo.stem,
+            source=contract_photo,
+            step_id="detect",
+            run_dir=run_dir,
+            step_dir=run_dir / "detect",
+        )
         outputs = contract_runner({"image": contract_photo}, ctx)
         return outputs, load_image(contract_photo)
 
@@ -110,8 +116,9 @@ class DetectorContract:
         assert faces_port.kind == "faces"
         assert contract_component.fan_out == "faces", "detectors fan out one item per face"
 
-    def test_returns_declared_outputs(self, contract_component: Component,
-                                      contract_photo_result: tuple[dict[str, Any], np.ndarray]) -> None:
+    def test_returns_declared_outputs(
+        self, contract_component: Component, contract_photo_result: tuple[dict[str, Any], np.ndarray]
+    ) -> None:
         outputs, _ = contract_photo_result
         missing = [p.name for p in contract_component.outputs if p.name not in outputs]
         assert not missing, f"{self.component} returned no value for {missing}"
@@ -127,20 +134,23 @@ class DetectorContract:
         assert areas == sorted(areas, reverse=True), f"faces not sorted largest first: areas {areas}"
         assert [f.index for f in contract_faces] == list(range(len(contract_faces)))
 
-    def test_boxes_inside_image(self, contract_faces: list[Face],
-                                contract_photo_result: tuple[dict[str, Any], np.ndarray]) -> None:
+    def test_boxes_inside_image(
+        self, contract_faces: list[Face], contract_photo_result: tuple[dict[str, Any], np.ndarray]
+    ) -> None:
         _, rgb = contract_photo_result
         h, w = rgb.shape[:2]
         for f in contract_faces:
             x0, y0, x1, y1 = (float(v) for v in np.asarray(f.box).reshape(4))
-            assert x0 < x1 and y0 < y1, f"face {f.index}: degenerate box {f.box}"
-            assert -0.5 <= x0 and x1 <= w - 0.5 and -0.5 <= y0 and y1 <= h - 0.5, \
-                f"face {f.index}: box {f.box} leaves the {w}x{h} image"
+            assert x0 < x1, f"face {f.index}: degenerate box {f.box}"
+            assert y0 < y1, f"face {f.index}: degenerate box {f.box}"
+            inside = -0.5 <= x0 and x1 <= w - 0.5 and -0.5 <= y0 and y1 <= h - 0.5
+            assert inside, f"face {f.index}: box {f.box} leaves the {w}x{h} image"
             assert tuple(f.image_size) == (h, w)
 
     def test_scores_are_floats(self, contract_faces: list[Face]) -> None:
         for f in contract_faces:
-            assert isinstance(f.score, float) and math.isfinite(f.score), f"face {f.index}: score {f.score!r}"
+            assert isinstance(f.score, float), f"face {f.index}: score {f.score!r} is not a float"
+            assert math.isfinite(f.score), f"face {f.index}: score {f.score!r}"
 
     def test_landmarks_68_near_box(self, contract_faces: list[Face]) -> None:
         if not self.has_landmarks:
@@ -151,13 +161,19 @@ class DetectorContract:
             assert np.all(np.isfinite(lm))
             x0, y0, x1, y1 = (float(v) for v in f.box)
             mx, my = self.landmark_margin * (x1 - x0), self.landmark_margin * (y1 - y0)
-            inside = ((lm[:, 0] >= x0 - mx) & (lm[:, 0] <= x1 + mx) & (lm[:, 1] >= y0 - my) & (lm[:, 1] <= y1 + my))
-            assert inside.all(), f"face {f.index}: landmarks {np.flatnonzero(~inside).tolist()} far outside its box"
+            inside = (
+                (lm[:, 0] >= x0 - mx) & (lm[:, 0] <= x1 + mx) & (lm[:, 1] >= y0 - my) & (lm[:, 1] <= y1 + my)
+            )
+            assert inside.all(), (
+                f"face {f.index}: landmarks {np.flatnonzero(~inside).tolist()} far outside its box"
+            )
 
     # -- a blank image ------------------------------------------------------------
     def test_blank_image_gives_no_face(self, contract_runner: Any, tmp_path: Path) -> None:
         blank = np.full((*self.blank_size, 3), 128, dtype=np.uint8)
-        ctx = ItemContext(key="blank", source=None, step_id="detect", run_dir=tmp_path, step_dir=tmp_path / "detect")
+        ctx = ItemContext(
+            key="blank", source=None, step_id="detect", run_dir=tmp_path, step_dir=tmp_path / "detect"
+        )
         try:
             outputs = contract_runner({"image": blank}, ctx)
         except NoFaceError:
