@@ -116,14 +116,22 @@ def test_reconstruct_with_generated_bfm_and_checkpoint_writes_every_output(
     assert abs(np.linalg.norm(cam2world[:3, 3]) - 2.7) < 1e-9 and label[16] == pytest.approx(4.2647)
 
 
-def test_eg3d_label_matches_the_hand_computed_frontal_case():
-    from fk_deep3d.camera import eg3d_label
+def test_reconstruction_carries_the_eg3d_label_of_its_pose():
+    import fk.models
+    from fk_deep3d.runners import reconstruction
 
-    label = eg3d_label(np.zeros(3), np.zeros(3))
-    # angle = 0, t = 0: camera at 0.27*(0,0,10) + (0, .006, .161) = (0, .006, 2.861), re-radiused to 2.7.
-    c = np.array([0, 0.006, 2.861])
-    np.testing.assert_allclose(label[[3, 7, 11]], c / np.linalg.norm(c) * 2.7, atol=1e-9)
+    model = fk.models.load_face_model("demo")
+    # Unrotated head moved 0.5 dm right: EG3D camera centre C = -(t - (0, 0, 10)) = (-0.5, 0, 10),
+    # 0.27 C + (0, 0.006, 0.161) = (-0.135, 0.006, 2.861), re-radiused to 2.7 (deep3d.md §7.2).
+    coeffs = model.join_coeffs({"trans": torch.tensor([[0.5, 0.0, 0.0]])})
+    with torch.no_grad():
+        out = model(coeffs)
+    crop = Crop(image=np.zeros((224, 224, 3), np.uint8), crop_from_source=np.eye(3), landmarks=None, method="deep3d")
+    label = reconstruction(model, coeffs, out, crop, {}).camera_label
+    c = np.array([-0.135, 0.006, 2.861])
+    np.testing.assert_allclose(label[[3, 7, 11]], c / np.linalg.norm(c) * 2.7, atol=1e-6)
     np.testing.assert_allclose(np.array(label[:16]).reshape(4, 4)[:3, :3], np.diag([1, -1, -1]), atol=1e-12)
+    np.testing.assert_allclose(label[16:], [4.2647, 0, 0.5, 0, 4.2647, 0.5, 0, 0, 1], atol=1e-12)
 
 
 def test_missing_checkpoint_and_malformed_bfm_name_the_file(tmp_path, fk_home, astronaut_crop):

@@ -64,7 +64,7 @@ class Deep3DExporter:
 
     def __call__(self, inputs: dict[str, Any], ctx) -> dict[str, Any]:
         from fk_deep3d import views
-        from fk_deep3d.camera import eg3d_label
+        from fk.cameras.deep3d import eg3d_label_from_deep3d
 
         recon = inputs["recon"]
         key = ctx.key
@@ -74,7 +74,7 @@ class Deep3DExporter:
         def rel(path: Path) -> str:
             return Path(os.path.relpath(path, ctx.run_dir)).as_posix()
 
-        label = eg3d_label(recon.coeffs["angle"], recon.coeffs["trans"])
+        label = eg3d_label_from_deep3d(recon.coeffs["angle"], recon.coeffs["trans"])
         if "mat" in self.formats:
             from scipy.io import savemat
 

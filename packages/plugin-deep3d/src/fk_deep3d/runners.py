@@ -75,7 +75,7 @@ def coeffs_for_model(model, rnet: torch.Tensor) -> torch.Tensor:
 
 def reconstruction(model, coeffs: torch.Tensor, out: dict[str, torch.Tensor], crop: Crop,
                    extra: dict[str, Any]) -> Reconstruction:
-    from fk_deep3d.camera import eg3d_label
+    from fk.cameras.deep3d import eg3d_label_from_deep3d
 
     parts = {k: v[0].detach().cpu().double().numpy() for k, v in model.split_coeffs(coeffs).items()}
     return Reconstruction(
@@ -84,7 +84,7 @@ def reconstruction(model, coeffs: torch.Tensor, out: dict[str, torch.Tensor], cr
         triangles=model.triangles.cpu().numpy(),
         colors=out["colors"][0].detach().clamp(0, 1).cpu().double().numpy(),
         landmarks=out["landmarks_2d"][0].detach().cpu().double().numpy(),
-        crop=crop, camera_label=eg3d_label(parts["angle"], parts["trans"]),
+        crop=crop, camera_label=eg3d_label_from_deep3d(parts["angle"], parts["trans"]),
         uvs=None if model.uvs is None else model.uvs.cpu().numpy(),
         extra=extra,
     )

@@ -189,18 +189,17 @@ def model_coeffs_from_rnet(model, out257: torch.Tensor) -> torch.Tensor:
 def deep3d_loss(model, coeffs: torch.Tensor, batch: dict[str, torch.Tensor], renderer: str,
                 w=None) -> tuple[torch.Tensor, dict[str, float]]:
     """Deep3D's training objective for a batch (identity term omitted without ArcFace weights)."""
+    from fk.cameras.deep3d import IMAGE_SIZE, K_LANDMARKS, opencv_from_deep3d_camera
+    from fk.render.mesh import render_mesh
     from fk_deep3d import losses as L
-    from fk_deep3d.camera import CAMERA_DISTANCE, CROP_SIZE, K_CROP
-    from fk_deep3d.raster import render_vertex_colors
 
     w = w or L.LossWeights()
     out = model(coeffs)
     parts = model.split_coeffs(coeffs)
-    v = out["vertices_world"]
-    cam = torch.stack([v[..., 0], -v[..., 1], CAMERA_DISTANCE - v[..., 2]], -1)
-    K = torch.as_tensor(K_CROP, dtype=v.dtype, device=v.device)[None].expand(v.shape[0], 3, 3)
-    rendered = render_vertex_colors(cam, model.face_region_triangles(), K, (CROP_SIZE, CROP_SIZE), out["colors"],
-                                    renderer)
+    v = opencv_from_deep3d_camera(out["vertices_cam"])
+    K = torch.as_tensor(K_LANDMARKS, dtype=v.dtype, device=v.device)  # the fit's camera: renders meet landmarks
+    rendered = render_mesh(v, model.face_region_triangles(), K, (IMAGE_SIZE, IMAGE_SIZE),
+                           vertex_colors=out["colors"], backend=renderer)
     target = batch["image"].permute(0, 2, 3, 1)
     mask = rendered.mask.to(v.dtype).detach() * batch["mask"]
     skin = model.skin_mask if model.skin_mask is not None else torch.ones(

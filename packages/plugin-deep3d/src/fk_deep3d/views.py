@@ -1,14 +1,16 @@
 """Pictures of a reconstruction: crop render, 3-panel strip, photo overlay, turntable.
 
 All renders go through ``fk.render.mesh.render_mesh`` (OpenCV camera frame, pixel
-intrinsics, image layout with row 0 at the top).
+intrinsics, image layout with row 0 at the top) with the crop's ``K_LANDMARKS``, the
+same camera the fit used, and are laid over photos with ``fk.render.mesh.overlay``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from fk_deep3d.camera import CROP_SIZE, K_CROP, opencv_from_world, rotation_from_angles_np
+from fk.cameras.deep3d import CAMERA_DISTANCE, IMAGE_SIZE, K_LANDMARKS, opencv_from_deep3d_camera, to_camera
+from fk.geometry.rotations import euler_to_matrix
 
 
 def render_colors(vertices_cv: np.ndarray, triangles: np.ndarray, colors: np.ndarray, K: np.ndarray,
@@ -16,21 +18,19 @@ def render_colors(vertices_cv: np.ndarray, triangles: np.ndarray, colors: np.nda
     """Render one mesh with vertex colours: (H, W, 3) float RGB in [0, 1] and (H, W) bool mask."""
     import torch
 
-    from fk_deep3d.raster import render_vertex_colors
+    from fk.render.mesh import render_mesh
 
     with torch.no_grad():
-        out = render_vertex_colors(torch.as_tensor(vertices_cv, dtype=torch.float32)[None],
-                                   torch.as_tensor(np.asarray(triangles), dtype=torch.int64),
-                                   torch.as_tensor(K, dtype=torch.float32)[None], tuple(int(s) for s in size),
-                                   torch.as_tensor(np.clip(colors, 0, 1), dtype=torch.float32)[None], renderer)
-    return out.rgb[0].clamp(0, 1).numpy(), out.mask[0].numpy().astype(bool)
+        out = render_mesh(torch.as_tensor(vertices_cv, dtype=torch.float32)[None], np.asarray(triangles),
+                          torch.as_tensor(K, dtype=torch.float32), tuple(int(s) for s in size),
+                          vertex_colors=torch.as_tensor(np.clip(colors, 0, 1), dtype=torch.float32)[None],
+                          backend=renderer)
+    return out.rgb[0].clamp(0, 1).numpy(), out.mask[0].numpy()
 
 
-def composite(base_uint8: np.ndarray, rgb: np.ndarray, mask: np.ndarray, alpha: float = 1.0) -> np.ndarray:
-    """Render over a photo: alpha·render inside the mask, the photo elsewhere (uint8)."""
-    base = base_uint8.astype(np.float32) / 255.0
-    m = mask[..., None].astype(np.float32) * alpha
-    return (np.clip(rgb * m + base * (1 - m), 0, 1) * 255 + 0.5).astype(np.uint8)
+def opencv_vertices(recon) -> np.ndarray:
+    """The reconstruction's Deep3D world vertices in the OpenCV camera frame of its crop: (N, 3)."""
+    return opencv_from_deep3d_camera(to_camera(np.asarray(recon.vertices, np.float64)))
 
 
 def draw_points(image: np.ndarray, points: np.ndarray, color: tuple[int, int, int], radius: int = 1) -> np.ndarray:
@@ -44,8 +44,8 @@ def draw_points(image: np.ndarray, points: np.ndarray, color: tuple[int, int, in
 
 def crop_render(recon, renderer: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """The reconstruction rendered into its 224 crop."""
-    return render_colors(opencv_from_world(np.asarray(recon.vertices, np.float64)), recon.triangles,
-                         recon.colors, K_CROP, (CROP_SIZE, CROP_SIZE), renderer)
+    return render_colors(opencv_vertices(recon), recon.triangles, recon.colors, K_LANDMARKS,
+                         (IMAGE_SIZE, IMAGE_SIZE), renderer)
 
 
 def three_panel(recon, renderer: str = "auto") -> np.ndarray:
@@ -53,13 +53,15 @@ def three_panel(recon, renderer: str = "auto") -> np.ndarray:
 
     Detected landmarks (the crop's) in blue, the model's projected landmarks in red.
     """
+    from fk.render.mesh import overlay
+
     crop = np.asarray(recon.crop.image)
     rgb, mask = crop_render(recon, renderer)
     panel3 = crop.copy()
     if recon.crop.landmarks is not None:
         panel3 = draw_points(panel3, recon.crop.landmarks, (0, 0, 255))
     panel3 = draw_points(panel3, recon.landmarks, (255, 0, 0))
-    return np.concatenate([crop, composite(crop, rgb, mask), panel3], axis=1)
+    return np.concatenate([crop, overlay(crop, rgb, mask, alpha=1.0), panel3], axis=1)
 
 
 def photo_overlay(recon, photo: np.ndarray, alpha: float = 0.6, max_side: int = 1024,
@@ -67,10 +69,12 @@ def photo_overlay(recon, photo: np.ndarray, alpha: float = 0.6, max_side: int = 
     """The render laid over the original photo: rendered directly in photo pixels.
 
     The Deep3D crop is a similarity (scale and shift) of the photo, so the photo's
-    intrinsics are ``source_from_crop @ K_CROP``; large photos are shown at most
+    intrinsics are ``source_from_crop @ K_LANDMARKS``; large photos are shown at most
     ``max_side`` pixels wide (intrinsics scaled the same way).
     """
     from PIL import Image
+
+    from fk.render.mesh import overlay
 
     h, w = photo.shape[:2]
     scale = min(1.0, max_side / max(h, w))
@@ -78,17 +82,17 @@ def photo_overlay(recon, photo: np.ndarray, alpha: float = 0.6, max_side: int = 
         photo = np.asarray(Image.fromarray(photo).resize((round(w * scale), round(h * scale)), Image.BILINEAR))
     # Pixel centres at integers: scaling about the centre of pixel (0, 0) with half-pixel care.
     shrink = np.array([[scale, 0, 0.5 * scale - 0.5], [0, scale, 0.5 * scale - 0.5], [0, 0, 1.0]])
-    k_photo = shrink @ recon.crop.source_from_crop @ K_CROP
+    k_photo = shrink @ recon.crop.source_from_crop @ K_LANDMARKS
     if not np.allclose(k_photo[2], [0.0, 0.0, 1.0], atol=1e-9):
         raise ValueError("photo_overlay needs an affine crop (Deep3D's crops are)")
-    rgb, mask = render_colors(opencv_from_world(np.asarray(recon.vertices, np.float64)), recon.triangles,
-                              recon.colors, k_photo, photo.shape[:2], renderer)
-    return composite(photo, rgb, mask, alpha)
+    rgb, mask = render_colors(opencv_vertices(recon), recon.triangles, recon.colors, k_photo, photo.shape[:2],
+                              renderer)
+    return overlay(photo, rgb, mask, alpha)
 
 
 def canonical_vertices(recon) -> np.ndarray:
     """Undo the pose: v = Mᵀ (v_world − t), the face in the model frame (dm)."""
-    m = rotation_from_angles_np(np.asarray(recon.coeffs["angle"]).reshape(3))
+    m = euler_to_matrix(np.asarray(recon.coeffs["angle"], np.float64).reshape(3), "xyz")
     t = np.asarray(recon.coeffs["trans"], np.float64).reshape(3)
     return (np.asarray(recon.vertices, np.float64) - t) @ m
 
@@ -99,15 +103,13 @@ def turntable(recon, frames: int = 12, size: int = 256, swing_deg: float = 60.0,
     verts = canonical_vertices(recon)
     centre = verts.mean(0)
     radius = np.linalg.norm(verts - centre, axis=1).max()
-    dist = 10.0
-    focal = 0.42 * size * dist / max(radius, 1e-6)
+    focal = 0.42 * size * CAMERA_DISTANCE / max(radius, 1e-6)
     K = np.array([[focal, 0, size / 2 - 0.5], [0, focal, size / 2 - 0.5], [0, 0, 1.0]])
     phases = np.sin(np.linspace(0, 2 * np.pi, frames, endpoint=False))
     out = []
     for yaw in np.deg2rad(swing_deg) * phases:
-        rot = rotation_from_angles_np(np.array([0.0, yaw, 0.0]))
-        world = (verts - centre) @ rot.T
-        cam = opencv_from_world(world)  # camera at (0, 0, 10)
+        rot = euler_to_matrix(np.array([0.0, yaw, 0.0]), "xyz")
+        cam = opencv_from_deep3d_camera(to_camera((verts - centre) @ rot.T))  # camera at (0, 0, 10)
         rgb, mask = render_colors(cam, recon.triangles, recon.colors, K, (size, size), renderer)
         bg = np.full((size, size, 3), 0.93, np.float32)
         out.append((np.where(mask[..., None], rgb, bg) * 255 + 0.5).astype(np.uint8))
