@@ -90,3 +90,29 @@ def test_scrambled_landmarks_are_a_recorded_failure(tmp_path, fk_home):
     ctx = ItemContext(key="bad_00", source=None, step_id="fit", run_dir=tmp_path, step_dir=tmp_path / "fit")
     with pytest.raises(FkError, match="bad_00: the fit failed"):
         FitRunner(model="demo", iterations=0)({"crop": crop}, ctx)
+
+
+def test_fit_runs_on_its_thread_count_and_restores_the_process_setting(demo_model):
+    """``threads`` holds during the whole fit (seen from inside the loss) and is undone afterwards."""
+    seen: list[int] = []
+
+    def identity(image, landmarks):  # a differentiable stand-in feature that records the thread count
+        seen.append(torch.get_num_threads())
+        return image.mean(dim=(1, 2)).repeat(1, 171)[:, :512]
+
+    coeffs = _truth(demo_model, [0.0, 0.2, 0.0], [0.0, 0.0, 0.0])
+    with torch.no_grad():
+        out = demo_model(coeffs)
+        photo = (Fitter(demo_model).render(out).rgb[0].clamp(0, 1).numpy() * 255).astype(np.uint8)
+    lm = out["landmarks_2d"][0].numpy()
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        Fitter(demo_model, iterations=2, renderer="cpu", identity=identity, threads=1).fit(photo, lm)
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+        seen.clear()
+        Fitter(demo_model, iterations=2, renderer="cpu", identity=identity, threads=0).fit(photo, lm)
+        assert seen and set(seen) == {2}
+    finally:
+        torch.set_num_threads(before)

@@ -22,6 +22,8 @@ own nvdiffrast render sits half a pixel away (``K_RENDER``, deep3d.md §8.2).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +35,30 @@ from fk.cameras.pinhole import project_points
 from fk.errors import FkError, InputError
 from fk.geometry.rotations import euler_to_matrix, matrix_to_euler
 from fk_deep3d import losses as L
+
+# Intra-op torch threads for the fit. The photometric loop is hundreds of small ops per step;
+# on the 2-core reference CPU one thread is as fast as two when idle (demo head: 0.65 s vs
+# 0.65-0.84 s per 30 steps) and 2-15x faster when another process competes for the cores
+# (OpenMP's spinning workers: 1.4 s vs 2.4-23 s). bench/bench_deep3d.py measures both.
+DEFAULT_THREADS = 1
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` torch intra-op threads, then restore the process setting.
+
+    ``threads <= 0`` leaves the process setting alone (e.g. what ``OMP_NUM_THREADS`` or the engine chose).
+    """
+    before = torch.get_num_threads()
+    if threads <= 0 or threads == before:
+        yield
+        return
+    torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
 
 # Deep3D world -> OpenCV camera is x_cv = FLIP * x_world + (0, 0, CAMERA_DISTANCE).
 _FLIP = np.array([1.0, -1.0, -1.0])
@@ -52,7 +78,8 @@ def image_points(points_world: np.ndarray) -> np.ndarray:
     return project_points(opencv_from_deep3d_camera(to_camera(points_world)), K_LANDMARKS)
 
 
-def pose_from_landmarks(keypoints3d: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+def pose_from_landmarks(keypoints3d: np.ndarray,
+                        landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """Deep3D (angle, trans) that project ``keypoints3d`` (68, 3) onto ``landmarks`` (68, 2).
 
     PnP (``fk.geometry.pnp.solve_pnp``) through ``K_LANDMARKS`` gives the OpenCV pose
@@ -69,7 +96,8 @@ def pose_from_landmarks(keypoints3d: np.ndarray, landmarks: np.ndarray) -> tuple
     try:
         rot_cv, t_cv = solve_pnp(keypoints3d, target, K_LANDMARKS)
     except (ValueError, np.linalg.LinAlgError) as exc:
-        raise FkError(f"pose from landmarks failed ({exc})", hint="check the landmarks of this face") from None
+        raise FkError(f"pose from landmarks failed ({exc})",
+                      hint="check the landmarks of this face") from None
     rot = _FLIP[:, None] * rot_cv
     trans = _FLIP * (t_cv - np.array([0.0, 0.0, CAMERA_DISTANCE]))
     if not (np.all(np.isfinite(rot)) and np.all(np.isfinite(trans))):
@@ -89,10 +117,13 @@ class Fitter:
         renderer: ``fk.render`` backend name.
         weights: Deep3D's loss weights.
         identity: optional callable (B,H,W,3) image in [0,1] + (B,68,2) landmarks -> (B,512) features.
+        threads: torch intra-op threads while fitting (``DEFAULT_THREADS`` = 1, see there why);
+            0 keeps the process setting. More pays only for big models on an idle many-core machine.
     """
 
     def __init__(self, model, iterations: int = 40, landmark_iterations: int = 30, renderer: str = "auto",
-                 weights: L.LossWeights = L.LossWeights(), identity: Any = None, lr: float = 0.01):
+                 weights: L.LossWeights = L.LossWeights(), identity: Any = None, lr: float = 0.01,
+                 threads: int = DEFAULT_THREADS):
         self.model = model
         self.iterations = int(iterations)
         self.landmark_iterations = int(landmark_iterations)
@@ -100,6 +131,7 @@ class Fitter:
         self.w = weights
         self.identity = identity
         self.lr = lr
+        self.threads = int(threads)
         dtype, dev = model.dtype, model.device
         kp = model.keypoints
         rows = (3 * kp[:, None] + torch.arange(3, device=dev)).reshape(-1)
@@ -149,6 +181,10 @@ class Fitter:
     # -- the fit --------------------------------------------------------------
     def fit(self, image: np.ndarray, landmarks: np.ndarray, init: torch.Tensor | None = None) -> FitResult:
         """Fit to a (224, 224, 3) uint8 crop with its (68, 2) landmarks; ``init`` (1, n_coeffs) optional."""
+        with torch_threads(self.threads):
+            return self._fit(image, landmarks, init)
+
+    def _fit(self, image: np.ndarray, landmarks: np.ndarray, init: torch.Tensor | None) -> FitResult:
         from fk_deep3d.skin import skin_probability
 
         model, w = self.model, self.w

@@ -22,6 +22,9 @@ _MODEL = Param("model", "str", "auto", "face model: auto (bfm09 when its file is
                choices=("auto", "demo", "bfm09"))
 _RENDERER = Param("renderer", "str", "auto", "rasteriser backend", choices=("auto", "cpu", "nvdiffrast"))
 _DEVICE = Param("device", "str", "cpu", "torch device (cpu, cuda, cuda:1...)")
+_THREADS = Param("threads", "int", 1, "torch CPU threads for this step's R-Net and fit, restored afterwards "
+                 "(0: keep the process setting); 1 is fastest for the fit on small CPUs, and safe when other "
+                 "processes share the cores (bench/bench_deep3d.py)")
 _CROP_IN = Port("crop", "crop", "the 224² Deep3D crop (crop:deep3d)")
 _RECON_OUT = Port("recon", "recon", "coefficients, posed mesh, landmarks and EG3D camera label")
 
@@ -32,7 +35,7 @@ def fk_reconstruct():
         stage="reconstruct", name="deep3d",
         summary="Deep3DFaceRecon's R-Net: 224² crop -> 257 BFM coefficients (needs deep3d/epoch_20.pth)",
         factory="fk_deep3d.runners:ReconstructRunner",
-        params=(_MODEL, _RENDERER, _DEVICE,
+        params=(_MODEL, _RENDERER, _DEVICE, _THREADS,
                 Param("iterations", "int", 0, "photometric refinement steps after regression (0: none)"),
                 Param("checkpoint", "path", None, "R-Net checkpoint (default: the deep3d/epoch_20.pth asset)")),
         inputs=(_CROP_IN,), outputs=(_RECON_OUT,),
@@ -47,7 +50,7 @@ def fk_fit():
         summary="Analysis-by-synthesis fit of a 3D face model to the 224² crop (landmarks, skin-masked "
                 "photometric and Deep3D's regularisers); starts from R-Net when its checkpoint is present",
         factory="fk_deep3d.runners:FitRunner",
-        params=(_MODEL, _RENDERER, _DEVICE,
+        params=(_MODEL, _RENDERER, _DEVICE, _THREADS,
                 Param("iterations", "int", 40, "photometric iterations (the landmark stage runs before)"),
                 Param("init", "str", "auto", "start: auto (R-Net if its checkpoint exists), rnet, mean",
                       choices=("auto", "rnet", "mean")),

@@ -55,10 +55,12 @@ def _check_crop(crop: Any) -> Crop:
     return crop
 
 
-def rnet_coeffs(net, crop: Crop, device: torch.device) -> torch.Tensor:
-    """(1, 257) R-Net prediction for a crop (RGB in [0, 1], NCHW)."""
+def rnet_coeffs(net, crop: Crop, device: torch.device, threads: int = 0) -> torch.Tensor:
+    """(1, 257) R-Net prediction for a crop (RGB in [0, 1], NCHW) on ``threads`` torch threads (0: as set)."""
+    from fk_deep3d.fit import torch_threads
+
     x = torch.as_tensor(np.array(crop.image), dtype=torch.float32, device=device).permute(2, 0, 1)[None] / 255.0
-    with torch.no_grad():
+    with torch.no_grad(), torch_threads(threads):
         return net(x).cpu()
 
 
@@ -92,7 +94,8 @@ def reconstruction(model, coeffs: torch.Tensor, out: dict[str, torch.Tensor], cr
 
 class _Base:
     def __init__(self, model: str = "auto", renderer: str = "auto", device: str = "cpu", iterations: int = 0,
-                 checkpoint: str | None = None):
+                 checkpoint: str | None = None, threads: int = 1):
+        self.threads = int(threads if threads is not None else 1)
         self.model_name = model or "auto"
         self.renderer = renderer or "auto"
         self.device_name = device
@@ -119,7 +122,8 @@ class _Base:
 
         key = renderer
         if key not in self._fitters:
-            self._fitters[key] = Fitter(model, iterations=self.iterations, renderer=renderer, identity=identity)
+            self._fitters[key] = Fitter(model, iterations=self.iterations, renderer=renderer, identity=identity,
+                                        threads=self.threads)
         return self._fitters[key]
 
     def _renderer(self, ctx) -> str:
@@ -144,7 +148,7 @@ class ReconstructRunner(_Base):
         device = resolve_device(self.device_name, ctx.options)
         net = self.net(resolve_checkpoint(self.checkpoint, required=True), device)
         model = self.model(device)
-        init = coeffs_for_model(model, rnet_coeffs(net, crop, device)).to(device)
+        init = coeffs_for_model(model, rnet_coeffs(net, crop, device, self.threads)).to(device)
         extra = {"init": "rnet", "method": "regression"}
         if self.iterations > 0 and crop.landmarks is not None:
             result = self.fitter(model, self._renderer(ctx)).fit(crop.image, crop.landmarks, init)
@@ -158,8 +162,8 @@ class FitRunner(_Base):
     """Analysis-by-synthesis; starts from R-Net when its checkpoint is present (``init: auto``)."""
 
     def __init__(self, model: str = "auto", renderer: str = "auto", device: str = "cpu", iterations: int = 40,
-                 init: str = "auto", checkpoint: str | None = None, arcface: str | None = None):
-        super().__init__(model, renderer, device, iterations, checkpoint)
+                 init: str = "auto", checkpoint: str | None = None, arcface: str | None = None, threads: int = 1):
+        super().__init__(model, renderer, device, iterations, checkpoint, threads)
         self.init = init or "auto"
         self.arcface = arcface
 
@@ -180,7 +184,8 @@ class FitRunner(_Base):
         if self.init in ("auto", "rnet"):
             ckpt = resolve_checkpoint(self.checkpoint, required=self.init == "rnet")
             if ckpt is not None:
-                init = coeffs_for_model(model, rnet_coeffs(self.net(ckpt, device), crop, device)).to(device)
+                net = self.net(ckpt, device)
+                init = coeffs_for_model(model, rnet_coeffs(net, crop, device, self.threads)).to(device)
                 how = "rnet"
         identity = self._identity(device)
         result = self.fitter(model, self._renderer(ctx), identity).fit(crop.image, crop.landmarks, init)
