@@ -1,7 +1,12 @@
 """Deep3D on this CPU: R-Net inference, fitting per image (BFM-size mesh and the demo head),
 and the renderer's share of the fitting time.
 
-    python bench/bench_deep3d.py [--repeats 3] [--iterations 30]
+    python bench/bench_deep3d.py [--repeats 3] [--iterations 30] [--threads 1 2] [--contend]
+
+Each figure is given per torch thread count (``fit:deep3d``'s ``threads`` parameter). On a
+shared machine run it when ``uptime`` shows a load near 0: with another process busy on the
+cores, 2 threads collapse (OpenMP workers spin-wait on each other) and R-Net takes seconds;
+``--contend`` reproduces that on purpose with one competing torch process (matmuls, all cores).
 
 Reference column: the figures Deep3D's own setup gets are GPU-only (nvdiffrast has no CPU
 path), so the side-by-side reference here is the per-step rasterisation cost from
@@ -46,20 +51,21 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def bench_rnet(repeats: int) -> float:
+def bench_rnet(repeats: int, threads: int) -> float:
+    from fk_deep3d.fit import torch_threads
     from fk_deep3d.rnet import ReconNet
 
     net = ReconNet().eval()
     x = torch.rand(1, 3, 224, 224)
-    with torch.no_grad():
+    with torch.no_grad(), torch_threads(threads):
         net(x)
-        return median_time(lambda: net(x), repeats)
+        return median_time(lambda: net(x), max(5, repeats))
 
 
-def bench_fit(model, iterations: int, repeats: int) -> dict[str, float]:
-    from fk_deep3d.fit import Fitter
+def bench_fit(model, iterations: int, repeats: int, threads: int) -> dict[str, float]:
+    from fk_deep3d.fit import Fitter, torch_threads
 
-    fitter = Fitter(model, iterations=iterations, renderer="cpu")
+    fitter = Fitter(model, iterations=iterations, renderer="cpu", threads=threads)
     truth = model.join_coeffs({"angle": torch.tensor([[0.1, 0.3, 0.0]]), "trans": torch.tensor([[0.0, 0.0, 0.1]])})
     with torch.no_grad():
         out = model(truth)
@@ -70,17 +76,16 @@ def bench_fit(model, iterations: int, repeats: int) -> dict[str, float]:
     total = statistics.median(sum(v for k, v in r.seconds.items() if k != "render") for r in runs)
     photometric = statistics.median(r.seconds["photometric"] for r in runs)
     # The renderer's own cost per step, forward and backward, on the same mesh.
-    coeffs = truth.clone().requires_grad_(True)
-
+    # The model's own forward is left out: only rasterise, interpolate and their backward.
     def render_step():
-        o = model(coeffs.detach().requires_grad_(True))
-        verts = o["vertices_world"].detach().requires_grad_(True)
-        cols = o["colors"].detach().requires_grad_(True)
+        verts = out["vertices_world"].detach().requires_grad_(True)
+        cols = out["colors"].detach().requires_grad_(True)
         r = fitter.render({"vertices_world": verts, "colors": cols})
         r.rgb.sum().backward()
 
-    render_step()
-    render = median_time(render_step, max(3, repeats))
+    with torch_threads(threads):
+        render_step()
+        render = median_time(render_step, max(3, repeats))
     return {"total": total, "photometric": photometric, "render_step": render,
             "render_share": render * iterations / max(photometric, 1e-9), "rmse": runs[-1].landmark_rmse}
 
@@ -89,21 +94,48 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--iterations", type=int, default=30)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts to compare")
+    ap.add_argument("--contend", action="store_true", help="run beside a busy competing torch process")
     args = ap.parse_args()
+    import subprocess
+    import sys
+
+    rival = None
+    if args.contend:
+        busy = "import torch\na = torch.rand(600, 600)\nwhile True:\n    a @ a"
+        rival = subprocess.Popen([sys.executable, "-c", busy])
+        time.sleep(2.0)
+    try:
+        report(args)
+    finally:
+        if rival is not None:
+            rival.kill()
+            rival.wait()
+
+
+def report(args) -> None:
+    import os
+
     import fk.models
 
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
-    print(f"R-Net (ResNet-50) inference, 1×224²: {bench_rnet(args.repeats) * 1000:.0f} ms per image")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average {load} (1, 5, 15 min)"
+          + (", beside a competing process" if args.contend else ""))
+    for threads in args.threads:
+        print(f"R-Net (ResNet-50) inference, 1×224², {threads} thread(s): "
+              f"{bench_rnet(args.repeats, threads) * 1000:.0f} ms per image")
     print()
-    print(f"{'model':<12}{'verts':>8}{'tris':>8}{'iters':>7}{'fit s':>8}{'photo s':>9}{'render/step ms':>16}"
-          f"{'render share':>14}{'lm rmse px':>12}")
+    print(f"{'model':<12}{'verts':>8}{'tris':>8}{'thr':>5}{'iters':>7}{'fit s':>8}{'photo s':>9}"
+          f"{'render/step ms':>16}{'render share':>14}{'lm rmse px':>12}")
     for model in (fk.models.load_face_model("demo"), bfm_sized_model()):
-        r = bench_fit(model, args.iterations, args.repeats)
-        print(f"{model.name:<12}{model.n_vertices:>8}{len(model.triangles):>8}{args.iterations:>7}"
-              f"{r['total']:>8.2f}{r['photometric']:>9.2f}{r['render_step'] * 1000:>16.0f}"
-              f"{r['render_share'] * 100:>13.0f}%{r['rmse']:>12.2f}")
-    print("\nreference (performance.md, 71k triangles at 224², one view): llvmpipe raster 18 ms; "
-          "numba z-buffer 4.2 ms; torch barycentric gather+interp 42 ms, its backward 8.5 ms")
+        for threads in args.threads:
+            r = bench_fit(model, args.iterations, args.repeats, threads)
+            print(f"{model.name:<12}{model.n_vertices:>8}{len(model.triangles):>8}{threads:>5}{args.iterations:>7}"
+                  f"{r['total']:>8.2f}{r['photometric']:>9.2f}{r['render_step'] * 1000:>16.0f}"
+                  f"{r['render_share'] * 100:>13.0f}%{r['rmse']:>12.2f}")
+    print("\nreference: a ResNet-50 forward at 224² is ~4 GFLOP, 0.1-0.3 s expected on a 2-core CPU; "
+          "rasterisation (performance.md, 71k triangles at 224², one view): llvmpipe 18 ms, "
+          "numba z-buffer 4.2 ms, torch barycentric gather+interp 42 ms, its backward 8.5 ms")
 
 
 if __name__ == "__main__":
