@@ -87,15 +87,11 @@ def rotation_from_angles(angle: np.ndarray) -> np.ndarray:
 
     Deep3D's ``compute_rotation`` returns Mᵀ because it multiplies row vectors.
     """
+    from fk.geometry.rotations import euler_to_matrix
+
     a = np.asarray(angle, dtype=np.float64)
     check_shape(a, "*batch 3", name="angle")
-    cx, cy, cz = np.cos(a[..., 0]), np.cos(a[..., 1]), np.cos(a[..., 2])
-    sx, sy, sz = np.sin(a[..., 0]), np.sin(a[..., 1]), np.sin(a[..., 2])
-    one, zero = np.ones_like(cx), np.zeros_like(cx)
-    rx = np.stack([one, zero, zero, zero, cx, -sx, zero, sx, cx], -1).reshape(*a.shape[:-1], 3, 3)
-    ry = np.stack([cy, zero, sy, zero, one, zero, -sy, zero, cy], -1).reshape(*a.shape[:-1], 3, 3)
-    rz = np.stack([cz, -sz, zero, sz, cz, zero, zero, zero, one], -1).reshape(*a.shape[:-1], 3, 3)
-    return rz @ ry @ rx
+    return euler_to_matrix(a, "xyz")
 
 
 def eg3d_cam2world_from_deep3d(angle: np.ndarray, trans: np.ndarray) -> np.ndarray:

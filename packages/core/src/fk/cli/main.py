@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import os
 import sys
+
+# Idle OpenMP workers spin by default; on a small shared CPU that makes 2 torch threads
+# 3-15x slower than 1 (measured in bench_deep3d --contend). Must be set before torch loads;
+# spawned --workers inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from pathlib import Path
 from typing import Annotated, Optional
 

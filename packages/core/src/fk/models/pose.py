@@ -12,17 +12,12 @@ from __future__ import annotations
 
 import torch
 
+from fk.geometry.rotations import euler_to_matrix
+
 
 def rotation_from_angles(angles: torch.Tensor) -> torch.Tensor:
     """(*batch, 3) Euler angles (rad) -> (*batch, 3, 3) rotation R = Rz·Ry·Rx (column vectors)."""
-    cx, cy, cz = torch.cos(angles).unbind(-1)
-    sx, sy, sz = torch.sin(angles).unbind(-1)
-    one, zero = torch.ones_like(cx), torch.zeros_like(cx)
-    rx = torch.stack([one, zero, zero, zero, cx, -sx, zero, sx, cx], dim=-1)
-    ry = torch.stack([cy, zero, sy, zero, one, zero, -sy, zero, cy], dim=-1)
-    rz = torch.stack([cz, -sz, zero, sz, cz, zero, zero, zero, one], dim=-1)
-    shape = (*angles.shape[:-1], 3, 3)
-    return rz.reshape(shape) @ ry.reshape(shape) @ rx.reshape(shape)
+    return euler_to_matrix(angles, "xyz")
 
 
 def pose_vertices(vertices: torch.Tensor, rotation: torch.Tensor, trans: torch.Tensor) -> torch.Tensor:
