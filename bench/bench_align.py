@@ -12,23 +12,16 @@ Figures are medians over ``--repeats``; the machine is shared, so compare ratios
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 
+from _timing import median_time
+
 REFERENCE = {"hog512": 0.11, "predictor": 0.0025, "cnn512": 10.1}
 
-
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def photos(folder: Path) -> dict[int, Path]:

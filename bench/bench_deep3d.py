@@ -22,6 +22,8 @@ import time
 import numpy as np
 import torch
 
+from _timing import median_time
+
 
 def bfm_sized_model():
     """A FaceModel with BFM09's sizes (35,721 vertices, 70,688 triangles, 80/64/80): a curved grid."""
@@ -41,14 +43,6 @@ def bfm_sized_model():
                      mean_albedo=np.tile([0.8, 0.6, 0.5], nv), albedo_base=rng.normal(0, 0.01, (3 * nv, 80)),
                      triangles=tris, keypoints=rng.choice(nv, 68, replace=False), skin_mask=np.ones(nv, bool))
 
-
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def bench_rnet(repeats: int, threads: int) -> float:
