@@ -191,13 +191,10 @@ def load_bfm09(path: str | Path, recenter: bool = True, dtype: Any = None):
     """Load ``BFM_model_front.mat`` as a :class:`fk.models.FaceModel` (Deep3D's ParametricFaceModel)."""
     import torch
 
-    from fk.models.face_model import FaceModel
+    from fk.models.face_model import FaceModel, centered_mean_shape
 
     d = read_bfm_front(path)
-    mean_shape = d["meanshape"].astype(np.float32)
-    if recenter:
-        v = mean_shape.reshape([-1, 3])
-        mean_shape = (v - np.mean(v, axis=0, keepdims=True)).reshape([-1])
+    mean_shape = centered_mean_shape(d["meanshape"]) if recenter else d["meanshape"].astype(np.float32)
     front = d["frontmask2_idx"].astype(np.int64).reshape(-1) - 1
     local = d["tri_mask2"].astype(np.int64) - 1
     return FaceModel(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from fk.errors import ShapeError
@@ -35,6 +36,13 @@ def _as_tensor(x: Any, dtype: torch.dtype | None) -> torch.Tensor | None:
         return None
     t = torch.as_tensor(x)
     return t.to(dtype) if dtype is not None else t
+
+
+
+def centered_mean_shape(mean_shape: np.ndarray) -> np.ndarray:
+    """Flat (3N,) mean shape moved so its vertex centroid is the origin, in float32 as Deep3D does."""
+    v = np.asarray(mean_shape, dtype=np.float32).reshape([-1, 3])
+    return (v - np.mean(v, axis=0, keepdims=True)).reshape([-1])
 
 
 class FaceModel(torch.nn.Module):

@@ -77,13 +77,10 @@ def load_hifi3dpp(path: str | Path, recenter: bool = True, dtype: Any = None):
     """Load ``hifi3dpp_model_info.mat`` as a :class:`fk.models.FaceModel`."""
     import torch
 
-    from fk.models.face_model import FaceModel
+    from fk.models.face_model import FaceModel, centered_mean_shape
 
     d = read_hifi3dpp_info(path)
-    mean_shape = d["meanshape"].astype(np.float32)
-    if recenter:
-        v = mean_shape.reshape([-1, 3])
-        mean_shape = (v - np.mean(v, axis=0, keepdims=True)).reshape([-1])
+    mean_shape = centered_mean_shape(d["meanshape"]) if recenter else d["meanshape"].astype(np.float32)
     head = d["head_tri"].astype(np.int64) - 1
     point_buf = d["point_buf"].astype(np.int64) - 1
     point_buf[point_buf < 0] = len(head)  # 0 padding -> the appended zero normal
