@@ -93,6 +93,7 @@ def test_manifest_records_components_params_digests_and_timings(toy_pm, toy_reci
     steps = {s["id"]: s for s in manifest["plan"]["steps"]}
     assert steps["tiles"]["use"] == "crop:tiles" and steps["tiles"]["with"] == {"n": 2}
     assert manifest["timings"]["colour"]["count"] == 6
+    assert [o["path"] for o in manifest["run_outputs"]] == ["summary/summary.json"]
     item = manifest["items"]["a"]
     import hashlib
 

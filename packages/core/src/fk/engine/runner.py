@@ -69,7 +69,7 @@ class RunSummary:
     interrupted: bool = False
     run_step_failed: bool = False
     manifest: Path | None = None
-    collected: dict[str, dict[str, Any]] = field(default_factory=dict)
+    run_outputs: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -296,6 +296,7 @@ def run_plan(plan: Plan, options: RunOptions, executor: Executor | None = None, 
     interrupted = False
     run_step_failed = False
     failures: list[dict[str, Any]] = []
+    run_outputs: list[dict[str, str]] = []
     try:
         with progress:
             try:
@@ -303,7 +304,7 @@ def run_plan(plan: Plan, options: RunOptions, executor: Executor | None = None, 
                     records[rec["key"]] = rec
                     progress.item_done(rec)
                 if plan.run_steps:
-                    run_step_failed = _run_scope_steps(plan, out, records, failures, progress)
+                    run_step_failed = _run_scope_steps(plan, out, records, failures, run_outputs, progress)
             except KeyboardInterrupt:
                 interrupted = True
     finally:
@@ -316,7 +317,8 @@ def run_plan(plan: Plan, options: RunOptions, executor: Executor | None = None, 
     succeeded = sum(1 for r in records.values() if r["status"] == "ok")
     filtered = sum(len(r.get("filtered", [])) for r in records.values())
     summary = RunSummary(out, len(sources), succeeded, len(records) - succeeded, skipped,
-                         failures, time.perf_counter() - t0, filtered, interrupted, run_step_failed)
+                         failures, time.perf_counter() - t0, filtered, interrupted, run_step_failed,
+                         run_outputs=run_outputs)
     atomic.write_json(out / "failures.json", failures)
     summary.manifest = _write_manifest(plan, out, records, summary, started, __version__)
     if interrupted:
@@ -326,7 +328,8 @@ def run_plan(plan: Plan, options: RunOptions, executor: Executor | None = None, 
 
 
 def _run_scope_steps(plan: Plan, out: Path, records: dict[str, dict[str, Any]], failures: list[dict[str, Any]],
-                     progress: _Progress) -> bool:
+                     written: list[dict[str, str]], progress: _Progress) -> bool:
+    """Run the once-per-run steps on every item's collected values; True if one of them failed."""
     per_ref: dict[str, dict[str, Any]] = defaultdict(dict)
     for key in sorted(records):
         for leaf_key, leaf in sorted(records[key]["leaves"].items()):
@@ -352,6 +355,7 @@ def _run_scope_steps(plan: Plan, out: Path, records: dict[str, dict[str, Any]], 
                              "error": one_line(exc), "type": type(exc).__name__})
             hook.fk_on_step_error(step_id=step.id, component=step.component, item_key="_run", error=exc)
             failed = True
+            written.extend(ctx.written)  # what it finished before raising is still accounted for
             progress.run_step_done(step.id)
             continue
         for port, value in result.items():
@@ -359,11 +363,8 @@ def _run_scope_steps(plan: Plan, out: Path, records: dict[str, dict[str, Any]], 
         progress.run_step_done(step.id, time.perf_counter() - t0)
         hook.fk_after_step(step_id=step.id, component=step.component, item_key="_run",
                            seconds=time.perf_counter() - t0)
-        _RUN_OUTPUTS.setdefault(str(out), []).extend(ctx.written)
+        written.extend(ctx.written)
     return failed
-
-
-_RUN_OUTPUTS: dict[str, list[dict[str, str]]] = {}
 
 
 def _write_manifest(plan: Plan, out: Path, records: dict[str, dict[str, Any]], summary: RunSummary,
@@ -401,7 +402,7 @@ def _write_manifest(plan: Plan, out: Path, records: dict[str, dict[str, Any]], s
                       "outputs": r["outputs"], "messages": r.get("messages", []),
                       "filtered": r.get("filtered", [])}
                   for k, r in sorted(records.items())},
-        "run_outputs": _RUN_OUTPUTS.pop(str(out), []),
+        "run_outputs": summary.run_outputs,
         "timings": timings,
         "failures": summary.failures,
     }
