@@ -98,4 +98,3 @@ def test_cpu_only_features_raise_clearly() -> None:
         dr.texture(tex, uv, boundary_mode="cube")
     with pytest.raises(NotImplementedError):
         dr.texture_construct_mip(tex)
-    assert dr.antialias_construct_topology_hash(torch.tensor([[0, 1, 2]], dtype=torch.int32)) is None

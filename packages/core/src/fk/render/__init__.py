@@ -16,8 +16,9 @@ Convention (as nvdiffrast documents it):
   ``y = 2 (row + 0.5) / height - 1``: **row 0 is the bottom** of the image.
 - No back-face culling; the depth test keeps the smallest ``z/w`` (ties: the lower triangle index);
   pixels whose ``z/w`` falls outside ``[-1, 1]`` or behind the camera (``w <= 0``) are not drawn.
-- Gradients flow to ``pos`` through ``(u, v)`` and ``rast_db`` only (not through visibility;
-  ``z/w`` and ids carry none), and through ``interpolate``/``texture`` to their attributes.
+- ``rasterize``'s gradients flow to ``pos`` through ``(u, v)`` and ``rast_db`` only (not through
+  visibility; ``z/w`` and ids carry none), and through ``interpolate``/``texture`` to their
+  attributes; visibility (silhouette) gradients come from ``antialias``, as in nvdiffrast.
 
 See ``docs/rendering.md`` for the backends, the edge rule and benchmark figures.
 """
@@ -83,10 +84,13 @@ def texture(tex: Any, uv: Any, uv_da: Any = None, mip_level_bias: Any = None, mi
 
 
 def antialias(color: Any, rast: Any, pos: Any, tri: Any, topology_hash: Any = None, pos_gradient_boost: float = 1.0):
-    """Silhouette antialiasing; returns a tensor shaped like ``color``.
+    """Silhouette antialiasing; returns a tensor shaped like ``color [minibatch, height, width, C]``.
 
-    On fk's CPU implementation this is the identity (no edge blending, hence no visibility
-    gradients); nvdiffrast's real antialiasing runs when the tensors are on CUDA and it is available.
+    Pixels on either side of a silhouette edge (an edge of the front surface with nothing, or a
+    surface facing the other way, on its far side) are blended by where the edge crosses the
+    segment between the two pixel centres; gradients reach ``color`` and, through that crossing,
+    ``pos`` (visibility gradients), scaled by ``pos_gradient_boost``. ``pos`` and ``tri`` are the
+    ones given to ``rasterize`` (``pos [V, 4]`` for range mode). See :mod:`fk.render.cpu.antialias`.
     """
     return tensor_backend_module(rast).antialias(color, rast, pos, tri, topology_hash=topology_hash,
                                                  pos_gradient_boost=pos_gradient_boost)
@@ -98,7 +102,7 @@ def texture_construct_mip(tex: Any, max_mip_level: Any = None, cube_mode: bool =
 
 
 def antialias_construct_topology_hash(tri: Any):
-    """nvdiffrast's topology hash for ``antialias``; the CPU implementation needs none and returns ``None``."""
+    """The edge -> triangles map ``antialias`` uses; build once per ``tri`` and pass as ``topology_hash``."""
     return tensor_backend_module(tri).antialias_construct_topology_hash(tri)
 
 
