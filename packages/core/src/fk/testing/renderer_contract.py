@@ -305,3 +305,95 @@ class RendererContract:
         color, _ = self.dr.interpolate(self.t([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]]), rast, tri)
         out = self.dr.antialias(color, rast, pos, tri)
         assert out.shape == color.shape and out.dtype == color.dtype
+
+    # -- antialias -------------------------------------------------------------------
+    # A 24x24 image; the triangle's corners in pixel units (x right, y up from the bottom-left
+    # corner, pixel (row r, col c) spans [c, c+1] x [r, r+1]); NDC = 2 * px / 24 - 1.
+    AA_TRIANGLE = [(4.3, 3.2), (20.6, 5.9), (7.1, 19.4)]
+    AA_FG, AA_BG = (0.9, 0.3), (0.1, 0.7)
+
+    def _aa_scene(self) -> tuple[Any, Any, Any, Any]:
+        """Flat two-colour image of AA_TRIANGLE: (pos, tri, rast, color)."""
+        pos = self.flat_pos([[x / 12 - 1, y / 12 - 1] for x, y in self.AA_TRIANGLE])
+        tri = self.tri([[0, 1, 2]])
+        rast, _ = self.dr.rasterize(self.ctx(), pos, tri, (24, 24))
+        covered = (rast[..., 3:4] > 0).float()
+        fg, bg = self.t(self.AA_FG), self.t(self.AA_BG)
+        return pos, tri, rast, bg + covered * (fg - bg)
+
+    @staticmethod
+    def _inner(ids: Any) -> Any:
+        """Pixels whose four neighbours carry their own id: no silhouette next to them."""
+        same = ids == ids
+        same[..., :, 1:] &= ids[..., :, 1:] == ids[..., :, :-1]
+        same[..., :, :-1] &= ids[..., :, :-1] == ids[..., :, 1:]
+        same[..., 1:, :] &= ids[..., 1:, :] == ids[..., :-1, :]
+        same[..., :-1, :] &= ids[..., :-1, :] == ids[..., 1:, :]
+        return same
+
+    def test_antialias_leaves_interior_and_far_pixels_unchanged(self) -> None:
+        import torch
+
+        pos, tri, rast, color = self._aa_scene()
+        noise = torch.rand(color.shape, generator=torch.Generator().manual_seed(5)).to(self.device)
+        color = color + 0.05 * noise  # not flat: interior pixels must keep their own values exactly
+        out = self.dr.antialias(color, rast, pos, tri)
+        inner = self._inner(rast[..., 3])
+        assert inner.sum() > 400
+        assert torch.equal(out[inner], color[inner])
+
+    def test_antialias_blends_silhouette_by_coverage(self) -> None:
+        """Changed pixels border the silhouette and mix the two colours by one weight alpha in [0, 1];
+        the alphas add up to the triangle's area in pixels (shoelace formula), within 2%."""
+        import torch
+
+        pos, tri, rast, color = self._aa_scene()
+        out = self.dr.antialias(color, rast, pos, tri)
+        changed = (out != color).any(-1)
+        assert changed.sum() >= 30 and not changed[self._inner(rast[..., 3])].any()
+        fg, bg = self.t(self.AA_FG), self.t(self.AA_BG)
+        alpha = (out - bg) / (fg - bg)
+        assert torch.allclose(alpha[..., 0], alpha[..., 1], atol=1e-4)
+        assert alpha.min() >= -1e-5 and alpha.max() <= 1 + 1e-5
+        x = [p[0] for p in self.AA_TRIANGLE]
+        y = [p[1] for p in self.AA_TRIANGLE]
+        area = 0.5 * abs(sum(x[i] * y[i - 1] - y[i] * x[i - 1] for i in range(3)))
+        assert alpha[..., 0].sum().item() == pytest.approx(area, rel=0.02)
+
+    def test_antialias_shared_edge_of_one_surface_not_blended(self) -> None:
+        """A quad of two coplanar triangles coloured differently: pairs across the diagonal keep their colours."""
+        import torch
+
+        pos = self.flat_pos([[-0.8, -0.85], [0.75, -0.7], [-0.7, 0.8], [0.85, 0.7]])
+        tri = self.tri([[0, 1, 2], [2, 1, 3]])
+        rast, _ = self.dr.rasterize(self.ctx(), pos, tri, (16, 16))
+        palette = self.t([[0.0, 0.5], [1.0, 0.2], [0.4, 0.9]])
+        color = palette[rast[..., 3].long()]
+        out = self.dr.antialias(color, rast, pos, tri)
+        ids = rast[0, ..., 3]
+        away = self._inner(ids > 0)  # pixels not next to the outline, which does blend
+        rows, cols = torch.nonzero(away[:, :-1] & away[:, 1:] & (ids[:, :-1] != ids[:, 1:]), as_tuple=True)
+        assert rows.numel() >= 8 and bool((ids[rows, cols] > 0).all())
+        assert torch.equal(out[0, rows, cols], color[0, rows, cols])
+        assert torch.equal(out[0, rows, cols + 1], color[0, rows, cols + 1])
+        assert (out != color).any(-1).sum() >= 20  # while the outline blends
+
+    def test_antialias_silhouette_gradient_matches_area_growth(self) -> None:
+        """Scaling the triangle by s about its centroid grows its area as s^2, so d(sum alpha)/ds = 2 * area
+        at s = 1. Within 10%: each pixel row or column an edge crosses counts whole, so near the corners
+        the gradient over- or under-counts by about a pixel per edge (here 5%)."""
+        import torch
+
+        pos, tri, rast, color = self._aa_scene()
+        fg, bg = self.t(self.AA_FG), self.t(self.AA_BG)
+        leaf = pos.detach().clone().requires_grad_(True)
+        alpha = (self.dr.antialias(color, rast, leaf, tri) - bg) / (fg - bg)
+        (grad,) = torch.autograd.grad(alpha[..., 0].sum(), leaf)
+        centroid = pos[0, :, :2].mean(0)
+        d_pos = torch.zeros_like(pos)
+        d_pos[0, :, :2] = pos[0, :, :2] - centroid
+        slope = (grad * d_pos).sum().item()
+        x = [p[0] for p in self.AA_TRIANGLE]
+        y = [p[1] for p in self.AA_TRIANGLE]
+        area = 0.5 * abs(sum(x[i] * y[i - 1] - y[i] * x[i - 1] for i in range(3)))
+        assert slope == pytest.approx(2 * area, rel=0.10)
