@@ -133,6 +133,94 @@ def _lines(v: torch.Tensor) -> torch.Tensor:
     return torch.cross(v[:, [1, 2, 0]], v[:, [2, 0, 1]], dim=-1)
 
 
+MAX_WALK = 8  # internal edges followed along one pixel segment before giving up
+
+
+def _silhouette_crossings(source, tri, topology, img, row_a, col_a, step_x, step_y, owner, height, width):
+    """Which candidate pairs a silhouette edge crosses: ``(pair indices, triangle, local edge)``.
+
+    Starting from the owner's triangle, follow the segment ``A -> B`` across the mesh: leave each
+    triangle through the edge whose edge function turns negative first; stop with a crossing at a
+    silhouette edge, with none when ``B`` lies inside the triangle or after ``MAX_WALK`` steps.
+    Following internal edges matters for meshes whose triangles are smaller than a pixel (the
+    visible triangle at ``A`` is often not the one owning the silhouette edge).
+    """
+    n = img.numel()
+    device = img.device
+    found_tri = torch.full((n,), -1, dtype=torch.long, device=device)
+    found_edge = torch.zeros(n, dtype=torch.long, device=device)
+    active = torch.arange(n, device=device)
+    current = owner.clone()
+    for _ in range(MAX_WALK):
+        if active.numel() == 0:
+            break
+        ia = img[active]
+        cur = current[active]
+        clip = source[tri[cur]] if source.ndim == 2 else source[ia[:, None], tri[cur]]
+        verts = _pixel_homogeneous(clip, row_a[active], col_a[active], height, width)
+        lines = _lines(verts)  # (m, 3 edges, 3)
+        det = (lines[:, 0] * verts[:, 0]).sum(-1)  # det[V0, V1, V2]
+        orient = torch.sign(det)[:, None]
+        sx, sy = step_x[active][:, None], step_y[active][:, None]
+        at_a = lines[..., 2] * orient  # edge functions at A (the shifted origin), inside >= 0
+        at_b = (lines[..., 2] + lines[..., 0] * sx + lines[..., 1] * sy) * orient
+        leaves = (at_b < 0) & (at_a - at_b > 0)
+        t_edge = torch.where(leaves, at_a / (at_a - at_b).clamp_min(1e-300), torch.full_like(at_a, np.inf))
+        t_exit, edge = t_edge.min(1)
+        moving = torch.isfinite(t_exit) & (det != 0)
+        line = lines[torch.arange(edge.numel(), device=device), edge]
+        # mates across the exit edge; a mate whose opposite vertex lies on the other side continues the surface
+        slot = (cur * 3 + edge).cpu()
+        counts = topology.offsets[slot + 1] - topology.offsets[slot]
+        which = torch.repeat_interleave(torch.arange(slot.numel()), counts)
+        within = torch.arange(which.numel()) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+        mate = topology.mates[torch.repeat_interleave(topology.offsets[slot], counts) + within].to(device)
+        which = which.to(device)
+        opposite = tri[mate // 3, mate % 3]
+        q_clip = source[opposite] if source.ndim == 2 else source[ia[which], opposite]
+        q = _pixel_homogeneous(q_clip[:, None], row_a[active][which], col_a[active][which], height, width)[:, 0]
+        continues = (line[which] * q).sum(-1) * det[which] < 0
+        next_tri = torch.full_like(cur, -1).index_put_((which[continues],), mate[continues] // 3)
+        silhouette = moving & (next_tri < 0)
+        horizontal = sx[:, 0] != 0
+        facing_pair = torch.where(horizontal, line[:, 0].abs() >= line[:, 1].abs(), line[:, 0].abs() < line[:, 1].abs())
+        done = active[silhouette & facing_pair]
+        found_tri[done] = cur[silhouette & facing_pair]
+        found_edge[done] = edge[silhouette & facing_pair]
+        walk = moving & (next_tri >= 0)
+        current[active[walk]] = next_tri[walk]
+        active = active[walk]
+    keep = torch.nonzero(found_tri >= 0).squeeze(1)
+    return keep, found_tri[keep], found_edge[keep]
+
+
+def _continuing_neighbours(source, tri, topology, n_images, n_triangles):
+    """Sorted keys ``(image * F + t) * F + u`` of triangles ``t``, ``u`` that share an edge with their
+    opposite vertices on either side of it (one surface continuing): pairs of pixels showing two
+    such triangles need no walk, there is no silhouette between them."""
+    counts = topology.offsets[1:] - topology.offsets[:-1]
+    slot = torch.repeat_interleave(torch.arange(counts.numel()), counts).to(tri.device)
+    mate = topology.mates.to(tri.device)
+    if slot.numel() == 0:
+        return slot
+    t, k = slot // 3, slot % 3
+    u, k2 = mate // 3, mate % 3
+    images = range(n_images) if source.ndim == 3 else [None]
+    keys = []
+    for b in images:
+        p = source[b] if b is not None else source
+        # homogeneous (x, y, w) orientation of (edge a, edge b, point): the NDC scale does not change signs
+        hom = p[:, [0, 1, 3]]
+        ea, eb = hom[tri[t, (k + 1) % 3]], hom[tri[t, (k + 2) % 3]]
+        line = torch.cross(ea, eb, dim=-1)
+        own = (line * hom[tri[t, k]]).sum(-1)
+        other = (line * hom[tri[u, k2]]).sum(-1)
+        cont = own * other < 0
+        base = 0 if b is None else b
+        keys.append((base * n_triangles + t[cont]) * n_triangles + u[cont])
+    return torch.sort(torch.cat(keys)).values
+
+
 def antialias(color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: torch.Tensor,
               topology_hash: Any = None, pos_gradient_boost: float = 1.0) -> torch.Tensor:
     """nvdiffrast's ``antialias`` (see the module docstring); returns a tensor shaped like ``color``.
@@ -153,45 +241,24 @@ def antialias(color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: t
         return color.clone()
 
     with torch.no_grad():
-        corners = tri_l[owner]  # (n, 3)
-        source = pos.detach().double()
-        owner_clip = source[corners] if pos.ndim == 2 else source[img[:, None], corners]
-        verts = _pixel_homogeneous(owner_clip, row_a, col_a, height, width)
-        lines = _lines(verts)  # (n, 3 edges, 3)
-        det = (lines[:, 0] * verts[:, 0]).sum(-1)  # det[V0, V1, V2]
-        orient = torch.sign(det)[:, None]
-        at_a = lines[..., 2] * orient  # edge functions at A (the shifted origin), inside >= 0
-        at_b = (lines[..., 2] + lines[..., 0] * step_x[:, None] + lines[..., 1] * step_y[:, None]) * orient
-        crosses = (at_b < 0) & (at_a - at_b > 0)
-        t_edge = torch.where(crosses, at_a / (at_a - at_b).clamp_min(1e-300), torch.full_like(at_a, np.inf))
-        t_min, edge = t_edge.min(1)
-        ok = torch.isfinite(t_min) & (det != 0)
-        line = lines[torch.arange(edge.numel(), device=edge.device), edge]
-        horizontal = step_x != 0
-        ok &= torch.where(horizontal, line[:, 0].abs() >= line[:, 1].abs(), line[:, 0].abs() < line[:, 1].abs())
-        # silhouette: no mate's opposite vertex lies strictly on the other side of the edge
-        slot = (owner * 3 + edge).cpu()
-        counts = (topology_hash.offsets[slot + 1] - topology_hash.offsets[slot])
-        cand = torch.repeat_interleave(torch.arange(slot.numel()), counts)
-        first = torch.repeat_interleave(topology_hash.offsets[slot], counts)
-        within = torch.arange(cand.numel()) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
-        mate = topology_hash.mates[first + within].to(pos.device)
-        cand = cand.to(pos.device)
-        opposite = tri_l[mate // 3, mate % 3]
-        source = pos.detach().double()
-        q_clip = source[opposite] if pos.ndim == 2 else source[img[cand], opposite]
-        q = _pixel_homogeneous(q_clip[:, None], row_a[cand], col_a[cand], height, width)[:, 0]
-        mate_side = (line[cand] * q).sum(-1) * det[cand]
-        folded_back = torch.zeros_like(ok).index_fill_(0, cand[mate_side < 0], True)
-        ok &= ~folded_back
-        keep = torch.nonzero(ok).squeeze(1)
-        edge = edge[keep]
+        ids_b = rast[..., 3].detach().long().to(pos.device)[img, row_b, col_b] - 1
+        n_tri = tri.shape[0]
+        smooth = _continuing_neighbours(pos.detach().double(), tri_l, topology_hash, n_images, n_tri)
+        image_key = img if pos.ndim == 3 else torch.zeros_like(img)
+        key = (image_key * n_tri + owner) * n_tri + ids_b
+        found = torch.searchsorted(smooth, key).clamp_max(max(smooth.numel() - 1, 0))
+        walk = (ids_b < 0) | (smooth.numel() == 0) | (smooth[found] != key) if smooth.numel() else ids_b > -2
+        sel = torch.nonzero(walk).squeeze(1)
+        img, row_a, col_a, row_b, col_b = img[sel], row_a[sel], col_a[sel], row_b[sel], col_b[sel]
+        step_x, step_y, owner = step_x[sel], step_y[sel], owner[sel]
+        keep, surface_tri, edge = _silhouette_crossings(pos.detach().double(), tri_l, topology_hash, img, row_a,
+                                                        col_a, step_x, step_y, owner, height, width)
     if keep.numel() == 0:
         return color.clone()
     img, row_a, col_a, row_b, col_b = img[keep], row_a[keep], col_a[keep], row_b[keep], col_b[keep]
     step_x, step_y = step_x[keep], step_y[keep]
     # differentiable crossing: only the edge's two vertices matter (t = -c / (a dx + b dy))
-    ends = tri_l[owner[keep][:, None], torch.stack([(edge + 1) % 3, (edge + 2) % 3], 1)]  # (n, 2)
+    ends = tri_l[surface_tri[:, None], torch.stack([(edge + 1) % 3, (edge + 2) % 3], 1)]  # (n, 2)
     ends_pos = pos[ends] if pos.ndim == 2 else pos[img[:, None], ends]
     v = _pixel_homogeneous(ends_pos, row_a, col_a, height, width)
     line = torch.cross(v[:, 0], v[:, 1], dim=-1)
