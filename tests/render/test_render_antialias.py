@@ -366,3 +366,21 @@ def test_bad_inputs_raise() -> None:
         dr.antialias(color, rast, pos, tri[:, :2])
     with pytest.raises(ShapeError, match="topology_hash"):
         dr.antialias(color, rast, pos, tri, topology_hash=dr.antialias_construct_topology_hash(tri[:1]))
+
+
+def test_silhouette_found_through_sliver_triangles() -> None:
+    """The triangle split so that sub-pixel slivers own its left edge: the visible triangle at the
+    outline is not the edge's owner, yet the image equals the unsplit triangle's (flat colour)."""
+    height = width = 16
+    p0, p1, p2 = (np.array(p) for p in TRIANGLE)
+    m0, m2 = p0 + 0.01 * (p1 - p0), p2 + 0.01 * (p1 - p2)  # on edges p0-p1 and p2-p1
+    split_pts = [tuple(p) for p in (p0, p1, p2, m0, m2)]
+    split_tri = torch.tensor([[0, 3, 2], [3, 4, 2], [3, 1, 4]], dtype=torch.int32)  # slivers first
+    images = []
+    for pts, tri in ((TRIANGLE, torch.tensor([[0, 1, 2]], dtype=torch.int32)), (split_pts, split_tri)):
+        pos = clip_pos(pts, height, width)
+        rast, _ = dr.rasterize(CTX, pos, tri, (height, width))
+        images.append(dr.antialias(flat_colours(rast, (1.0,), (0.0,)), rast, pos, tri))
+        ids = rast[0, ..., 3]
+    assert (ids == 1).sum() + (ids == 2).sum() <= 2  # the slivers hardly cover a pixel centre
+    assert torch.allclose(images[0], images[1], atol=1e-9)
