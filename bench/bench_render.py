@@ -4,7 +4,8 @@ Work: rasterise a ~71k-triangle closed face-like mesh (a deformed lat-long spher
 test and interpolate 3 colour channels, at 224^2, 512^2 and 1024^2, batch 1 and 8. The reference
 is moderngl (EGL, llvmpipe): upload clip-space positions + colours, draw with the depth test into
 a float32 RGBA framebuffer and read it back. Also fk's forward+backward time (gradients to
-positions and colours). Medians of several runs; run bench/setup_render_bench.sh first for llvmpipe.
+positions and colours) and, on its own line, fk's ``antialias`` on the rendered image (batch 1;
+llvmpipe has no counterpart). Medians of several runs; run bench/setup_render_bench.sh first for llvmpipe.
 
     .venv/bin/python bench/bench_render.py [--quick]
 """
@@ -88,6 +89,19 @@ def fk_forward_backward(ctx, pos, tri, colors, res):
     return run
 
 
+def fk_antialias(ctx, pos, tri, colors, res):
+    """antialias alone (topology hash built once, as a fitting loop would) on a rendered image, forward + backward."""
+    rast, _ = dr.rasterize(ctx, pos, tri, (res, res))
+    image, _ = dr.interpolate(colors, rast, tri)
+    topology = dr.antialias_construct_topology_hash(tri)
+
+    def run():
+        p = pos.detach().requires_grad_(True)
+        c = image.detach().requires_grad_(True)
+        dr.antialias(c, rast, p, tri, topology_hash=topology).sum().backward()
+    return run
+
+
 def llvmpipe_runner(pos: np.ndarray, faces: np.ndarray, colors: np.ndarray, res: int):
     import moderngl
 
@@ -152,11 +166,20 @@ def main() -> None:
             with torch.no_grad():
                 covered = int((dr.rasterize(ctx, pos, tri, (res, res))[0][..., 3] > 0).sum())
             rows.append((res, batch, fwd, ref, fwd / ref, fwd_bwd, covered / batch / res / res))
+    aa_rows = []
+    for res in (int(x) for x in args.sizes.split(",")):
+        pos = torch.from_numpy(clip_positions(verts, 1))
+        aa_rows.append((res, median_ms(fk_antialias(ctx, pos, tri, colors, res), 3 if args.quick else 7)))
     print(f"reference: {renderer_name}; statistic: {STAT}")
     print("| size | batch | fk cpu rasterize+interpolate | llvmpipe | ratio | fk forward+backward | coverage |")
     print("|---|---|---|---|---|---|---|")
     for res, batch, fwd, ref, ratio, fb, cov in rows:
         print(f"| {res}² | {batch} | {fwd:.1f} ms | {ref:.1f} ms | {ratio:.2f}× | {fb:.1f} ms | {cov:.0%} |")
+    print()
+    print("| size | batch | fk cpu antialias forward+backward |")
+    print("|---|---|---|")
+    for res, ms in aa_rows:
+        print(f"| {res}² | 1 | {ms:.1f} ms |")
 
 
 if __name__ == "__main__":
