@@ -18,12 +18,14 @@ CTX = dr.get_context("cpu")
 
 def clip_pos(points_px, height, width, z=0.0, w=1.0, dtype=torch.float64):
     """Pixel-coordinate points (x right, y up, pixel (row r, col c) spans [c, c+1] x [r, r+1]) -> clip (1, N, 4)."""
-    return torch.tensor([[[(2 * x / width - 1) * w, (2 * y / height - 1) * w, z * w, w] for x, y in points_px]],
-                        dtype=dtype)
+    return torch.tensor(
+        [[[(2 * x / width - 1) * w, (2 * y / height - 1) * w, z * w, w] for x, y in points_px]], dtype=dtype
+    )
 
 
 def polygon_pixel_area(poly, col, row):
     """Exact area of the convex polygon ``poly`` inside pixel square [col, col+1] x [row, row+1]."""
+
     def clip(points, inside, cut):
         out = []
         for i in range(len(points)):
@@ -43,8 +45,12 @@ def polygon_pixel_area(poly, col, row):
         return lambda a, b: (a[0] + (b[0] - a[0]) * (y0 - a[1]) / (b[1] - a[1]), y0)
 
     pts = list(poly)
-    for inside, cut in ((lambda p: p[0] >= col, at_x(col)), (lambda p: p[0] <= col + 1, at_x(col + 1)),
-                        (lambda p: p[1] >= row, at_y(row)), (lambda p: p[1] <= row + 1, at_y(row + 1))):
+    for inside, cut in (
+        (lambda p: p[0] >= col, at_x(col)),
+        (lambda p: p[0] <= col + 1, at_x(col + 1)),
+        (lambda p: p[1] >= row, at_y(row)),
+        (lambda p: p[1] <= row + 1, at_y(row + 1)),
+    ):
         pts = clip(pts, inside, cut)
         if len(pts) < 3:
             return 0.0
@@ -70,7 +76,11 @@ def segment_hits_square(a, b, col, row):
 def edge_stays_in_one_pixel(poly, col, row):
     """True when exactly one polygon edge meets the pixel and, across the pixel, stays inside its
     column (steep edge) or row (flat edge): there the 1-D crossing equals the area exactly."""
-    edges = [(poly[i - 1], poly[i]) for i in range(len(poly)) if segment_hits_square(poly[i - 1], poly[i], col, row)]
+    edges = [
+        (poly[i - 1], poly[i])
+        for i in range(len(poly))
+        if segment_hits_square(poly[i - 1], poly[i], col, row)
+    ]
     if len(edges) != 1:
         return False
     (x0, y0), (x1, y1) = edges[0]
@@ -178,7 +188,9 @@ def test_unwelded_or_folded_edge_is_a_silhouette() -> None:
     ids = rast[0, ..., 3]
     beside_diagonal = (ids[:, :-1] > 0) & (ids[:, 1:] > 0) & (ids[:, :-1] != ids[:, 1:])
     rows, cols = torch.nonzero(beside_diagonal, as_tuple=True)
-    pair_changed = (seam[0, rows, cols] != sharp[0, rows, cols]) | (seam[0, rows, cols + 1] != sharp[0, rows, cols + 1])
+    pair_changed = (seam[0, rows, cols] != sharp[0, rows, cols]) | (
+        seam[0, rows, cols + 1] != sharp[0, rows, cols + 1]
+    )
     assert pair_changed.float().mean() > 0.5
     # folded: vertex 3 mirrored across the shared edge and pushed behind triangle 0
     folded_pts = points[:3] + [(4.0, 4.0)]
@@ -221,8 +233,10 @@ def test_occluder_edges_blend_with_the_surface_behind() -> None:
 
 
 def small_scene():
-    pos = torch.tensor([[[-0.71, -0.62, 0.1, 1.0], [0.63, -0.48, 0.2, 1.1], [-0.35, 0.77, 0.3, 0.9],
-                         [0.9, 0.8, 0.6, 1.2]]], dtype=torch.float64)
+    pos = torch.tensor(
+        [[[-0.71, -0.62, 0.1, 1.0], [0.63, -0.48, 0.2, 1.1], [-0.35, 0.77, 0.3, 0.9], [0.9, 0.8, 0.6, 1.2]]],
+        dtype=torch.float64,
+    )
     tri = torch.tensor([[0, 1, 2], [1, 3, 2]], dtype=torch.int32)
     return pos, tri
 
@@ -238,8 +252,9 @@ def test_gradcheck_pos_and_color() -> None:
         return dr.antialias(c, rast, p, tri, topology_hash=topology)
 
     assert (fn(pos, color) != color).any(-1).sum() >= 10
-    assert torch.autograd.gradcheck(fn, (pos.clone().requires_grad_(), color.clone().requires_grad_()),
-                                    eps=1e-6, atol=1e-6)
+    assert torch.autograd.gradcheck(
+        fn, (pos.clone().requires_grad_(), color.clone().requires_grad_()), eps=1e-6, atol=1e-6
+    )
 
 
 def test_moving_a_silhouette_vertex_changes_the_image_as_the_gradient_predicts() -> None:
@@ -319,8 +334,8 @@ def test_range_mode_and_batches_match_single_images() -> None:
     color = torch.rand(2, 9, 10, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     batched = dr.antialias(color, rast, both, tri)
     for i in range(2):
-        single = dr.antialias(color[i:i + 1], rast[i:i + 1], both[i:i + 1], tri)
-        assert torch.equal(batched[i:i + 1], single)
+        single = dr.antialias(color[i : i + 1], rast[i : i + 1], both[i : i + 1], tri)
+        assert torch.equal(batched[i : i + 1], single)
     # range mode: pos (V, 4), one image's triangles per range; ids index the whole tri
     tri_range = torch.cat([tri, tri + 4])
     ranges = torch.tensor([[0, 2], [2, 2]], dtype=torch.int32)
@@ -346,13 +361,13 @@ def test_topology_hash_maps_edges_to_triangles() -> None:
 
     # quad (0,1,2),(2,1,3): edge {1,2} is slot 0 of tri 0 and slot 2 of tri 1 (opposite vertex 3)
     topo = construct_topology_hash(torch.tensor([[0, 1, 2], [2, 1, 3]]))
-    mates = {s: topo.mates[topo.offsets[s]:topo.offsets[s + 1]].tolist() for s in range(6)}
+    mates = {s: topo.mates[topo.offsets[s] : topo.offsets[s + 1]].tolist() for s in range(6)}
     assert mates == {0: [5], 1: [], 2: [], 3: [], 4: [], 5: [0]}
     # three triangles on edge {0,1} (non-manifold): each sees the other two
     fan = construct_topology_hash(torch.tensor([[0, 1, 2], [1, 0, 3], [4, 0, 1]]))
     slots = {0: 2, 1: 5, 2: 6}  # edge {0,1} is opposite vertex 2 / 3 / 4
     for f, s in slots.items():
-        got = sorted(fan.mates[fan.offsets[s]:fan.offsets[s + 1]].tolist())
+        got = sorted(fan.mates[fan.offsets[s] : fan.offsets[s + 1]].tolist())
         assert got == sorted(v for g, v in slots.items() if g != f)
 
 

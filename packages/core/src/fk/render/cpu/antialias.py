@@ -8,7 +8,9 @@ High-Performance Differentiable Rendering", section 3.3), written here from that
 2. The segment from the owner's centre ``A`` to the other centre ``B`` leaves the owner's triangle
    through the edge whose edge function turns negative first. Only that edge is considered.
 3. The edge must be a *silhouette*: no other triangle sharing it (per the topology hash) lies on the
-   opposite side of it in screen space. An edge between two visible faces of one surface is skipped.
+   opposite side of it in screen space. When it is an internal edge of a continuing surface, fk
+   follows the segment into the neighbour (up to ``MAX_WALK`` triangles) and repeats; this finds
+   silhouettes owned by sub-pixel triangles (the paper tests the pixel's own triangle only).
 4. Each edge is handled by the pair direction most perpendicular to it (horizontal pairs for
    edges closer to vertical), so an edge blends into a pixel once, not twice.
 5. With ``t`` the crossing along ``A -> B`` (pixel units, 0..1), the owner's surface covers the
@@ -120,7 +122,9 @@ def _candidate_pairs(rast: torch.Tensor):
     return [torch.cat(parts) for parts in zip(*out, strict=True)]
 
 
-def _pixel_homogeneous(p: torch.Tensor, row: torch.Tensor, col: torch.Tensor, height: int, width: int) -> torch.Tensor:
+def _pixel_homogeneous(
+    p: torch.Tensor, row: torch.Tensor, col: torch.Tensor, height: int, width: int
+) -> torch.Tensor:
     """Clip ``p (..., 4)`` -> homogeneous pixel coords ``(X, Y, w)`` relative to pixel ``(row, col)``'s centre."""
     w = p[..., 3]
     x = (p[..., 0] + w) * (width / 2) - (col.to(p.dtype) + 0.5)[..., None] * w
@@ -173,17 +177,23 @@ def _silhouette_crossings(source, tri, topology, img, row_a, col_a, step_x, step
         slot = (cur * 3 + edge).cpu()
         counts = topology.offsets[slot + 1] - topology.offsets[slot]
         which = torch.repeat_interleave(torch.arange(slot.numel()), counts)
-        within = torch.arange(which.numel()) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+        within = torch.arange(which.numel()) - torch.repeat_interleave(
+            torch.cumsum(counts, 0) - counts, counts
+        )
         mate = topology.mates[torch.repeat_interleave(topology.offsets[slot], counts) + within].to(device)
         which = which.to(device)
         opposite = tri[mate // 3, mate % 3]
         q_clip = source[opposite] if source.ndim == 2 else source[ia[which], opposite]
-        q = _pixel_homogeneous(q_clip[:, None], row_a[active][which], col_a[active][which], height, width)[:, 0]
+        q = _pixel_homogeneous(q_clip[:, None], row_a[active][which], col_a[active][which], height, width)[
+            :, 0
+        ]
         continues = (line[which] * q).sum(-1) * det[which] < 0
         next_tri = torch.full_like(cur, -1).index_put_((which[continues],), mate[continues] // 3)
         silhouette = moving & (next_tri < 0)
         horizontal = sx[:, 0] != 0
-        facing_pair = torch.where(horizontal, line[:, 0].abs() >= line[:, 1].abs(), line[:, 0].abs() < line[:, 1].abs())
+        facing_pair = torch.where(
+            horizontal, line[:, 0].abs() >= line[:, 1].abs(), line[:, 0].abs() < line[:, 1].abs()
+        )
         done = active[silhouette & facing_pair]
         found_tri[done] = cur[silhouette & facing_pair]
         found_edge[done] = edge[silhouette & facing_pair]
@@ -221,8 +231,14 @@ def _continuing_neighbours(source, tri, topology, n_images, n_triangles):
     return torch.sort(torch.cat(keys)).values
 
 
-def antialias(color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: torch.Tensor,
-              topology_hash: Any = None, pos_gradient_boost: float = 1.0) -> torch.Tensor:
+def antialias(
+    color: torch.Tensor,
+    rast: torch.Tensor,
+    pos: torch.Tensor,
+    tri: torch.Tensor,
+    topology_hash: Any = None,
+    pos_gradient_boost: float = 1.0,
+) -> torch.Tensor:
     """nvdiffrast's ``antialias`` (see the module docstring); returns a tensor shaped like ``color``.
 
     Shapes: ``color (B, H, W, C)``, ``rast (B, H, W, 4)`` from ``rasterize``, ``pos (B, V, 4)`` or
@@ -233,10 +249,14 @@ def antialias(color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: t
     if topology_hash is None:
         topology_hash = construct_topology_hash(tri)
     elif not isinstance(topology_hash, TopologyHash) or topology_hash.num_triangles != tri.shape[0]:
-        raise ShapeError("topology_hash was not built for this tri: pass antialias_construct_topology_hash(tri)")
+        raise ShapeError(
+            "topology_hash was not built for this tri: pass antialias_construct_topology_hash(tri)"
+        )
     n_images, height, width, n_channels = color.shape
     tri_l = tri.long().to(pos.device)
-    img, row_a, col_a, row_b, col_b, step_x, step_y, owner = (x.to(pos.device) for x in _candidate_pairs(rast))
+    img, row_a, col_a, row_b, col_b, step_x, step_y, owner = (
+        x.to(pos.device) for x in _candidate_pairs(rast)
+    )
     if img.numel() == 0:
         return color.clone()
 
@@ -251,8 +271,19 @@ def antialias(color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: t
         sel = torch.nonzero(walk).squeeze(1)
         img, row_a, col_a, row_b, col_b = img[sel], row_a[sel], col_a[sel], row_b[sel], col_b[sel]
         step_x, step_y, owner = step_x[sel], step_y[sel], owner[sel]
-        keep, surface_tri, edge = _silhouette_crossings(pos.detach().double(), tri_l, topology_hash, img, row_a,
-                                                        col_a, step_x, step_y, owner, height, width)
+        keep, surface_tri, edge = _silhouette_crossings(
+            pos.detach().double(),
+            tri_l,
+            topology_hash,
+            img,
+            row_a,
+            col_a,
+            step_x,
+            step_y,
+            owner,
+            height,
+            width,
+        )
     if keep.numel() == 0:
         return color.clone()
     img, row_a, col_a, row_b, col_b = img[keep], row_a[keep], col_a[keep], row_b[keep], col_b[keep]
