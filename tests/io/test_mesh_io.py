@@ -254,3 +254,21 @@ def test_writers_are_atomic(tmp_path, monkeypatch, suffix):
     monkeypatch.undo()
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+
+
+@pytest.mark.parametrize("suffix", [".obj", ".glb"])
+def test_item_context_write_mesh_records_every_file_under_the_names_the_obj_uses(tmp_path, suffix):
+    from fk.atomic import sha256_file
+    from fk.engine.context import ItemContext
+
+    mesh = _with_seam_uvs(_grid_mesh())
+    ctx = ItemContext(key="a", source=None, step_id="export", run_dir=tmp_path, step_dir=tmp_path / "faces")
+    path = ctx.write_mesh(f"a{suffix}", mesh)
+    recorded = sorted(w["path"] for w in ctx.written)
+    on_disk = sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "faces").iterdir())
+    assert recorded == on_disk  # no temporary names left, nothing unrecorded
+    expected = ["faces/a.mtl", "faces/a.obj", "faces/a_texture.png"] if suffix == ".obj" else ["faces/a.glb"]
+    assert recorded == expected
+    assert all(w["sha256"] == sha256_file(tmp_path / w["path"]) for w in ctx.written)
+    back = load_mesh(path)
+    np.testing.assert_array_equal(back.texture, mesh.texture)

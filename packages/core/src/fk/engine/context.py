@@ -84,6 +84,19 @@ class ItemContext:
             raise
         return self._record(final)
 
+    def write_mesh(self, relpath: str, mesh: Any) -> Path:
+        """Write an ``fk.io.mesh.Mesh`` by suffix (.obj, .glb, .ply); a textured OBJ also writes its
+        ``.mtl`` and texture PNG beside it (under names the OBJ refers to, so not through a temporary
+        name). Every file is atomic and recorded; returns the mesh file's path."""
+        from fk.io.mesh import obj_companion_files, save_mesh
+
+        final = self.path(relpath)
+        save_mesh(final, mesh)
+        companions = obj_companion_files(final, mesh) if final.suffix.lower() == ".obj" else []
+        for path in [*companions, final]:
+            self._record(path)
+        return final
+
     def log(self, message: str) -> None:
         """A note for the run log and manifest (shown with -v)."""
         self.messages.append(message)

@@ -139,8 +139,9 @@ def write_obj(path: str | os.PathLike[str], mesh: Mesh) -> Path:
     p = Path(path)
     lines = [f"# written by fk; {mesh.num_vertices} vertices, {len(mesh.faces)} faces\n"]
     if mesh.texture is not None:
-        mtl_name, tex_name = f"{p.stem}.mtl", f"{p.stem}_texture.png"
-        save_image(p.parent / tex_name, mesh.texture)
+        mtl_path, tex_path = obj_companion_files(p, mesh)
+        mtl_name, tex_name = mtl_path.name, tex_path.name
+        save_image(tex_path, mesh.texture)
         mtl = (
             "# written by fk\nnewmtl material0\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\n"
             f"map_Kd {tex_name}\n"
@@ -178,6 +179,15 @@ def write_obj(path: str | os.PathLike[str], mesh: Mesh) -> Path:
     with atomic_open(p, "w") as fh:
         fh.write("".join(lines))
     return p
+
+
+def obj_companion_files(path: str | os.PathLike[str], mesh: Mesh) -> list[Path]:
+    """The files :func:`write_obj` writes beside ``path``: ``[<stem>.mtl, <stem>_texture.png]`` for a
+    textured mesh, ``[]`` otherwise."""
+    p = Path(path)
+    if mesh.texture is None:
+        return []
+    return [p.with_name(f"{p.stem}.mtl"), p.with_name(f"{p.stem}_texture.png")]
 
 
 def _safe_name(name: str) -> str:
@@ -612,6 +622,6 @@ def save_mesh(path: str | os.PathLike[str], mesh: Mesh) -> Path:
 
 
 __all__ = [
-    "Mesh", "load_mesh", "read_glb", "read_obj", "read_ply", "save_mesh", "vertex_normals", "write_glb",
+    "Mesh", "load_mesh", "obj_companion_files", "read_glb", "read_obj", "read_ply", "save_mesh", "vertex_normals", "write_glb",
     "write_obj", "write_ply",
 ]  # fmt: skip
