@@ -215,6 +215,46 @@ class RendererContract:
 
         self._grad_check(fn, pos)
 
+    def test_grad_db_false_keeps_derivatives_but_stops_their_gradient(self) -> None:
+        """nvdiffrast computes ``rast_db`` either way; ``grad_db=False`` only drops its gradient to ``pos``.
+
+        Expected derivatives by hand: with ``w = 1`` the barycentrics are affine in the pixel, so for the
+        triangle (-0.95, -0.9), (0.9, -0.95), (0, 0.95) at 10x16 pixels, ``du/dX`` etc. are the entries of the
+        inverse of the 2x2 edge matrix in pixel units, the same at every covered pixel.
+        """
+        import torch
+
+        corners = [[-0.95, -0.9], [0.9, -0.95], [0.0, 0.95]]
+        pos = self.flat_pos(corners)
+        tri = self.tri([[0, 1, 2]])
+        px = torch.tensor([[(x + 1) * 8, (y + 1) * 5] for x, y in corners], dtype=torch.float64)
+        # u = weight of vertex 0, v = weight of vertex 1: p = p2 + u (p0 - p2) + v (p1 - p2)
+        edges = torch.stack([px[0] - px[2], px[1] - px[2]], 1)  # columns d(p)/du, d(p)/dv
+        inv = torch.linalg.inv(edges)  # rows: (du/dX, du/dY), (dv/dX, dv/dY)
+        expected = self.t(inv.reshape(-1).tolist())
+        rast_on, db_on = self.dr.rasterize(self.ctx(), pos, tri, (10, 16), grad_db=True)
+        rast_off, db_off = self.dr.rasterize(self.ctx(), pos, tri, (10, 16), grad_db=False)
+        covered = rast_off[0, ..., 3] > 0
+        assert covered.sum() > 20
+        assert torch.equal(rast_on, rast_off) and torch.equal(db_on, db_off)
+        assert torch.allclose(db_off[0][covered], expected.expand(int(covered.sum()), 4), rtol=1e-4, atol=1e-6)
+
+        weight_r = torch.randn(rast_on[..., :2].shape, generator=torch.Generator().manual_seed(4)).to(self.device)
+        weight_db = torch.randn(db_on.shape, generator=torch.Generator().manual_seed(5)).to(self.device)
+
+        def grad(grad_db: bool, with_db: bool) -> Any:
+            leaf = self.t([[[x, y, 0.0, 1.0] for x, y in corners]])
+            leaf = leaf * self.t([[[1.0, 1.0, 1.0, 1.0], [1.2, 1.2, 1.0, 1.2], [0.9, 0.9, 1.0, 0.9]]])
+            leaf.requires_grad_(True)  # varying w: rast_db then depends on pos
+            rast, db = self.dr.rasterize(self.ctx(), leaf, tri, (10, 16), grad_db=grad_db)
+            loss = (rast[..., :2] * weight_r).sum() + ((db * weight_db).sum() if with_db else 0.0)
+            (g,) = torch.autograd.grad(loss, [leaf])
+            return g
+
+        only_rast = grad(True, with_db=False)
+        assert torch.allclose(grad(False, with_db=True), only_rast, atol=1e-6)  # the flag drops db's share
+        assert not torch.allclose(grad(True, with_db=True), only_rast, atol=1e-4)  # which is really there
+
     def test_interpolate_with_diff_attrs(self) -> None:
         """attr = (NDC x, NDC y, 3) with w = 1: out equals the pixel centre, dA/dX = 2 / W, dA/dY = 2 / H."""
         import torch

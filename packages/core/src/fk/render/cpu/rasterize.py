@@ -75,9 +75,11 @@ class _Rasterize(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, pos3, tri, pos_of_image, tri_start, tri_count, height, width, grad_db):
         ids = visibility(pos3, tri, pos_of_image, tri_start, tri_count, height, width)
-        rast, db = _forward_values(pos3, tri, pos_of_image, ids, height, width, grad_db)
+        # rast_db is always computed, as nvdiffrast does: grad_db only decides whether it carries gradients.
+        rast, db = _forward_values(pos3, tri, pos_of_image, ids, height, width, True)
         ctx.save_for_backward(pos3, tri, pos_of_image, ids)
         ctx.size = (height, width)
+        ctx.grad_db = grad_db
         return rast.to(pos3.device), db.to(pos3.device)
 
     @staticmethod
@@ -86,7 +88,7 @@ class _Rasterize(torch.autograd.Function):
         height, width = ctx.size
         b, r, c = torch.nonzero(ids, as_tuple=True)
         t = ids[b, r, c].long() - 1
-        use_db = grad_db is not None and bool(grad_db.any())
+        use_db = ctx.grad_db and grad_db is not None and bool(grad_db.any())
         with torch.enable_grad():
             leaf = pos3.detach().requires_grad_(True)
             u, v, _, db = pixel_barycentrics(leaf, tri.long(), pos_of_image.to(leaf.device)[b], t, r, c,
@@ -107,7 +109,8 @@ def rasterize(glctx: Any, pos: torch.Tensor, tri: torch.Tensor, resolution: Any,
     """nvdiffrast's ``rasterize`` (see :mod:`fk.render`); returns ``(rast, rast_db)`` ``[B, H, W, 4]``.
 
     fk's CPU backend also accepts float64 ``pos`` (the outputs follow its dtype) and int64 ``tri``.
-    With ``grad_db=False`` the returned ``rast_db`` is all zeros, as nvdiffrast returns an empty-valued one.
+    ``rast_db`` always holds the derivatives; ``grad_db=False`` (as in nvdiffrast) only stops gradients
+    flowing from it to ``pos``, which saves the backward pass that work.
     """
     height, width, _ = check_rasterize_inputs(pos, tri, resolution, ranges)
     _check_indices(tri, pos.shape[-2])
