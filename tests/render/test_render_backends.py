@@ -98,3 +98,64 @@ def test_cpu_only_features_raise_clearly() -> None:
         dr.texture(tex, uv, boundary_mode="cube")
     with pytest.raises(NotImplementedError):
         dr.texture_construct_mip(tex)
+
+
+def test_every_op_runs_on_the_chosen_third_party_backend() -> None:
+    """A plugin backend receives interpolate, texture and antialias too, not only rasterize: its outputs
+    (and what is computed from them) carry the backend, whatever the tensors' device."""
+    import fk.render.cpu as cpu
+    from fk.render.mesh import render_mesh
+
+    calls: list[str] = []
+    module = types.ModuleType("fk_test_recording_backend")
+
+    class RecordingContext:
+        backend = "recording"
+
+        def __init__(self, device=None):
+            self.device = device
+
+    def recorded(name, fn):
+        def op(*args, **kwargs):
+            calls.append(name)
+            return fn(*args, **kwargs)
+        return op
+
+    module.make_context = lambda device=None: RecordingContext(device)
+    module.rasterize = recorded("rasterize", lambda glctx, *a, **k: cpu.rasterize(dr.RasterizeCpuContext(), *a, **k))
+    for name in ("interpolate", "texture", "antialias", "antialias_construct_topology_hash"):
+        setattr(module, name, recorded(name, getattr(cpu, name)))
+    sys.modules[module.__name__] = module
+
+    class Plugin:
+        @hookimpl
+        def fk_renderer_backends(self):
+            yield RendererBackend("recording", module.__name__, lambda: (True, "test backend"), priority=-10)
+
+    pos = torch.tensor([[[-0.8, -0.7, 0, 1], [0.7, -0.8, 0, 1], [0, 0.8, 0, 1]]])
+    tri = torch.tensor([[0, 1, 2]], dtype=torch.int32)
+    colors = torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]])
+    uvs = torch.tensor([[0.1, 0.1], [0.9, 0.1], [0.5, 0.9]])
+    try:
+        with isolated_plugin_manager(Plugin()):
+            assert dr.get_context("auto").backend == "cpu"  # lower priority: chosen only by name
+            ctx = dr.get_context("recording")
+            rast, rast_db = dr.rasterize(ctx, pos, tri, (8, 8))
+            color, _ = dr.interpolate(colors, rast, tri, rast_db=rast_db)
+            uv, _ = dr.interpolate(uvs, rast, tri)
+            texel = dr.texture(torch.rand(1, 4, 4, 3), uv, filter_mode="linear")
+            shaded = dr.antialias(color * texel, rast, pos, tri)
+            assert calls == ["rasterize", "interpolate", "interpolate", "texture", "antialias"]
+            assert shaded.shape == (1, 8, 8, 3) and shaded.abs().sum() > 0
+            # the same ops from a CPU context never reach the third-party backend
+            calls.clear()
+            cpu_rast, _ = dr.rasterize(dr.get_context("cpu"), pos, tri, (8, 8))
+            assert torch.equal(dr.interpolate(colors, cpu_rast, tri)[0], color) and calls == []
+            # render_mesh through the chosen context: every op it uses goes to that backend
+            K = torch.tensor([[[20.0, 0, 16], [0, 20.0, 16], [0, 0, 1]]])
+            verts = torch.tensor([[[-0.5, -0.5, 2.0], [0.5, -0.5, 2.0], [0.0, 0.5, 2.0]]])
+            render_mesh(verts, tri, K, (32, 32), uvs=uvs, uv_faces=tri, texture=torch.rand(4, 4, 3),
+                        context=ctx)
+            assert calls == ["rasterize", "interpolate", "interpolate", "texture"]
+    finally:
+        del sys.modules[module.__name__]

@@ -33,9 +33,10 @@ from fk.render.context import (
     RasterizeGLContext,
     RenderContext,
     backend_module_for,
+    backend_module_of,
     describe_backends,
     get_context,
-    tensor_backend_module,
+    remember_backend,
 )
 
 __all__ = [
@@ -52,9 +53,13 @@ def rasterize(glctx: Any, pos: Any, tri: Any, resolution: Any, ranges: Any = Non
     """Rasterise triangles; returns ``(rast, rast_db)``, both ``[minibatch, height, width, 4]``.
 
     Same signature and conventions as ``nvdiffrast.torch.rasterize`` (see the module docstring).
-    The work runs on ``glctx``'s backend.
+    The work runs on ``glctx``'s backend, and the outputs remember it: ``interpolate``, ``texture``
+    and ``antialias`` given them (or tensors derived through them) run on the same backend.
     """
-    return backend_module_for(glctx).rasterize(glctx, pos, tri, resolution, ranges=ranges, grad_db=grad_db)
+    module = backend_module_for(glctx)
+    rast, rast_db = module.rasterize(glctx, pos, tri, resolution, ranges=ranges, grad_db=grad_db)
+    remember_backend(module, rast, rast_db)
+    return rast, rast_db
 
 
 def interpolate(attr: Any, rast: Any, tri: Any, rast_db: Any = None, diff_attrs: Any = None):
@@ -64,9 +69,13 @@ def interpolate(attr: Any, rast: Any, tri: Any, rast_db: Any = None, diff_attrs:
     ``out`` is ``[minibatch, height, width, A]`` (zeros where ``rast`` is empty); ``out_da`` holds
     ``(dA/dX, dA/dY)`` per attribute named in ``diff_attrs`` (``'all'`` or a list of indices),
     ``[minibatch, height, width, 2 * len(diff_attrs)]``, or a ``[..., 0]`` tensor when not asked.
-    CUDA tensors go to nvdiffrast when it is available, everything else to fk's torch implementation.
+    Runs on the backend whose context rasterised ``rast`` (by device when ``rast`` came from elsewhere:
+    CUDA tensors to nvdiffrast when it is available, everything else to fk's torch implementation).
     """
-    return tensor_backend_module(rast).interpolate(attr, rast, tri, rast_db=rast_db, diff_attrs=diff_attrs)
+    module = backend_module_of("interpolate", rast, rast_db, attr)
+    out, out_da = module.interpolate(attr, rast, tri, rast_db=rast_db, diff_attrs=diff_attrs)
+    remember_backend(module, out, out_da)
+    return out, out_da
 
 
 def texture(tex: Any, uv: Any, uv_da: Any = None, mip_level_bias: Any = None, mip: Any = None,
@@ -76,11 +85,14 @@ def texture(tex: Any, uv: Any, uv_da: Any = None, mip_level_bias: Any = None, mi
     Texture coordinates: ``(0, 0)`` is the corner of texel row 0, column 0 and ``(1, 1)`` the opposite
     corner; texel centres at ``(i + 0.5) / tw``. fk's CPU implementation supports ``nearest`` and
     ``linear`` (``auto`` means ``linear``: it builds no mipmaps) with ``wrap``, ``clamp`` and ``zero``
-    boundaries; mipmap filters and cube maps raise ``NotImplementedError``.
+    boundaries; mipmap filters and cube maps raise ``NotImplementedError``. Runs on the backend that
+    produced ``uv`` (through ``interpolate``) or ``tex``, else by device, as ``interpolate``.
     """
-    return tensor_backend_module(uv).texture(tex, uv, uv_da=uv_da, mip_level_bias=mip_level_bias, mip=mip,
-                                             filter_mode=filter_mode, boundary_mode=boundary_mode,
-                                             max_mip_level=max_mip_level)
+    module = backend_module_of("texture", uv, uv_da, tex)
+    out = module.texture(tex, uv, uv_da=uv_da, mip_level_bias=mip_level_bias, mip=mip, filter_mode=filter_mode,
+                         boundary_mode=boundary_mode, max_mip_level=max_mip_level)
+    remember_backend(module, out)
+    return out
 
 
 def antialias(color: Any, rast: Any, pos: Any, tri: Any, topology_hash: Any = None, pos_gradient_boost: float = 1.0):
@@ -91,19 +103,23 @@ def antialias(color: Any, rast: Any, pos: Any, tri: Any, topology_hash: Any = No
     segment between the two pixel centres; gradients reach ``color`` and, through that crossing,
     ``pos`` (visibility gradients), scaled by ``pos_gradient_boost``. ``pos`` and ``tri`` are the
     ones given to ``rasterize`` (``pos [V, 4]`` for range mode). See :mod:`fk.render.cpu.antialias`.
+    Runs on the backend whose context rasterised ``rast``, else by device, as ``interpolate``.
     """
-    return tensor_backend_module(rast).antialias(color, rast, pos, tri, topology_hash=topology_hash,
-                                                 pos_gradient_boost=pos_gradient_boost)
+    module = backend_module_of("antialias", rast, color)
+    out = module.antialias(color, rast, pos, tri, topology_hash=topology_hash, pos_gradient_boost=pos_gradient_boost)
+    remember_backend(module, out)
+    return out
 
 
 def texture_construct_mip(tex: Any, max_mip_level: Any = None, cube_mode: bool = False):
     """nvdiffrast's mip-stack builder; fk's CPU implementation has no mipmaps (raises ``NotImplementedError``)."""
-    return tensor_backend_module(tex).texture_construct_mip(tex, max_mip_level=max_mip_level, cube_mode=cube_mode)
+    module = backend_module_of("texture_construct_mip", tex)
+    return module.texture_construct_mip(tex, max_mip_level=max_mip_level, cube_mode=cube_mode)
 
 
 def antialias_construct_topology_hash(tri: Any):
     """The edge -> triangles map ``antialias`` uses; build once per ``tri`` and pass as ``topology_hash``."""
-    return tensor_backend_module(tri).antialias_construct_topology_hash(tri)
+    return backend_module_of("antialias_construct_topology_hash", tri).antialias_construct_topology_hash(tri)
 
 
 def get_log_level() -> int:

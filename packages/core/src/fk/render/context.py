@@ -141,11 +141,47 @@ def backend_module_for(glctx: Any) -> Any:
 
 
 def tensor_backend_module(tensor: Any) -> Any:
-    """Context-free ops (interpolate, texture, antialias) dispatch on the tensor's device:
-    CUDA tensors go to nvdiffrast when it is available, all others to fk's torch implementation."""
+    """Where an op goes when none of its tensors came from a context: by device. CUDA tensors go to
+    nvdiffrast when it is available, all others to fk's torch implementation."""
     if getattr(tensor, "is_cuda", False):
         from fk.render.backends import probe_nvdiffrast
 
         if probe_nvdiffrast()[0]:
             return importlib.import_module(NVDIFFRAST_MODULE)
     return importlib.import_module(CPU_MODULE)
+
+
+# Which backend module produced a tensor: rasterize's outputs remember their context's backend, and
+# interpolate/texture/antialias pass it on, so nvdiffrast's context-free ops (which take ``rast`` or
+# ``uv`` but no context) run on the backend the caller chose, not on one guessed from the device.
+_producers: Any = None
+
+
+def _producer_map() -> Any:
+    global _producers
+    if _producers is None:
+        from torch.utils.weak import WeakIdKeyDictionary  # by identity, dropped with the tensor
+
+        _producers = WeakIdKeyDictionary()
+    return _producers
+
+
+def remember_backend(module: Any, *tensors: Any) -> None:
+    """Record ``module`` as the backend that produced ``tensors`` (non-tensors are skipped)."""
+    producers = _producer_map()
+    for t in tensors:
+        if t is not None and hasattr(t, "is_cuda"):
+            producers[t] = module
+
+
+def backend_module_of(op: str, *tensors: Any) -> Any:
+    """The backend module for ``op``: the one that produced the first of ``tensors`` made by a backend
+    (through a context's ``rasterize``), else :func:`tensor_backend_module` of the first tensor."""
+    producers = _producer_map()
+    module = next((producers[t] for t in tensors if t is not None and t in producers), None)
+    if module is None:
+        module = tensor_backend_module(next((t for t in tensors if t is not None), None))
+    if not hasattr(module, op):
+        raise MissingError(f"renderer backend module {module.__name__} has no {op}()",
+                           hint="a backend module implements rasterize, interpolate, texture and antialias")
+    return module

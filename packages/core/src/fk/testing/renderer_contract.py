@@ -237,10 +237,12 @@ class RendererContract:
         covered = rast_off[0, ..., 3] > 0
         assert covered.sum() > 20
         assert torch.equal(rast_on, rast_off) and torch.equal(db_on, db_off)
-        assert torch.allclose(db_off[0][covered], expected.expand(int(covered.sum()), 4), rtol=1e-4, atol=1e-6)
+        n = int(covered.sum())
+        assert torch.allclose(db_off[0][covered], expected.expand(n, 4), rtol=1e-4, atol=1e-6)
 
-        weight_r = torch.randn(rast_on[..., :2].shape, generator=torch.Generator().manual_seed(4)).to(self.device)
-        weight_db = torch.randn(db_on.shape, generator=torch.Generator().manual_seed(5)).to(self.device)
+        gen = torch.Generator().manual_seed(4)
+        weight_r = torch.randn(rast_on[..., :2].shape, generator=gen).to(self.device)
+        weight_db = torch.randn(db_on.shape, generator=gen).to(self.device)
 
         def grad(grad_db: bool, with_db: bool) -> Any:
             leaf = self.t([[[x, y, 0.0, 1.0] for x, y in corners]])
