@@ -154,3 +154,15 @@ def test_filtered_items_stop_quietly_and_are_audited(toy_pm, toy_recipe, tmp_pat
     assert manifest["items"]["c"]["filtered"] == [
         {"item": "c_00", "step": "colour", "reason": "too dull to keep", "score": 0.25}]
     assert manifest["items"]["c"]["status"] == "ok"
+
+
+def test_run_scope_steps_see_the_item_failures(toy_pm, toy_recipe, tmp_path):
+    plan = load_recipe(toy_recipe)
+    summary_step = plan.steps[-1]
+    seen: list[list[dict]] = []
+    summary_step.component = type(summary_step.component)(
+        **{**summary_step.component.__dict__,
+           "factory": lambda: (lambda inputs, ctx: seen.append(ctx.failures) or {"report": ""})})
+    result = run_plan(plan, RunOptions(tmp_path / "out", progress=False))
+    assert [(f["item"], f["step"]) for f in seen[0]] == [("broken", "tiles")]
+    assert seen[0][0]["error"] == result.failures[0]["error"]

@@ -16,7 +16,7 @@ from fk.errors import FkError, InputError
 from fk.testing.exporter_contract import ExporterContract
 from fk.types import Crop
 
-ALL_FORMATS = ["mat", "obj", "glb", "png", "label", "npy", "overlay", "turntable", "input"]
+ALL_FORMATS = ["mat", "obj", "glb", "png", "label", "npy", "overlay", "swing", "input"]
 
 
 def _crop_of_astronaut():
@@ -80,8 +80,8 @@ def test_reconstruct_with_generated_bfm_and_checkpoint_writes_every_output(
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert recon.vertices.shape == (80, 3) and recon.landmarks.shape == (68, 2) and recon.camera_label.shape == (25,)
 
-    exporter = pm.component("export:deep3d").load_factory()(formats=ALL_FORMATS, turntable_frames=3,
-                                                            turntable_size=64, renderer="cpu")
+    exporter = pm.component("export:deep3d").load_factory()(formats=ALL_FORMATS, swing_frames=3,
+                                                            swing_size=64, renderer="cpu")
     ctx = _ctx(tmp_path, step="export")
     out = exporter({"recon": recon, "image": photo}, ctx)
     files = out["files"]
@@ -154,7 +154,7 @@ def test_missing_checkpoint_and_malformed_bfm_name_the_file(tmp_path, fk_home, a
 
 class TestDeep3DExporterContract(ExporterContract):
     component = "export:deep3d"
-    params = {"formats": ALL_FORMATS, "turntable_frames": 2, "turntable_size": 48, "renderer": "cpu"}
+    params = {"formats": ALL_FORMATS, "swing_frames": 2, "swing_size": 48, "renderer": "cpu"}
 
     def make_inputs(self, tmp_path):
         import fk.models
@@ -183,7 +183,7 @@ class TestDemoPageContract(ExporterContract):
         for name in ("a_00_overlay.png", "a_00_t0.png", "a_00_t1.png"):
             Image.new("RGB", (8, 8)).save(run / "faces" / name)
         return {"files": {"a_00": {"overlay": "faces/a_00_overlay.png",
-                                   "turntable": ["faces/a_00_t0.png", "faces/a_00_t1.png"]}}}
+                                   "swing": ["faces/a_00_t0.png", "faces/a_00_t1.png"]}}}
 
     def test_page_links_resolve(self, exported):
         _, _, result, run_dir = exported
@@ -229,4 +229,4 @@ def test_demo_recipe_on_astronaut(tmp_path, fk_home):
     assert changed[int(cy), int(cx)]
     assert x0 - 40 < xs.mean() < x1 + 40 and y0 - 60 < ys.mean() < y1 + 40
     page = (out / "index.html").read_text()
-    assert "faces/astronaut_00_overlay.png" in page and "faces/astronaut_00_turn/00.png" in page
+    assert "faces/astronaut_00_overlay.png" in page and "faces/astronaut_00_swing/00.png" in page

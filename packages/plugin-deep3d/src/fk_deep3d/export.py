@@ -6,18 +6,20 @@ Per face (``<key>`` is the item key, files land in the step's folder):
 ``mat``        ``<key>.mat``: Deep3D's keys ``id exp tex angle gamma trans`` (1×n float32)
                and ``lm68`` (1×68×2, x right, y down in the 224 crop: row = 223 − v)
 ``obj``        ``<key>.obj``: the posed face in Deep3D's world frame (dm, y up), lit
-               vertex colours, vertex order of the model kept
-``glb``        ``<key>.glb``: the same mesh as binary glTF
+               vertex colours, vertex order of the model kept; with the photo (``texture``
+               on) also UVs and ``<key>.mtl`` + ``<key>_texture.png``: the photo projected
+               onto the mesh from the fitted camera (see ``views.projected_texture``)
+``glb``        ``<key>.glb``: the same mesh (and texture) as binary glTF
 ``png``        ``<key>.png``: crop | render over crop | landmarks (blue detected, red model)
 ``label``      ``<key>_label.json``: ``{"<key>.png": [25 floats]}``, EG3D's camera label
 ``npy``        ``<key>.npy``: LPFF's pickled coefficient dict (id exp tex angle gamma trans lm68)
 ``overlay``    ``<key>_overlay.png``: the render over the original photo
-``turntable``  ``<key>_turn/NN.png``: frames of the unposed mesh turning
+``swing``      ``<key>_swing/NN.png``: the unposed mesh swinging in yaw, ±60°, distinct frames
 ``input``      ``<key>_input.jpg``: the photo, at most 1024 px (for pages)
 =============  ===================================================================
 
 The ``files`` output maps each format to its path relative to the run folder
-(``turntable``: a list of paths); ``label`` is the 25-float label.
+(``swing``: a list of paths); ``label`` is the 25-float label.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import numpy as np
 
 from fk.errors import InputError
 
-FORMATS = ("mat", "obj", "glb", "png", "label", "npy", "overlay", "turntable", "input")
+FORMATS = ("mat", "obj", "glb", "png", "label", "npy", "overlay", "swing", "input")
 
 
 def deep3d_coeff_dict(recon) -> dict[str, np.ndarray]:
@@ -42,24 +44,29 @@ def deep3d_coeff_dict(recon) -> dict[str, np.ndarray]:
     return out
 
 
-def recon_mesh(recon):
+def recon_mesh(recon, uvs: np.ndarray | None = None, uv_faces: np.ndarray | None = None,
+               texture: np.ndarray | None = None):
+    """The posed mesh with lit vertex colours; with ``uvs``, ``uv_faces`` and a ``texture``, textured."""
     from fk.io.mesh import Mesh
 
-    return Mesh(vertices=np.asarray(recon.vertices, np.float64), faces=np.asarray(recon.triangles, np.int64),
-                vertex_colors=np.clip(np.asarray(recon.colors, np.float64), 0.0, 1.0), name="face")
+    faces = np.asarray(recon.triangles, np.int64)
+    return Mesh(vertices=np.asarray(recon.vertices, np.float64), faces=faces,
+                vertex_colors=np.clip(np.asarray(recon.colors, np.float64), 0.0, 1.0), name="face",
+                uvs=uvs, uv_faces=uv_faces, texture=texture)
 
 
 class Deep3DExporter:
-    def __init__(self, formats: list[str] | None = None, turntable_frames: int = 12, turntable_size: int = 256,
-                 renderer: str = "auto"):
+    def __init__(self, formats: list[str] | None = None, texture: bool = True, swing_frames: int = 12,
+                 swing_size: int = 256, renderer: str = "auto"):
         formats = list(formats or ["mat", "obj", "png", "label", "npy", "overlay"])
         unknown = [f for f in formats if f not in FORMATS]
         if unknown:
             raise InputError(f"export:deep3d: unknown format(s) {', '.join(unknown)}",
                              hint=f"formats may be any of {', '.join(FORMATS)}")
         self.formats = formats
-        self.frames = int(turntable_frames)
-        self.size = int(turntable_size)
+        self.texture = bool(texture)
+        self.frames = int(swing_frames)
+        self.size = int(swing_size)
         self.renderer = renderer or "auto"
 
     def __call__(self, inputs: dict[str, Any], ctx) -> dict[str, Any]:
@@ -84,21 +91,21 @@ class Deep3DExporter:
         if "npy" in self.formats:
             coeffs = {k: v.reshape(v.shape[1:]) for k, v in deep3d_coeff_dict(recon).items()}
             files["npy"] = rel(ctx.save_npy(f"{key}.npy", np.array(coeffs, dtype=object), allow_pickle=True))
-        if "obj" in self.formats or "glb" in self.formats:
-            from fk.io.mesh import write_glb, write_obj
-
-            mesh = recon_mesh(recon)
-            if "obj" in self.formats:
-                files["obj"] = rel(ctx.write_with(f"{key}.obj", lambda p: write_obj(p, mesh)))
-            if "glb" in self.formats:
-                files["glb"] = rel(ctx.write_with(f"{key}.glb", lambda p: write_glb(p, mesh)))
         if "label" in self.formats:
             files["label"] = rel(ctx.write_json(f"{key}_label.json", {f"{key}.png": label.tolist()}))
         if "png" in self.formats:
             files["png"] = rel(ctx.save_image(f"{key}.png", views.three_panel(recon, renderer)))
         photo = None
-        if "overlay" in self.formats or "input" in self.formats:
+        meshes = [f for f in ("obj", "glb") if f in self.formats]
+        if "overlay" in self.formats or "input" in self.formats or (meshes and self.texture):
             photo = self._photo(inputs.get("image"), recon, ctx)
+        if meshes:
+            uvs = uv_faces = texture = None
+            if self.texture and photo is not None:
+                uvs, uv_faces, texture, _ = views.projected_texture(recon, photo, renderer=renderer)
+            mesh = recon_mesh(recon, uvs, uv_faces, texture)
+            for fmt in meshes:
+                files[fmt] = rel(ctx.write_mesh(f"{key}.{fmt}", mesh))
         if "overlay" in self.formats and photo is not None:
             files["overlay"] = rel(ctx.save_image(f"{key}_overlay.png",
                                                   views.photo_overlay(recon, photo, renderer=renderer)))
@@ -108,9 +115,9 @@ class Deep3DExporter:
             small = Image.fromarray(photo)
             small.thumbnail((1024, 1024))
             files["input"] = rel(ctx.save_image(f"{key}_input.jpg", np.asarray(small), quality=90))
-        if "turntable" in self.formats:
-            frames = views.turntable(recon, self.frames, self.size, renderer=renderer)
-            files["turntable"] = [rel(ctx.save_image(f"{key}_turn/{i:02d}.png", f)) for i, f in enumerate(frames)]
+        if "swing" in self.formats:
+            frames = views.swing(recon, self.frames, self.size, renderer=renderer)
+            files["swing"] = [rel(ctx.save_image(f"{key}_swing/{i:02d}.png", f)) for i, f in enumerate(frames)]
         return {"files": files, "label": label}
 
     @staticmethod

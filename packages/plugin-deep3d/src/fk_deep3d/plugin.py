@@ -5,7 +5,7 @@ Components:
     fit:deep3d           analysis-by-synthesis fitting (R-Net start when a checkpoint exists,
                          else mean face); works with BFM09 and the built-in demo head
     export:deep3d        per face: Deep3D .mat, posed .obj, 3-panel .png, EG3D label,
-                         LPFF .npy dict, full-photo overlay, turntable frames
+                         LPFF .npy dict, full-photo overlay, yaw-swing frames
     export:demo-page     run scope: one static index.html over every face's exports
 CLI: ``fk deep3d prepare`` and ``fk deep3d train``.
 """
@@ -66,12 +66,14 @@ def fk_export():
     yield Component(
         stage="export", name="deep3d",
         summary="Write a reconstruction: Deep3D .mat, posed .obj, 3-panel .png, EG3D label, LPFF .npy, "
-                "photo overlay, turntable frames",
+                "photo overlay, yaw-swing frames",
         factory="fk_deep3d.export:Deep3DExporter",
         params=(Param("formats", "list", ["mat", "obj", "png", "label", "npy", "overlay"],
-                      "any of mat, obj, glb, png, label, npy, overlay, turntable, input"),
-                Param("turntable_frames", "int", 12, "frames of the turntable render"),
-                Param("turntable_size", "int", 256, "side of a turntable frame in pixels"),
+                      "any of mat, obj, glb, png, label, npy, overlay, swing, input"),
+                Param("texture", "bool", True, "obj/glb carry the photo projected onto the mesh (UVs + texture) "
+                      "when the photo is given; vertex colours otherwise"),
+                Param("swing_frames", "int", 12, "distinct frames of the yaw swing (played back and forth)"),
+                Param("swing_size", "int", 256, "side of a swing frame in pixels"),
                 _RENDERER),
         inputs=(Port("recon", "recon"), Port("image", "image", "the original photo (for the overlay)", optional=True)),
         outputs=(Port("files", "json", "{format: path relative to the run folder}"),
@@ -79,7 +81,8 @@ def fk_export():
     )
     yield Component(
         stage="export", name="demo-page",
-        summary="A static index.html showing each input, its overlay and a turntable of the mesh (no network)",
+        summary="A static index.html showing each input, its overlay, a yaw swing of the mesh, and the photos "
+                "where no face was reconstructed, with the reason (no network)",
         factory="fk_deep3d.page:DemoPage", scope="run",
         params=(Param("title", "str", "fk demo", "page title"),),
         inputs=(Port("files", "json", "{item key: export:deep3d files}"),),

@@ -28,6 +28,9 @@ class ItemContext:
     options: dict[str, Any] = field(default_factory=dict)  # recipe-wide params: device, renderer, seed...
     written: list[dict[str, str]] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    # Run-scope steps only: every item failure of the run so far ({item, step, error, ...}), so a
+    # report or page can say which inputs gave nothing and why.
+    failures: list[dict[str, Any]] = field(default_factory=list)
 
     # -- paths -----------------------------------------------------------------
     def path(self, relpath: str | os.PathLike[str]) -> Path:

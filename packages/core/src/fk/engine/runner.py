@@ -341,9 +341,10 @@ def _run_scope_steps(plan: Plan, out: Path, records: dict[str, dict[str, Any]], 
     values.update(per_ref)
     hook = _hook()
     failed = False
+    item_failures = [f for key in sorted(records) for f in records[key]["failures"]]
     for step in plan.run_steps:
         ctx = ItemContext(key="_run", source=None, step_id=step.id, run_dir=out, step_dir=out / step.dir,
-                          options=dict(plan.params))
+                          options=dict(plan.params), failures=[dict(f) for f in item_failures])
         t0 = time.perf_counter()
         try:
             hook.fk_before_step(step_id=step.id, component=step.component, item_key="_run")
