@@ -122,7 +122,8 @@ def test_every_op_runs_on_the_chosen_third_party_backend() -> None:
         return op
 
     module.make_context = lambda device=None: RecordingContext(device)
-    module.rasterize = recorded("rasterize", lambda glctx, *a, **k: cpu.rasterize(dr.RasterizeCpuContext(), *a, **k))
+    module.rasterize = recorded("rasterize",
+                                lambda glctx, *a, **k: cpu.rasterize(dr.RasterizeCpuContext(), *a, **k))
     for name in ("interpolate", "texture", "antialias", "antialias_construct_topology_hash"):
         setattr(module, name, recorded(name, getattr(cpu, name)))
     sys.modules[module.__name__] = module

@@ -119,7 +119,7 @@ class IdentityFeatures(nn.Module):
 def load_identity(path: str | Path | None, device: torch.device | str = "cpu") -> IdentityFeatures | None:
     """ArcFace features from ``path`` or the ``deep3d/arcface_r50.pth`` asset; None when absent."""
     from fk.assets import asset_path
-    from fk_deep3d.plugin import ARCFACE_ASSET
+    from fk_deep3d.constants import ARCFACE_ASSET
 
     p = Path(path).expanduser() if path else asset_path(ARCFACE_ASSET)
     if not p.exists():

@@ -34,7 +34,7 @@ def train(
     device: str = typer.Option("cpu"), renderer: str = typer.Option("auto"),
     init: Path = typer.Option(None, help="start from this R-Net checkpoint"),
 ) -> None:
-    """Train R-Net with Deep3D's losses; for several GPUs: torchrun --nproc_per_node=N -m fk_deep3d.train ..."""
+    """Train R-Net with Deep3D's losses; for several GPUs: torchrun --nproc_per_node=N -m fk_deep3d train ..."""
     from fk_deep3d.train import TrainConfig, train as run_train
 
     cfg = TrainConfig(data=data, out=out, model=model, epochs=epochs, batch_size=batch_size, lr=lr,

@@ -1,6 +1,8 @@
 """Analysis-by-synthesis fitting of a face model to one 224² Deep3D crop.
 
-Three stages, each cheap enough for a 2-core CPU:
+This is **fk's own method**: Deep3DFaceRecon has no per-image fitting (it regresses coefficients
+with R-Net and stops). fk borrows Deep3D's crop, camera, face model and loss terms, and adds the
+optimisation below; its results are not Deep3D's outputs. Three stages, each cheap enough for a 2-core CPU:
 
 1. **pose from landmarks**: ``fk.geometry.pnp.solve_pnp`` puts the mean face's 68
    keypoints onto the detected landmarks (linear start, then Levenberg-Marquardt);

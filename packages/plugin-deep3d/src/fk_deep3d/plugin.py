@@ -2,8 +2,9 @@
 
 Components:
     reconstruct:deep3d   R-Net regression from the 224 Deep3D crop (needs epoch_20.pth)
-    fit:deep3d           analysis-by-synthesis fitting (R-Net start when a checkpoint exists,
-                         else mean face); works with BFM09 and the built-in demo head
+    fit:deep3d           fk's own per-image fitting method (Deep3DFaceRecon has none: it only
+                         regresses): PnP pose, landmark Levenberg-Marquardt, photometric Adam with
+                         Deep3D's loss terms; R-Net start when a checkpoint exists; BFM09 or the demo head
     export:deep3d        per face: Deep3D .mat, posed .obj, 3-panel .png, EG3D label,
                          LPFF .npy dict, full-photo overlay, yaw-swing frames
     export:demo-page     run scope: one static index.html over every face's exports
@@ -14,9 +15,7 @@ from __future__ import annotations
 
 from fk.components import Asset, Component, Param, Port
 from fk.hookspecs import hookimpl
-
-CHECKPOINT_ASSET = "deep3d/epoch_20.pth"
-ARCFACE_ASSET = "deep3d/arcface_r50.pth"
+from fk_deep3d.constants import ARCFACE_ASSET, CHECKPOINT_ASSET
 
 _MODEL = Param("model", "str", "auto", "face model: auto (bfm09 when its file is present, else demo), demo or bfm09",
                choices=("auto", "demo", "bfm09"))
@@ -47,8 +46,9 @@ def fk_reconstruct():
 def fk_fit():
     yield Component(
         stage="fit", name="deep3d",
-        summary="Analysis-by-synthesis fit of a 3D face model to the 224² crop (landmarks, skin-masked "
-                "photometric and Deep3D's regularisers); starts from R-Net when its checkpoint is present",
+        summary="fk's own fitting method, not Deep3DFaceRecon's (which only regresses with R-Net): PnP pose, "
+                "landmark Levenberg-Marquardt, then photometric Adam with Deep3D's loss terms on the 224² crop; "
+                "starts from R-Net when its checkpoint is present",
         factory="fk_deep3d.runners:FitRunner",
         params=(_MODEL, _RENDERER, _DEVICE, _THREADS,
                 Param("iterations", "int", 40, "photometric iterations (the landmark stage runs before)"),

@@ -10,39 +10,10 @@ import torch
 
 from fk.errors import FkError, InputError
 from fk.types import Crop, Reconstruction
+from fk_deep3d.choose import choose_model, resolve_checkpoint, resolve_device
 
 # A fit whose model landmarks sit this far (RMS, crop pixels) from the detected ones failed.
 MAX_LANDMARK_RMSE = 12.0
-
-
-def choose_model(name: str):
-    """``auto``: BFM09 when its converted file is present, else fk's demo head."""
-    import fk.models
-
-    if name == "auto":
-        ready = {m["name"]: m["ready"] for m in fk.models.available_models()}
-        name = "bfm09" if ready.get("bfm09") else "demo"
-    return fk.models.load_face_model(name)
-
-
-def resolve_checkpoint(path: str | None, required: bool) -> Path | None:
-    """The R-Net checkpoint: an explicit path, else the deep3d/epoch_20.pth asset (or None)."""
-    if path:
-        return Path(path).expanduser()
-    from fk.assets import asset_path, require_asset
-    from fk_deep3d.plugin import CHECKPOINT_ASSET
-
-    if required:
-        return require_asset(CHECKPOINT_ASSET)
-    p = asset_path(CHECKPOINT_ASSET)
-    return p if p.exists() else None
-
-
-def resolve_device(device: str | None, ctx_options: dict[str, Any]) -> torch.device:
-    name = device or ctx_options.get("device") or "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise FkError(f"device {name!r} requested but CUDA is not available", hint="use device: cpu")
-    return torch.device(name)
 
 
 def _check_crop(crop: Any) -> Crop:

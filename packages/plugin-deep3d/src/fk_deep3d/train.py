@@ -8,7 +8,7 @@ Dataset layout (what ``fk deep3d prepare`` writes, Deep3D's own):
 
 Checkpoints: ``<out>/epoch_<N>.pth`` and ``<out>/latest.pth`` in the released layout
 (``net_recon``, ``opt_00``, ``sched_00``, plus ``epoch`` and ``step``); training resumes
-from ``latest.pth``. Several GPUs: ``torchrun --nproc_per_node=N -m fk_deep3d.train DATA --out DIR``
+from ``latest.pth``. Several GPUs: ``torchrun --nproc_per_node=N -m fk_deep3d train DATA --out DIR``
 (DDP with SyncBatchNorm; rank 0 writes checkpoints).
 """
 
@@ -226,7 +226,7 @@ def _distributed() -> tuple[int, int, int]:
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train (or resume) R-Net; returns {steps, last_loss, first_loss, checkpoint, history}."""
     from fk_deep3d.rnet import ReconNet, load_reconnet, save_reconnet
-    from fk_deep3d.runners import choose_model
+    from fk_deep3d.choose import choose_model
 
     world, rank, local = _distributed()
     device = torch.device(f"cuda:{local}" if cfg.device.startswith("cuda") and world > 1 else cfg.device)
@@ -289,11 +289,3 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         torch.distributed.barrier()
     return {"steps": step, "first_loss": history[0] if history else float("nan"),
             "last_loss": history[-1] if history else float("nan"), "checkpoint": str(ckpt), "history": history}
-
-
-if __name__ == "__main__":  # torchrun --nproc_per_node=N -m fk_deep3d.train DATA --out DIR ...
-    import sys
-
-    from fk_deep3d.cli import app
-
-    app(["train", *sys.argv[1:]], prog_name="fk deep3d")
