@@ -183,3 +183,28 @@ def normalized_plane_z(zs, near: float, far: float, xyz_range: str = "01") -> np
     if xyz_range != "01":
         raise ValueError(f"normalized_xyz_range must be '01' or '-11', got {xyz_range!r}")
     return nz
+
+
+def depth_to_alpha(plane_z: torch.Tensor, depth: torch.Tensor, z_range: float = 1.0, n_bins: int = 256) -> torch.Tensor:
+    """GMPI's depth-to-alpha (variant 4, ``networks_vanilla_depth2alpha.py``): a steep soft step.
+
+    Args:
+        plane_z: (N,) normalised plane depths; depth: (B, 1, H, W) normalised depth map.
+        z_range: 1 for the "01" range, 2 for "-11"; n_bins: ``depth2alpha_n_z_bins`` (Δ = z_range / n_bins).
+    Returns:
+        (B, N, H, W): (clamp(z_i - d, -Δ, Δ) + Δ) / (2Δ + 1e-8): 0 in front of the surface, 1 behind it.
+    """
+    delta = z_range / n_bins
+    diff = (plane_z.reshape(1, -1, 1, 1).to(depth) - depth).clamp(-delta, delta)
+    return (diff + delta) / (2 * delta + 1e-8)
+
+
+def sample_planes_frustum(zs, K: np.ndarray, tex_h: int, tex_w: int) -> np.ndarray:
+    """(N, 3) plane table whose textures exactly fill the frontal camera ``K`` (at the origin, looking +z).
+
+    Texel (j, k) of a (tex_h, tex_w) texture is seen at pixel (j, k) shifted so the texture centre
+    is the principal point: w_i = z_i (tex_w - 1) / fx, h_i = z_i (tex_h - 1) / fy (texel centres on
+    the plane edges). A texture larger than the image pads it symmetrically.
+    """
+    z = np.asarray(zs, dtype=np.float64)
+    return np.stack([z, z * (tex_h - 1) / K[1, 1], z * (tex_w - 1) / K[0, 0]], -1)
