@@ -49,3 +49,53 @@ def mpi_from_photo(
     typer.echo(f"{summary.succeeded}/{summary.items} item(s) -> {summary.out / 'index.html'}")
     if summary.exit_code != ExitCode.OK:
         raise typer.Exit(int(summary.exit_code))
+
+
+def _report(info: dict, out: Path) -> None:
+    for note in info["notes"]:
+        typer.echo(f"note: {note}", err=True)
+    coeff = info["coefficients"] or "skipped"
+    typer.echo(f"{info['images']} image(s): {len(info['no_face'])} without a face (detections/fail_list.txt), "
+               f"{len(info['coefficient_failures'])} coefficient failure(s); coefficients by {coeff} -> {out}")
+
+
+@app.command("prepare-ffhq")
+def prepare_ffhq(
+    zip_: Path = typer.Option(..., "--zip", help="StyleGAN2 dataset zip, e.g. ffhq256x256.zip"),
+    out: Path = typer.Option(..., help="output folder (GMPI's mtcnn_ffhq_<R> and epoch_20_000000 layout)"),
+    device: str = typer.Option("cpu", help="torch device for R-Net / the fit"),
+    fit_iterations: int = typer.Option(40, help="iterations of the fallback fit (without epoch_20.pth)"),
+    checkpoint: Optional[Path] = typer.Option(None, help="R-Net epoch_20.pth (default: the deep3d asset)"),  # noqa: UP007
+    skip_coeffs: bool = typer.Option(False, "--skip-coeffs", help="landmarks only"),
+) -> None:
+    """MTCNN 5-point landmarks and Deep3D coefficients for every image of the zip, in GMPI's files."""
+    from fk_gmpi.prepare import load_components
+    from fk_gmpi.prepare import prepare_ffhq as run
+
+    comps = load_components(device, fit_iterations, str(checkpoint) if checkpoint else None)
+    info = run(zip_, out, comps, skip_coeffs=skip_coeffs)
+    _report(info, out)
+    if info["coefficient_failures"]:
+        raise typer.Exit(5)
+
+
+@app.command("prepare-metfaces")
+def prepare_metfaces(
+    data_dir: Path = typer.Option(..., help="MetFaces folder of *.png, e.g. metfaces1024x1024_xflip"),
+    out: Path = typer.Option(..., help="output folder"),
+    xflip: bool = typer.Option(False, "--xflip", help="also write <name>_xflip.png mirrors (into OUT/<folder>/) "
+                               "and detect on both, as GMPI's two passes"),
+    device: str = typer.Option("cpu", help="torch device for R-Net / the fit"),
+    fit_iterations: int = typer.Option(40, help="iterations of the fallback fit (without epoch_20.pth)"),
+    checkpoint: Optional[Path] = typer.Option(None, help="R-Net epoch_20.pth (default: the deep3d asset)"),  # noqa: UP007
+    skip_coeffs: bool = typer.Option(False, "--skip-coeffs", help="landmarks only"),
+) -> None:
+    """MetFaces: optional mirrors, MTCNN landmarks and Deep3D coefficients, in GMPI's files."""
+    from fk_gmpi.prepare import load_components
+    from fk_gmpi.prepare import prepare_metfaces as run
+
+    comps = load_components(device, fit_iterations, str(checkpoint) if checkpoint else None)
+    info = run(data_dir, out, comps, xflip=xflip, skip_coeffs=skip_coeffs)
+    _report(info, out)
+    if info["coefficient_failures"]:
+        raise typer.Exit(5)
