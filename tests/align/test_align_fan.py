@@ -147,3 +147,35 @@ def test_lpff_falls_back_only_when_dlib_finds_nothing(fk_home, monkeypatch):
     assert face.image_size == (700, 900)
     np.testing.assert_allclose(face.landmarks.mean(0), [449.5, 349.5], atol=1.0)  # the image centre
     assert face.box[2] - face.box[0] == pytest.approx(60 * 900 / 600, rel=0.01)
+
+
+def test_lpff_detector_says_once_that_its_fallback_is_off_and_failures_carry_the_hint(tmp_path, fk_home):
+    """No FAN weights: the run starts with one notice, and a faceless photo's failure says why the
+    fallback did not run, in failures.json and --json."""
+    import json
+    import subprocess
+    import sys
+
+    import numpy as np
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(np.full((200, 200, 3), 120, np.uint8)).save(photos / "wall.png")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"fk: 1\ninputs:\n  photos: {{type: images, path: {photos}}}\nsteps:\n"
+                      "  - {id: detect, use: 'detect:lpff', in: {image: inputs.photos}}\n")
+    env = {**__import__("os").environ, "TORCH_HOME": str(tmp_path / "torch")}
+    res = subprocess.run([sys.executable, "-m", "fk.cli.main", "run", str(recipe), "--out", str(tmp_path / "o"),
+                          "--json"], capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 5, res.stderr
+    summary = json.loads(res.stdout)
+    (notice,) = summary["notices"]
+    assert notice.startswith("detect (detect:lpff): the face-alignment fallback is off")
+    assert str(fk_home / "assets" / "face_alignment") in notice
+    (failure,) = json.loads((tmp_path / "o" / "failures.json").read_text())
+    assert failure["hint"].startswith("dlib found none, and the face-alignment fallback could not run")
+    assert summary["failures"][0]["hint"] == failure["hint"]
+    res = subprocess.run([sys.executable, "-m", "fk.cli.main", "run", str(recipe), "--out", str(tmp_path / "p")],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert res.stderr.count("fallback is off") == 1 and "what to do" in res.stdout

@@ -111,3 +111,54 @@ def test_missing_required_asset_fails_validation(toy_pm, toy_recipe, fk_home):
     (fk_home / "assets" / "toy").mkdir(parents=True)
     (fk_home / "assets" / "toy" / "weights.bin").write_bytes(b"w")
     assert [s.id for s in load_recipe(path).steps][-1] == "fit"
+
+
+def _checked_plugin(check):
+    from fk.components import Component, Param, Port
+    from fk.hookspecs import hookimpl
+
+    class Checked:
+        __name__ = "checked"
+
+        @hookimpl
+        def fk_evaluate(self):
+            yield Component("evaluate", "checked", "has a preflight", lambda **kw: None,
+                            params=(Param("weights", "str", "w.pth"),), inputs=(Port("image", "image"),),
+                            outputs=(Port("mean", "json"),), preflight=check)
+
+    return Checked()
+
+
+_CHECKED_RECIPE = ("fk: 1\ninputs:\n  photos: {type: images, path: %s}\nsteps:\n"
+                   "  - id: judge\n    use: evaluate:checked\n    in: {image: inputs.photos}\n"
+                   "    with: {weights: other.pth}\n")
+
+
+def test_preflight_notices_reach_the_plan_once_with_the_step_named(tmp_path, photo_dir):
+    from fk.testing import isolated_plugin_manager
+
+    calls = []
+
+    def check(params):
+        calls.append(params)
+        return [f"fallback off: {params['weights']} is absent"]
+
+    with isolated_plugin_manager(_checked_plugin(check)):
+        plan = load_recipe(_write(tmp_path, _CHECKED_RECIPE % photo_dir))
+    assert calls == [{"weights": "other.pth"}]  # the resolved parameters, once
+    assert plan.notices == ["judge (evaluate:checked): fallback off: other.pth is absent"]
+    assert plan.to_dict()["notices"] == plan.notices
+
+
+def test_preflight_error_is_a_located_problem_with_exit_4_before_any_item(tmp_path, photo_dir):
+    from fk.errors import AssetMissingError, ExitCode
+    from fk.testing import isolated_plugin_manager
+
+    def check(params):
+        raise AssetMissingError(f"{params['weights']} is missing", hint="put it in ~/.fk/assets/x/")
+
+    with isolated_plugin_manager(_checked_plugin(check)), pytest.raises(RecipeError) as err:
+        load_recipe(_write(tmp_path, _CHECKED_RECIPE % photo_dir))
+    assert err.value.exit_code == ExitCode.MISSING
+    (problem,) = err.value.problems
+    assert "r.yaml:6:" in problem and "other.pth is missing; put it in ~/.fk/assets/x/" in problem

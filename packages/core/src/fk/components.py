@@ -100,6 +100,10 @@ class Component:
     scope: str = "item"
     fan_out: str | None = None
     requires_assets: tuple[str, ...] = ()
+    # Import string (or callable) of ``check(params) -> list[str]``, run once when a recipe is loaded,
+    # before any item: it raises ``FkError`` for a parameter that cannot work here (a missing model file,
+    # device, path), and returns notices for what will work less well (an optional fallback that is off).
+    preflight: str | Callable[..., Any] | None = None
     devices: tuple[str, ...] = ("cpu",)
     aliases: tuple[str, ...] = ()
     # Filled in by the registry: which distribution provided it.
@@ -131,6 +135,11 @@ class Component:
         if callable(self.factory):
             return self.factory
         return import_string(self.factory)
+
+    def load_preflight(self) -> Callable[..., Any] | None:
+        if self.preflight is None or callable(self.preflight):
+            return self.preflight
+        return import_string(self.preflight)
 
     def to_dict(self) -> dict[str, Any]:
         return {

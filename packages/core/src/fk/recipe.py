@@ -8,7 +8,7 @@ Schema version 1::
     requires: ["fk-plugin-deep3d>=0.1"]     # PEP 508, checked like pytest's required_plugins
     params: {renderer: auto, device: cpu}   # recipe-wide options; --set renderer=cpu
     inputs:
-      photos: {type: images, path: photos/} # iterated: one item per image (a file, folder or builtin:astronaut)
+      photos: {type: images, path: photos/} # iterated: one item per image (a file, folder, builtin:astronaut or builtin:astronaut_x2)
       labels: {type: file, path: ffhq/dataset.json, optional: true}
     steps:
       - id: detect
@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 
 from fk.components import Component
-from fk.errors import ExitCode, RecipeError, UsageError
+from fk.errors import ExitCode, FkError, RecipeError, UsageError
 
 SCHEMA_VERSION = 1
 TOP_KEYS = ("fk", "name", "description", "requires", "params", "inputs", "steps")
@@ -147,6 +147,7 @@ class Plan:
     inputs: dict[str, InputSpec]
     steps: list[StepPlan]  # topological order
     overrides: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # from the components' preflight checks, said once
 
     @property
     def item_steps(self) -> list[StepPlan]:
@@ -188,21 +189,50 @@ class Plan:
                 for s in self.steps
             ],
             "digest": self.digest(),
+            "notices": self.notices,
         }
 
 
 # --------------------------------------------------------------------------- builtin inputs
-def resolve_builtin(path: str) -> Path | None:
-    """``builtin:astronaut`` is scikit-image's astronaut photo (a real face, public domain)."""
-    name = path.removeprefix("builtin:")
-    if name == "astronaut":
-        import importlib.util
+BUILTIN_INPUTS = {
+    "astronaut": "scikit-image's astronaut photo (512², a real face, public domain)",
+    "astronaut_x2": "the astronaut upscaled ×2 with Lanczos (1024²): LPFF rejects faces whose crop is under "
+                    "512 px, so its recipe's default input is this, named for what it is",
+}
 
-        spec = importlib.util.find_spec("skimage")
-        if spec is None or not spec.submodule_search_locations:
-            return None
-        return Path(next(iter(spec.submodule_search_locations))) / "data" / "astronaut.png"
-    return None
+
+def resolve_builtin(path: str) -> Path | None:
+    """The file behind ``builtin:<name>`` (see ``BUILTIN_INPUTS``), or None when it is not available.
+
+    Derived images are made once, deterministically, under ``$FK_HOME/cache/builtin/``.
+    """
+    import importlib.util
+
+    name = path.removeprefix("builtin:")
+    if name not in BUILTIN_INPUTS:
+        return None
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    astronaut = Path(next(iter(spec.submodule_search_locations))) / "data" / "astronaut.png"
+    if name == "astronaut" or not astronaut.exists():
+        return astronaut
+    from fk import atomic
+    from fk.assets import fk_home
+
+    target = fk_home() / "cache" / "builtin" / f"{name}.png"
+    if not target.exists():
+        import io
+
+        from PIL import Image
+
+        with Image.open(astronaut) as im:
+            big = im.convert("RGB").resize((im.width * 2, im.height * 2), Image.LANCZOS)
+        buf = io.BytesIO()
+        big.save(buf, format="PNG")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_bytes(target, buf.getvalue())
+    return target
 
 
 # --------------------------------------------------------------------------- overrides
@@ -425,6 +455,7 @@ def load_recipe(path: str | os.PathLike[str], overrides: list[str] | None = None
                               f"({st['summary']}); {st['instructions']}", missing=True)
 
     _check_renderer(params, steps, step_paths, probs, pm)
+    notices = _preflight(steps, step_paths, probs) if check_assets and not probs.items else []
 
     if probs.items:
         error = RecipeError(probs.items, hint=f"fk recipe validate {filename} checks a recipe without running it.")
@@ -432,7 +463,24 @@ def load_recipe(path: str | os.PathLike[str], overrides: list[str] | None = None
             error.exit_code = ExitCode.MISSING
         raise error
     return Plan(recipe_path, str(doc.get("name") or recipe_path.stem), str(doc.get("description") or ""),
-                params, inputs, [steps[s] for s in order], overrides)
+                params, inputs, [steps[s] for s in order], overrides, notices)
+
+
+def _preflight(steps: dict[str, StepPlan], step_paths: dict[str, tuple[Any, ...]], probs: _Problems) -> list[str]:
+    """Each component's own check of its resolved parameters, once, before any item runs."""
+    notices: list[str] = []
+    for sid, step in steps.items():
+        check = step.component.load_preflight()
+        if check is None:
+            continue
+        try:
+            for note in check(dict(step.params)) or []:
+                notices.append(f"{sid} ({step.component.ref}): {note}")
+        except FkError as exc:
+            text = str(exc) + (f"; {exc.hint}" if exc.hint else "")
+            probs.add((*step_paths[sid], "use"), f"{step.component.ref}: {text}",
+                      missing=exc.exit_code == ExitCode.MISSING)
+    return notices
 
 
 def _check_renderer(params: dict[str, Any], steps: dict[str, StepPlan], step_paths: dict[str, tuple[Any, ...]],
@@ -512,7 +560,11 @@ def _check_inputs(raw: Any, probs: _Problems, base_dir: Path) -> dict[str, Input
                 raw_path = str(raw_path)
                 if raw_path.startswith("builtin:"):
                     path = resolve_builtin(raw_path)
-                    if path is None or not path.exists():
+                    if raw_path.removeprefix("builtin:") not in BUILTIN_INPUTS:
+                        probs.add((*ip, "path"), f"unknown {raw_path}; built-in inputs: "
+                                  + ", ".join(f"builtin:{n}" for n in BUILTIN_INPUTS))
+                        path = None
+                    elif path is None or not path.exists():
                         probs.add((*ip, "path"), f"{raw_path} is not available (pip install scikit-image)")
                         path = None
                 else:

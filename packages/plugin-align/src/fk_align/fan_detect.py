@@ -154,6 +154,18 @@ def fan_on_shrunk(fan_detect: Any, rgb: np.ndarray, max_side: int = 600) -> list
     return faces
 
 
+def lpff_preflight(params: dict[str, Any]) -> list[str]:
+    """``detect:lpff``'s check before a run: say once that the face-alignment fallback is off, and why."""
+    if not params.get("fallback", True):
+        return []
+    try:
+        fan_weight_paths(params.get("weights_dir"))
+    except AssetMissingError as exc:
+        return [f"the face-alignment fallback is off (photos where dlib finds no face will fail): {exc}; "
+                f"{exc.hint}"]
+    return []
+
+
 class LpffDetector(DetectorRunner):
     """``detect:lpff``: dlib HOG (upsample 1); 2D-FAN on a <= 600 px copy only when dlib finds nothing."""
 

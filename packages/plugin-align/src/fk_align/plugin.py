@@ -118,6 +118,7 @@ def fk_detect():
         )
         + _FAN_PARAMS,
         devices=("cpu", "cuda"),
+        preflight="fk_align.fan_detect:lpff_preflight",
     )
 
 

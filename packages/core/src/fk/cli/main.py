@@ -168,6 +168,8 @@ def run(
                            ", ".join(f"{k}={v!r}" for k, v in s.params.items()), s.dir] for s in plan.steps])
             output.text(f"{len(info['items'])} item(s) → {out_dir}")
         return
+    for note in plan.notices:  # said once, before any item runs (also in --json and the manifest)
+        output.note(f"[yellow]note:[/] {note}")
     summary = run_plan(plan, RunOptions(out_dir, resume=resume, workers=workers,
                                         progress=not (json_ or quiet) and sys.stderr.isatty()))
     if json_:
@@ -179,9 +181,11 @@ def run(
         output.text(f"[{colour}]{summary.succeeded}/{summary.items} item(s) finished[/]{skipped} in "
                     f"{summary.seconds:.1f} s → {summary.out}")
         if summary.failures:
+            hints = any(f.get("hint") for f in summary.failures)
             output.table(f"{len(summary.failures)} failure(s) (also in {summary.out / 'failures.json'})",
-                         ["item", "step", "reason"],
-                         [[f["item"], f["step"], f["error"]] for f in summary.failures[:50]])
+                         ["item", "step", "reason", *(["what to do"] if hints else [])],
+                         [[f["item"], f["step"], f["error"], *([f.get("hint", "")] if hints else [])]
+                          for f in summary.failures[:50]])
     code = summary.exit_code
     if code != ExitCode.OK:
         raise typer.Exit(int(code))

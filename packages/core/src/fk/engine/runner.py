@@ -70,6 +70,7 @@ class RunSummary:
     run_step_failed: bool = False
     manifest: Path | None = None
     run_outputs: list[dict[str, str]] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # the plan's preflight notices
 
     @property
     def exit_code(self) -> ExitCode:
@@ -84,7 +85,7 @@ class RunSummary:
     def to_dict(self) -> dict[str, Any]:
         return {"out": str(self.out), "items": self.items, "succeeded": self.succeeded, "failed": self.failed,
                 "skipped": self.skipped, "filtered": self.filtered, "failures": self.failures, "seconds": round(self.seconds, 3),
-                "interrupted": self.interrupted, "exit_code": int(self.exit_code),
+                "interrupted": self.interrupted, "exit_code": int(self.exit_code), "notices": self.notices,
                 "manifest": str(self.manifest) if self.manifest else None}
 
 
@@ -191,6 +192,8 @@ def process_item(task: ItemTask) -> dict[str, Any]:
                 record["outputs"].extend(ctx.written)
                 record["failures"].append({"item": key, "step": step.id, "component": step.component.ref,
                                            "error": one_line(exc), "type": type(exc).__name__})
+                if getattr(exc, "hint", None):  # what to do about it travels with the failure
+                    record["failures"][-1]["hint"] = str(exc.hint)
                 if os.environ.get("FK_DEBUG"):
                     record["failures"][-1]["traceback"] = traceback.format_exc()
                 record["leaves"][key] = {"status": "failed", "values": {}}
@@ -318,7 +321,7 @@ def run_plan(plan: Plan, options: RunOptions, executor: Executor | None = None, 
     filtered = sum(len(r.get("filtered", [])) for r in records.values())
     summary = RunSummary(out, len(sources), succeeded, len(records) - succeeded, skipped,
                          failures, time.perf_counter() - t0, filtered, interrupted, run_step_failed,
-                         run_outputs=run_outputs)
+                         run_outputs=run_outputs, notices=list(plan.notices))
     atomic.write_json(out / "failures.json", failures)
     summary.manifest = _write_manifest(plan, out, records, summary, started, __version__)
     if interrupted:
