@@ -109,29 +109,38 @@ class LpffRealignCrop(CropRunner):
     method = "lpff-realign"
 
     def __init__(
-        self, size: int = 2400, min_crop: int = 512, write_detections: bool = True, **kw: Any
+        self,
+        size: int = 2400,
+        min_crop: int = 512,
+        write_detections: bool = True,
+        landmark_map: str = "lpff",
+        **kw: Any,
     ) -> None:
-        from fk_align.realign import LPFF_REALIGN
+        from fk_align.realign import LANDMARK_MAPS, LPFF_REALIGN
 
         super().__init__(**kw)
         self.settings = replace(LPFF_REALIGN, output_size=int(size), min_crop_size=int(min_crop))
         self.write_detections = bool(write_detections)
+        if landmark_map not in LANDMARK_MAPS:
+            raise InputError(f"crop:lpff-realign: landmark_map must be one of {LANDMARK_MAPS}, got {landmark_map!r}")
+        self.landmark_map = landmark_map
 
     def crop(self, rgb: np.ndarray, landmarks: np.ndarray) -> Crop:
         from fk_align.realign import lpff_realign
 
-        res = lpff_realign(rgb, landmarks, self.settings)
+        res = lpff_realign(rgb, landmarks, self.settings, landmark_map=self.landmark_map)
         return Crop(
             image=res.image,
             crop_from_source=res.crop_from_source,
             landmarks=res.landmarks,
             method=self.method,
-            params={"quad": res.quad.tolist()},
+            params={"quad": res.quad.tolist(), "landmark_map": self.landmark_map},
         )
 
     def write_extras(self, crop: Crop, ctx: Any) -> None:
         if self.write_detections:
-            ctx.write_text(f"detections/{ctx.key}.txt", format_five_points(five_from_68(crop.landmarks)))
+            text = format_five_points(five_from_68(crop.landmarks), style="repr")
+            ctx.write_text(f"detections/{ctx.key}.txt", text)
 
 
 class Deep3DCrop(CropRunner):

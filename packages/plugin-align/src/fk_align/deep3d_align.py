@@ -24,16 +24,18 @@ from fk.types import apply_homography
 from fk_align import transforms as tf
 from fk_align.landmarks import five_from_68, flip_y
 
-# The five standard 3D points (decimetres, BFM frame: x right, y up, z to the viewer):
-# similarity_Lm3D_all.mat reduced like the image points (deep3d.md §3.1).
+# The five standard 3D points (decimetres, BFM frame: x right, y up, z to the viewer), derived as
+# Deep3D's load_lm3d does: similarity_Lm3D_all.mat['lm'] (68x3 float32) reduced to
+# [mean(36, 39), mean(42, 45), 30, 48, 54] with float32 means. These are those float32 values, exactly.
 STANDARD_5PT_3D = np.array(
     [
-        [-0.31149, 0.29036, 0.13378],  # left eye
-        [0.30980, 0.28972, 0.13180],  # right eye
-        [0.00325, -0.04618, 0.55244],  # nose tip
-        [-0.25217, -0.38134, 0.22406],  # left mouth corner
-        [0.24847, -0.38128, 0.22236],  # right mouth corner
-    ]
+        [-0.3114865720272064, 0.29036077857017517, 0.13377952575683594],  # left eye
+        [0.30979886651039124, 0.289720356464386, 0.1317952573299408],  # right eye
+        [0.003253498813137412, -0.04617932438850403, 0.5524424314498901],  # nose tip
+        [-0.25216928124427795, -0.3813391625881195, 0.22405731678009033],  # left mouth corner
+        [0.24846619367599487, -0.38128235936164856, 0.22235769033432007],  # right mouth corner
+    ],
+    dtype=np.float64,
 )
 
 TARGET_SIZE = 224

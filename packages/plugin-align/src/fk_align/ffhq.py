@@ -55,6 +55,9 @@ class QuadAlignment:
     crop_from_source: np.ndarray  # (3, 3)
     quad: np.ndarray  # (4, 2) the quad in source pixels (UL, LL, LR, UR)
     qsize: float  # the quad's side in source pixels
+    # ``points`` carried as LPFF does (nominal shrink, crop, pad, least-squares warp map, output
+    # scale), in output pixels; None when no points were given.
+    points_nominal: np.ndarray | None = None
 
 
 def ffhq_quad(landmarks: np.ndarray, quad_scale: float = 1.0) -> tuple[np.ndarray, float]:
@@ -96,7 +99,11 @@ def ffhq_quad(landmarks: np.ndarray, quad_scale: float = 1.0) -> tuple[np.ndarra
 
 
 def align_quad(
-    image: np.ndarray, quad: np.ndarray, qsize: float, settings: QuadAlignSettings = FFHQ
+    image: np.ndarray,
+    quad: np.ndarray,
+    qsize: float,
+    settings: QuadAlignSettings = FFHQ,
+    points: np.ndarray | None = None,
 ) -> QuadAlignment:
     """Shrink, crop, pad, warp and resize ``image`` so ``quad`` fills the output square.
 
@@ -104,6 +111,9 @@ def align_quad(
         image: (H, W, 3) uint8.
         quad: (4, 2) from :func:`ffhq_quad`; qsize: its side.
         settings: the variant's constants.
+        points: optional (N, 2) source points to carry through the steps the way
+            LPFF's ``realign_process_image`` carries its landmarks (see
+            :attr:`QuadAlignment.points_nominal`).
 
     Returns:
         :class:`QuadAlignment`.
@@ -111,26 +121,36 @@ def align_quad(
     Raises:
         InputError: the cropped face is smaller than ``settings.min_crop_size`` on
             both sides (LPFF's low-resolution reject).
+
+    The image stays a Pillow image wherever the original uses Pillow (shrink, crop,
+    warp, resize) and a numpy array only for the padding, so it is converted at most
+    twice per face.
     """
-    img = np.ascontiguousarray(image)
+    from PIL import Image
+
+    arr: np.ndarray | None = np.ascontiguousarray(image)
+    pil = None
     source_quad = np.asarray(quad, dtype=np.float64).copy()
     q = source_quad.copy()
     cur_from_source = np.eye(3)
     s = settings
+    pts = None if points is None else np.asarray(points, dtype=np.float64).copy()
 
     # Shrink: resample once to near the output's scale so the warp does not alias.
     shrink = int(math.floor(qsize / s.output_size * 0.5))
     if shrink > 1:
-        h, w = img.shape[:2]
+        h, w = arr.shape[:2]
         rsize = (int(np.rint(w / shrink)), int(np.rint(h / shrink)))
         cur_from_source = tf.resize_matrix((w, h), rsize) @ cur_from_source
-        img = tf.resize(img, rsize, "lanczos")
+        pil, arr = Image.fromarray(arr).resize(rsize, Image.Resampling.LANCZOS), None
         q /= shrink  # FFHQ scales the quad nominally; the matrix above records the true map
         qsize /= shrink
+        if pts is not None:
+            pts = pts / shrink
 
     # Crop around the quad with a border.
     border = max(int(np.rint(qsize * s.border_fraction)), s.border_min)
-    h, w = img.shape[:2]
+    w, h = pil.size if pil is not None else (arr.shape[1], arr.shape[0])
     box = (
         int(math.floor(q[:, 0].min())),
         int(math.floor(q[:, 1].min())),
@@ -139,10 +159,15 @@ def align_quad(
     )
     box = (max(box[0] - border, 0), max(box[1] - border, 0), min(box[2] + border, w), min(box[3] + border, h))
     if box[2] - box[0] < w or box[3] - box[1] < h:
-        img = img[box[1] : box[3], box[0] : box[2]]
+        if pil is not None:
+            pil = pil.crop(box)
+        else:
+            arr = arr[box[1] : box[3], box[0] : box[2]]
         q -= box[:2]
         cur_from_source = tf.crop_matrix(box[0], box[1]) @ cur_from_source
-    h, w = img.shape[:2]
+        if pts is not None:
+            pts = pts - np.asarray(box[:2], dtype=np.float64)
+    w, h = pil.size if pil is not None else (arr.shape[1], arr.shape[0])
     if s.min_crop_size and w < s.min_crop_size and h < s.min_crop_size:
         raise InputError(
             f"face too small: the crop around it is {w}x{h} px, below {s.min_crop_size} on both sides",
@@ -164,30 +189,58 @@ def align_quad(
     )
     if s.enable_padding and max(pad) > border - 4:
         pad = tuple(max(p, int(np.rint(qsize * 0.3))) for p in pad)
-        img = _pad_blurred(img, pad, qsize, proxy=s.proxy_blur)
+        if pil is not None:
+            arr = np.asarray(pil)
+        arr, pil = _pad_blurred(arr, pad, qsize, proxy=s.proxy_blur), None
         q += pad[:2]
         cur_from_source = tf.translation(pad[0], pad[1]) @ cur_from_source
+        if pts is not None:
+            pts = pts + np.asarray(pad[:2], dtype=np.float64)
 
     # Warp the quad onto a square, then resize to the output.
     out_from_cur = tf.quad_output_from_source(q, s.transform_size)
-    img = tf.warp_quad(img, q, s.transform_size, s.warp_resample)
+    if pts is not None:
+        pts = _lpff_quad_points(q, s.transform_size, pts)
+    if pil is None:
+        pil = Image.fromarray(arr)
+    img = tf.warp_quad_image(pil, q, s.transform_size, s.warp_resample)
     if s.output_size < s.transform_size:
         out_from_cur = tf.resize_matrix((s.transform_size,) * 2, (s.output_size,) * 2) @ out_from_cur
-        img = tf.resize(img, (s.output_size, s.output_size), "lanczos")
+        img = img.resize((s.output_size, s.output_size), Image.Resampling.LANCZOS)
+        if pts is not None:
+            pts = pts * (s.output_size / s.transform_size)
     return QuadAlignment(
-        image=np.ascontiguousarray(img),
+        image=np.asarray(img),
         crop_from_source=out_from_cur @ cur_from_source,
         quad=source_quad,
         qsize=float(qsize * max(shrink, 1)),
+        points_nominal=pts,
     )
+
+
+def _lpff_quad_points(q: np.ndarray, size: int, points: np.ndarray) -> np.ndarray:
+    """LPFF's landmark map for the warp: the least-squares affine A = D S^T (S S^T)^-1 taking the
+    homogeneous corners ``q + 0.5`` to (0, 0), (0, T), (T, T), (T, 0), applied to ``points``.
+
+    It keeps Pillow's +0.5 on the source side only, so it differs from the exact pixel map
+    (:func:`fk_align.transforms.quad_output_from_source`) by half an output pixel minus half a
+    source pixel; that is what LPFF's ``detections`` and later crops were made from.
+    """
+    src = np.concatenate([(q + 0.5).T, np.ones((1, 4))], axis=0)
+    dst = np.array([[0, 0], [0, size], [size, size], [size, 0]], dtype=np.float64).T
+    dst = np.concatenate([dst, np.ones((1, 4))], axis=0)
+    a = dst.dot(src.T).dot(np.linalg.inv(src.dot(src.T)))
+    hom = np.concatenate([points, np.ones((points.shape[0], 1))], axis=1).T
+    return a.dot(hom)[:2, :].T
 
 
 def _pad_blurred(img: np.ndarray, pad: tuple[int, int, int, int], qsize: float, proxy: bool) -> np.ndarray:
     """Reflect-pad by (left, top, right, bottom), then fade the padding into a blur and the median colour.
 
     mask is 1 at the outer edge, 0 at the original image's border and negative inside;
-    the blur weight clip(3 mask + 1) reaches a third of a pad width into the photo.
-    ``proxy`` computes the blur and median on a 0.1x copy (LPFF's speed-up).
+    the blur weight clip(3 mask + 1) reaches a third of a pad width into the photo. The
+    median is taken *after* the blur blend, as FFHQ and LPFF do. ``proxy`` computes the
+    blur and the median on a 0.1x copy (LPFF's speed-up, with its OpenCV operations).
     """
     from scipy.ndimage import gaussian_filter
 
@@ -200,42 +253,32 @@ def _pad_blurred(img: np.ndarray, pad: tuple[int, int, int, int], qsize: float, 
         my = 1.0 - np.minimum(np.float32(y) / np.float32(top), np.float32(h - 1 - y) / np.float32(bottom))
     mask = np.maximum(mx, my)[:, :, None]
     if proxy:
-        blurred, median = _proxy_blur(f, sigma=qsize * 0.02 * 0.1)
+        blurred = _proxy_blur(f, sigma=qsize * 0.02 * 0.1)
     else:
         sigma = qsize * 0.02
         blurred = gaussian_filter(f, [sigma, sigma, 0])
-        median = np.median(f, axis=(0, 1))
     f += (blurred - f) * np.clip(mask * 3.0 + 1.0, 0.0, 1.0)
+    median = _proxy_median(f) if proxy else np.median(f, axis=(0, 1))
     f += (median - f) * np.clip(mask, 0.0, 1.0)
     return np.clip(np.rint(f), 0, 255).astype(np.uint8)
 
 
-def _proxy_blur(f: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
-    """Blur on a 0.1x area-averaged copy, upsampled with Lanczos; median of that copy.
-
-    LPFF does this with OpenCV (INTER_AREA down, INTER_LANCZOS4 up); Pillow's BOX and
-    LANCZOS filters are the same operations up to Lanczos' window (3 vs 4 lobes), which
-    only shows inside the blurred padding.
-    """
-    from PIL import Image
+def _proxy_blur(f: np.ndarray, sigma: float) -> np.ndarray:
+    """LPFF's blur: OpenCV INTER_AREA to 0.1x (OpenCV's own size rounding), Gaussian, INTER_LANCZOS4 back."""
+    import cv2
     from scipy.ndimage import gaussian_filter
 
     h, w = f.shape[:2]
-    small_size = (max(int(w * 0.1), 1), max(int(h * 0.1), 1))
-    channels = [Image.fromarray(f[:, :, c]) for c in range(f.shape[2])]  # mode "F": float32 per channel
-    small = np.stack([np.asarray(ch.resize(small_size, Image.Resampling.BOX)) for ch in channels], axis=2)
-    median = np.median(small, axis=(0, 1))
+    small = cv2.resize(f, (0, 0), fx=0.1, fy=0.1, interpolation=cv2.INTER_AREA)
     small = gaussian_filter(small, [sigma, sigma, 0])
-    up = np.stack(
-        [
-            np.asarray(
-                Image.fromarray(np.ascontiguousarray(small[:, :, c])).resize((w, h), Image.Resampling.LANCZOS)
-            )
-            for c in range(small.shape[2])
-        ],
-        axis=2,
-    )
-    return up.astype(np.float32), median
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LANCZOS4)
+
+
+def _proxy_median(f: np.ndarray) -> np.ndarray:
+    """LPFF's fill colour: the per-channel median of a 0.1x INTER_AREA copy of the blurred image."""
+    import cv2
+
+    return np.median(cv2.resize(f, (0, 0), fx=0.1, fy=0.1, interpolation=cv2.INTER_AREA), axis=(0, 1))
 
 
 def ffhq_align(image: np.ndarray, landmarks: np.ndarray, settings: QuadAlignSettings = FFHQ) -> QuadAlignment:

@@ -75,11 +75,18 @@ def flip_y(points: np.ndarray, height: int) -> np.ndarray:
     return pts
 
 
-def format_five_points(points5: np.ndarray) -> str:
-    """The text of a ``detections/*.txt`` file: 5 lines ``x y`` (what Deep3D's test.py and LPFF read)."""
+def format_five_points(points5: np.ndarray, style: str = "fixed") -> str:
+    """The text of a ``detections/*.txt`` file: 5 lines ``x y`` (what Deep3D's test.py and LPFF read).
+
+    ``style="repr"`` writes Python's shortest round-trip repr of each float64, as LPFF's
+    ``1_realign.py`` does (so the file is byte-identical to LPFF's and readers get the exact
+    value); ``"fixed"`` writes 6 decimals.
+    """
     pts = np.asarray(points5, dtype=np.float64)
     if pts.shape != (5, 2):
         raise InputError(f"five-point file: expected (5, 2) points, got shape {pts.shape}")
+    if style == "repr":
+        return "".join(f"{float(x)!r} {float(y)!r}\n" for x, y in pts)
     return "".join(f"{x:.6f} {y:.6f}\n" for x, y in pts)
 
 

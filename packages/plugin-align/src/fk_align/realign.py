@@ -7,9 +7,15 @@ faces whose crop is under 512 px on both sides are rejected; the landmarks are c
 into the realigned pixels.
 
 Convention:
-    As in :mod:`fk_align.ffhq`. LPFF maps landmarks with a least-squares affine and a
-    plain 2400/4096 scale, which ignores Pillow's half-pixel offset (up to 0.2 px);
-    here they go through the exact ``crop_from_source``.
+    As in :mod:`fk_align.ffhq`. The landmarks default to LPFF's own map
+    (``landmark_map="lpff"``): scaled nominally by the shrink factor, shifted by the crop
+    and pad, mapped by the least-squares affine from ``quad + 0.5`` to the 4096 square and
+    scaled by 2400/4096. That is what LPFF wrote to ``detections/*.txt`` and so what its
+    Deep3D crops, cameras and later crops were made from. It is not the pixel map of the
+    image: it ignores the shrink's and the final resize's half-pixel offsets and Pillow's
+    output-side half pixel, so it sits up to a few pixels (measured 0.14-2.84 px on real
+    photos, most of it from the shrink) away from where the feature is in the realigned
+    image. ``landmark_map="exact"`` carries them through ``crop_from_source`` instead.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from fk.errors import InputError
 from fk.types import apply_homography
 
 from fk_align.ffhq import QuadAlignSettings, align_quad, ffhq_quad
@@ -37,8 +44,14 @@ class Realignment:
     quad: np.ndarray  # (4, 2) in source pixels
 
 
+LANDMARK_MAPS = ("lpff", "exact")
+
+
 def lpff_realign(
-    image: np.ndarray, landmarks: np.ndarray, settings: QuadAlignSettings = LPFF_REALIGN
+    image: np.ndarray,
+    landmarks: np.ndarray,
+    settings: QuadAlignSettings = LPFF_REALIGN,
+    landmark_map: str = "lpff",
 ) -> Realignment:
     """Realign one face as LPFF's ``realign_process_image`` does.
 
@@ -46,16 +59,21 @@ def lpff_realign(
         image: (H, W, 3) uint8 photo; landmarks: (68, 2) in its pixels.
         settings: ``LPFF_REALIGN`` (pass a copy with another ``output_size`` or
             ``min_crop_size`` to deviate).
+        landmark_map: "lpff" (LPFF's least-squares map, the default) or "exact" (the
+            image's pixel map, an fk option).
 
     Raises:
-        InputError: the face is too small (LPFF's low-resolution reject).
+        InputError: the face is too small (LPFF's low-resolution reject), or an
+            unknown ``landmark_map``.
     """
+    if landmark_map not in LANDMARK_MAPS:
+        raise InputError(f"lpff_realign: landmark_map must be one of {LANDMARK_MAPS}, got {landmark_map!r}")
     lm = check_landmarks68(landmarks)
     quad, qsize = ffhq_quad(lm, settings.quad_scale)
-    res = align_quad(image, quad, qsize, settings)
+    res = align_quad(image, quad, qsize, settings, points=lm if landmark_map == "lpff" else None)
     return Realignment(
         image=res.image,
         crop_from_source=res.crop_from_source,
-        landmarks=apply_homography(res.crop_from_source, lm),
+        landmarks=res.points_nominal if landmark_map == "lpff" else apply_homography(res.crop_from_source, lm),
         quad=res.quad,
     )

@@ -12,6 +12,8 @@ Convention:
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -63,14 +65,20 @@ def warp_quad(image: np.ndarray, quad: np.ndarray, size: int, resample: str = "b
     """Sample the square ``size`` x ``size`` image spanned by ``quad`` (:func:`quad_output_from_source`)."""
     from PIL import Image
 
+    return np.asarray(warp_quad_image(Image.fromarray(image), quad, size, resample))
+
+
+def warp_quad_image(image: Any, quad: np.ndarray, size: int, resample: str = "bilinear") -> Any:
+    """:func:`warp_quad` on a Pillow image, returning a Pillow image (no array round trip)."""
+    from PIL import Image
+
     filt = {
         "bilinear": Image.Resampling.BILINEAR,
         "nearest": Image.Resampling.NEAREST,
         "bicubic": Image.Resampling.BICUBIC,
     }[resample]
     data = (np.asarray(quad, dtype=np.float64) + 0.5).flatten().tolist()
-    out = Image.fromarray(image).transform((size, size), Image.Transform.QUAD, data, filt)
-    return np.asarray(out)
+    return image.transform((size, size), Image.Transform.QUAD, data, filt)
 
 
 def resize(image: np.ndarray, size: tuple[int, int], resample: str = "lanczos") -> np.ndarray:
