@@ -18,7 +18,7 @@ import numpy as np
 
 
 def synthetic_labels(rng, ffhq_pairs=69_957, lpff_faces=19_590):
-    from fk_datasets.angles import mirror_labels
+    from fk.cameras.eg3d import mirror_label as mirror_labels
 
     def labels(theta, phi):
         c = 2.7 * np.stack([np.cos(theta), np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi)], -1)
@@ -45,7 +45,7 @@ def main() -> None:
     args = ap.parse_args()
     from scipy.stats import gaussian_kde
 
-    from fk_datasets.angles import theta_phi_from_labels
+    from fk.cameras.eg3d import lpff_theta_phi_from_label as theta_phi_from_labels
     from fk_datasets.names import archive_name
     from fk_datasets.rebalance_run import compute_lists
     from fk_datasets.zips import plan_zip

@@ -75,7 +75,7 @@ def test_eg3d_label_of_a_yawed_and_shifted_pose_by_hand():
     np.testing.assert_allclose(c2w[:3, 3], c, atol=1e-14)
     np.testing.assert_allclose(c2w[:3, :3], ry_minus @ np.diag([1, -1, -1]), atol=1e-15)
     # the face turned toward +x, so the camera sits on its -x side: LookAt theta < pi/2
-    theta, _ = eg3d.theta_phi_from_label(label)
+    theta, _ = eg3d.lookat_hv_from_label(label)
     assert c[0] < 0 and theta < np.pi / 2
 
 

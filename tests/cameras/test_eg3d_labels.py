@@ -65,14 +65,14 @@ def test_theta_phi_round_trip_exact_over_valid_range():
     theta = rng.uniform(0.05, np.pi - 0.05, size=500)
     phi = rng.uniform(1e-4, np.pi - 1e-4, size=500)
     for radius, pivot in ((2.7, (0, 0, 0.2)), (1.3, (0.1, -0.2, 0.3))):
-        labels = eg3d.label_from_theta_phi(theta, phi, radius=radius, pivot=pivot)
-        back_theta, back_phi = eg3d.theta_phi_from_label(labels)
+        labels = eg3d.label_from_lookat_hv(theta, phi, radius=radius, pivot=pivot)
+        back_theta, back_phi = eg3d.lookat_hv_from_label(labels)
         np.testing.assert_allclose(back_theta, theta, rtol=0, atol=1e-9)
         np.testing.assert_allclose(back_phi, phi, rtol=0, atol=1e-9)
 
 
 def test_label_from_theta_phi_intrinsics_and_radius():
-    label = eg3d.label_from_theta_phi(1.2, 1.4, focal=5.0)
+    label = eg3d.label_from_lookat_hv(1.2, 1.4, focal=5.0)
     _, k = eg3d.decode_label(label)
     np.testing.assert_array_equal(k, [[5, 0, 0.5], [0, 5, 0.5], [0, 0, 1]])
     assert np.linalg.norm(eg3d.camera_centers(label)) == pytest.approx(2.7)
@@ -80,7 +80,7 @@ def test_label_from_theta_phi_intrinsics_and_radius():
 
 def test_mirror_twice_is_identity_and_matches_f_p_f():
     rng = np.random.default_rng(1)
-    labels = eg3d.label_from_theta_phi(rng.uniform(0.5, 2.5, 20), rng.uniform(0.8, 2.2, 20))
+    labels = eg3d.label_from_lookat_hv(rng.uniform(0.5, 2.5, 20), rng.uniform(0.8, 2.2, 20))
     np.testing.assert_array_equal(eg3d.mirror_label(eg3d.mirror_label(labels)), labels)
     flip = np.diag([-1.0, 1, 1, 1])
     c2w, k = eg3d.decode_label(labels)
@@ -90,18 +90,18 @@ def test_mirror_twice_is_identity_and_matches_f_p_f():
 
 def test_mirror_maps_theta_to_pi_minus_theta_and_keeps_phi():
     theta, phi = 1.2, 1.3
-    label = eg3d.label_from_theta_phi(theta, phi)  # pivot (0, 0, 0.2) is on the mirror plane
+    label = eg3d.label_from_lookat_hv(theta, phi)  # pivot (0, 0, 0.2) is on the mirror plane
     mirrored = eg3d.mirror_label(label)
     # Hand check: the centre's x flips sign, y and z stay.
     c, cm = eg3d.camera_centers(label), eg3d.camera_centers(mirrored)
     np.testing.assert_array_equal(cm, c * [-1, 1, 1])
-    t_m, p_m = eg3d.theta_phi_from_label(mirrored)
+    t_m, p_m = eg3d.lookat_hv_from_label(mirrored)
     assert t_m == pytest.approx(np.pi - theta, abs=1e-12)
     assert p_m == pytest.approx(phi, abs=1e-12)
     # ... and it is exactly the LookAt camera at (pi - theta, phi), rotation included
-    np.testing.assert_allclose(mirrored, eg3d.label_from_theta_phi(np.pi - theta, phi), atol=1e-12)
-    pt, pp = eg3d.paper_theta_phi_from_label(label)
-    pt_m, pp_m = eg3d.paper_theta_phi_from_label(mirrored)
+    np.testing.assert_allclose(mirrored, eg3d.label_from_lookat_hv(np.pi - theta, phi), atol=1e-12)
+    pt, pp = eg3d.lpff_theta_phi_from_label(label)
+    pt_m, pp_m = eg3d.lpff_theta_phi_from_label(mirrored)
     assert pt_m == pytest.approx(np.pi - pt) and pp_m == pytest.approx(pp)
 
 
@@ -110,29 +110,29 @@ def test_paper_angles_of_the_eg3d_issue_65_label():
     # stores its paper angles as (1.570233, 1.575261).
     label = eg3d.encode_label(np.eye(4), np.eye(3))
     label[[3, 7, 11]] = (0.00152, -0.01205, 2.69997)
-    theta, phi = eg3d.paper_theta_phi_from_label(label)
+    theta, phi = eg3d.lpff_theta_phi_from_label(label)
     assert theta == pytest.approx(1.570233, abs=2e-6)
     assert phi == pytest.approx(1.575261, abs=2e-6)
-    np.testing.assert_allclose(eg3d.centers_from_paper_theta_phi(theta, phi, radius=np.linalg.norm(label[[3, 7, 11]])),
+    np.testing.assert_allclose(eg3d.centers_from_lpff_theta_phi(theta, phi, radius=np.linalg.norm(label[[3, 7, 11]])),
                                label[[3, 7, 11]], atol=1e-12)
 
 
 def test_paper_vs_lookat_angles_differ_as_documented():
     # zero pitch: LookAt h = pi - paper theta; phi = pi/2 in both
-    label = eg3d.label_from_theta_phi(HALF_PI + 0.4, HALF_PI)
-    h, v = eg3d.theta_phi_from_label(label)
-    theta, phi = eg3d.paper_theta_phi_from_label(label)
+    label = eg3d.label_from_lookat_hv(HALF_PI + 0.4, HALF_PI)
+    h, v = eg3d.lookat_hv_from_label(label)
+    theta, phi = eg3d.lpff_theta_phi_from_label(label)
     assert theta == pytest.approx(np.pi - h) and phi == pytest.approx(HALF_PI) and v == pytest.approx(HALF_PI)
     # pitch: v = pi/2 - 0.3 is a true elevation of about 0.19 rad (lpff.md §5, derived there)
-    _, phi = eg3d.paper_theta_phi_from_label(eg3d.label_from_theta_phi(HALF_PI, HALF_PI - 0.3))
+    _, phi = eg3d.lpff_theta_phi_from_label(eg3d.label_from_lookat_hv(HALF_PI, HALF_PI - 0.3))
     assert phi == pytest.approx(HALF_PI - 0.19, abs=0.01)
 
 
 def test_vectorised_over_leading_dims():
     theta = np.full((4, 5), 1.3)
     phi = np.linspace(0.5, 2.5, 5)
-    labels = eg3d.label_from_theta_phi(theta, phi)
+    labels = eg3d.label_from_lookat_hv(theta, phi)
     assert labels.shape == (4, 5, 25)
-    t, p = eg3d.theta_phi_from_label(labels)
+    t, p = eg3d.lookat_hv_from_label(labels)
     assert t.shape == p.shape == (4, 5)
     np.testing.assert_allclose(p[2], phi, atol=1e-12)

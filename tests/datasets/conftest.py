@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fk_datasets.angles import centers_from_theta_phi
+from fk.cameras.eg3d import centers_from_lpff_theta_phi as centers_from_theta_phi
 
 
 def lookat_label(theta, phi, radius: float = 2.7) -> np.ndarray:

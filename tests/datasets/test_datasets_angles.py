@@ -1,10 +1,12 @@
+"""LPFF's paper angles and EG3D's LookAt (h, v), from the one EG3D camera module (fk.cameras.eg3d)."""
 import numpy as np
 import pytest
-
-from fk.errors import InputError
-from fk_datasets.angles import (camera_centers, centers_from_lookat_hv, centers_from_theta_phi,
-                                lookat_hv_from_centers, mirror_labels, theta_phi_from_centers,
-                                theta_phi_from_labels)
+from fk.cameras.eg3d import camera_centers, centers_from_lookat_hv, lookat_hv_from_centers
+from fk.cameras.eg3d import centers_from_lpff_theta_phi as centers_from_theta_phi
+from fk.cameras.eg3d import lpff_theta_phi_from_centers as theta_phi_from_centers
+from fk.cameras.eg3d import lpff_theta_phi_from_label as theta_phi_from_labels
+from fk.cameras.eg3d import mirror_label as mirror_labels
+from fk.errors import ShapeError
 
 from .conftest import lookat_label
 
@@ -76,5 +78,5 @@ def test_mirror_flips_theta_keeps_phi_and_is_an_involution(rng):
 
 
 def test_bad_label_shape_names_the_problem():
-    with pytest.raises(InputError, match="25 floats"):
+    with pytest.raises(ShapeError, match="label"):
         theta_phi_from_labels(np.zeros((3, 24)))

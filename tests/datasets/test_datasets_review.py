@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from fk_datasets.review import ReviewState, five_points, landmark_error, make_server
+from fk.landmarks import five_from_68 as five_points
+from fk_datasets.review import ReviewState, landmark_error, make_server
 from fk_datasets.labels import read_rejects
 
 

@@ -65,13 +65,13 @@ def test_frontal_astronauts_are_filtered_as_ffhq_like(photos, tmp_path):
 @pytest.mark.slow
 def test_kept_face_gets_lpff_tree_crops_and_camera_parameters(photos, tmp_path):
     """With FFHQ labels all far from a frontal pose, the astronaut is rare in FFHQ, so LPFF keeps it."""
-    from fk.cameras.eg3d import label_from_theta_phi
+    from fk.cameras.eg3d import label_from_lookat_hv
 
     one = tmp_path / "one"
     one.mkdir()
     (one / "astronaut.png").write_bytes((photos / "astronaut.png").read_bytes())
     rng = np.random.default_rng(0)
-    labels = label_from_theta_phi(np.pi / 2 + 0.9 + rng.normal(0, 0.05, 500), np.pi / 2 + rng.normal(0, 0.05, 500))
+    labels = label_from_lookat_hv(np.pi / 2 + 0.9 + rng.normal(0, 0.05, 500), np.pi / 2 + rng.normal(0, 0.05, 500))
     dataset = tmp_path / "dataset.json"
     dataset.write_text(json.dumps({"labels": [[f"img{i:08d}.png", lab.tolist()] for i, lab in enumerate(labels)]}))
     out = tmp_path / "lpff"

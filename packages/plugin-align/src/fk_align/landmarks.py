@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from fk.errors import InputError
+from fk.landmarks import five_from_68  # noqa: F401 - the one 68 -> 5 reduction, re-exported
 
 # Index groups of the 68-point layout (0-based, image-left first).
 JAW = tuple(range(0, 17))
@@ -42,30 +43,6 @@ def check_landmarks68(points: np.ndarray, name: str = "landmarks") -> np.ndarray
     if not np.all(np.isfinite(pts)):
         raise InputError(f"{name}: landmarks contain NaN or inf")
     return pts
-
-
-def five_from_68(landmarks: np.ndarray) -> np.ndarray:
-    """Reduce 68 points to Deep3D's/MTCNN's 5: eye centres, nose tip, mouth corners.
-
-    Args:
-        landmarks: (..., 68, 2) points.
-    Returns:
-        (..., 5, 2) float64: [mean(36, 39), mean(42, 45), 30, 48, 54] (0-based), i.e.
-        1-based iBUG 37&40, 43&46, 31, 49, 55 (deep3d.md §3.1, lpff.md §1.3 step 9).
-    """
-    lm = np.asarray(landmarks, dtype=np.float64)
-    if lm.shape[-2:] != (68, 2):
-        raise InputError(f"five_from_68: expected (..., 68, 2) landmarks, got shape {lm.shape}")
-    return np.stack(
-        [
-            (lm[..., 36, :] + lm[..., 39, :]) / 2.0,
-            (lm[..., 42, :] + lm[..., 45, :]) / 2.0,
-            lm[..., NOSE_TIP, :],
-            lm[..., MOUTH_LEFT, :],
-            lm[..., MOUTH_RIGHT, :],
-        ],
-        axis=-2,
-    )
 
 
 def flip_y(points: np.ndarray, height: int) -> np.ndarray:

@@ -11,7 +11,8 @@ at theta = 90 deg. The fallback keeps a face when it lies outside the ellipse th
 four points (upper and lower half-ellipses with their own phi semi-axis). Its manifest
 entries say ``criterion: "fallback-ellipse"`` and carry no density.
 
-Convention: theta/phi as in :mod:`fk_datasets.angles` (radians; phi < pi/2 looks down).
+Convention: LPFF's paper theta/phi (:func:`fk.cameras.eg3d.lpff_theta_phi_from_label`; radians,
+phi < pi/2 looks down).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from fk.cameras.eg3d import lpff_theta_phi_from_label
 
-from fk_datasets.angles import theta_phi_from_labels
 from fk_datasets.kde import ScottKDE
 from fk_datasets.labels import read_dataset_labels
 
@@ -57,12 +58,12 @@ class DensityFilter:
         if path is None:
             return cls(None, threshold)
         _, labels = read_dataset_labels(Path(path))
-        theta, phi = theta_phi_from_labels(labels)
+        theta, phi = lpff_theta_phi_from_label(np.atleast_2d(np.asarray(labels, dtype=np.float64)))
         return cls(ScottKDE.fit(np.stack([theta, phi], 1), name=str(path)), threshold, str(path))
 
     def decide(self, labels) -> list[dict]:
         """One record per label: theta, phi (radians), density (None for the fallback), keep, criterion."""
-        theta, phi = theta_phi_from_labels(labels)
+        theta, phi = lpff_theta_phi_from_label(np.atleast_2d(np.asarray(labels, dtype=np.float64)))
         if self.kde is None:
             keep = fallback_keep(theta, phi)
             return [{"theta": float(t), "phi": float(p), "density": None, "keep": bool(k),

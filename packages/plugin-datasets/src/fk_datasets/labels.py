@@ -10,10 +10,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-
 from fk import atomic
+from fk.cameras.eg3d import LABEL_SIZE
 from fk.errors import InputError
-from fk_datasets.angles import LABEL_SIZE
 
 
 def _load_json(path: Path, what: str):

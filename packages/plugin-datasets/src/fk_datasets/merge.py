@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
 from fk import atomic
+from fk.cameras.eg3d import mirror_label
 from fk.errors import FkError, InputError
-from fk_datasets.angles import mirror_labels
+
 from fk_datasets.labels import write_dataset_labels
 from fk_datasets.names import archive_name, ffhq_native_name, index_of_archive_name, index_of_ffhq_native_name
 from fk_datasets.rebalance import FFHQ_STYLEGAN_COUNT
@@ -100,7 +100,7 @@ def plan_eg3d_merge(ffhq_names: list[str], ffhq_labels, lpff_faces: list[str], c
     labels = np.empty((f + 2 * len(faces), 25))
     labels[:f] = ffhq_labels
     labels[f::2] = lpff
-    labels[f + 1::2] = mirror_labels(lpff) if len(faces) else lpff
+    labels[f + 1::2] = mirror_label(lpff) if len(faces) else lpff
     names = [archive_name(i) for i in range(labels.shape[0])]
     sources: list[Path | None] = [ffhq_root / n if ffhq_root else None for n in ffhq_names]
     for x in faces:

@@ -15,14 +15,20 @@ import json
 from pathlib import Path
 
 import numpy as np
-
 from fk import atomic
+from fk.cameras.eg3d import lpff_theta_phi_from_label
 from fk.errors import InputError
-from fk_datasets.angles import theta_phi_from_labels
+
 from fk_datasets.kde import ScottKDE
 from fk_datasets.labels import read_dataset_labels, write_list
-from fk_datasets.rebalance import (FFHQ_EG3D_COUNT, FFHQ_STYLEGAN_COUNT, copies_for_density, eg3d_lists,
-                                   ffhq_replicas_array, stylegan_lists)
+from fk_datasets.rebalance import (
+    FFHQ_EG3D_COUNT,
+    FFHQ_STYLEGAN_COUNT,
+    copies_for_density,
+    eg3d_lists,
+    ffhq_replicas_array,
+    stylegan_lists,
+)
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> None:
@@ -35,7 +41,7 @@ def compute_lists(labels: np.ndarray, ffhq_count: int = FFHQ_EG3D_COUNT,
                   stylegan_ffhq_count: int = FFHQ_STYLEGAN_COUNT, num_replicas: dict | None = None,
                   stylegan_id_of_eg3d: dict[int, int] | None = None) -> dict:
     """Labels (N, 25) in EG3D ID order -> angles, densities and every list (pure, no I/O)."""
-    theta, phi = theta_phi_from_labels(labels)
+    theta, phi = lpff_theta_phi_from_label(np.atleast_2d(np.asarray(labels, dtype=np.float64)))
     kde = ScottKDE.fit(np.stack([theta, phi], axis=1), name="FFHQ+LPFF (theta, phi)")
     density = kde(np.stack([theta, phi], axis=1))
     replicas = ffhq_replicas_array(num_replicas, ffhq_count) if num_replicas is not None else None

@@ -25,9 +25,9 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import numpy as np
-
 from fk import atomic
 from fk.errors import InputError
+from fk.landmarks import five_from_68
 
 LM_THRESHOLD = 0.10
 BLUR_THRESHOLD = 20.0
@@ -45,15 +45,9 @@ def lpff_paths(root: Path) -> dict[str, Path]:
             "detections": realign / "detections", "review": base / "review", "realign": realign}
 
 
-def five_points(lm68: np.ndarray) -> np.ndarray:
-    """Deep3D's extract_5p order: eye centres (mean of 36/39, 42/45), nose tip 30, mouth corners 48, 54."""
-    lm = np.asarray(lm68, float)
-    return np.stack([(lm[36] + lm[39]) / 2, (lm[42] + lm[45]) / 2, lm[30], lm[48], lm[54]])
-
-
 def landmark_error(lm68_pred, detected5) -> float:
     """Mean 5-point distance between model and detection, in inter-ocular distances."""
-    pred = five_points(lm68_pred)
+    pred = five_from_68(np.asarray(lm68_pred, float))
     det = np.asarray(detected5, float).reshape(5, 2)
     iod = np.linalg.norm(det[1] - det[0])
     return float(np.linalg.norm(pred - det, axis=1).mean() / max(iod, 1e-9))

@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from fk.errors import InputError
+from fk.landmarks import five_from_68 as five_points
 
 # ArcFace's 112×112 five-point template (x, y): eyes, nose tip, mouth corners.
 ARCFACE_TEMPLATE = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
@@ -80,12 +81,6 @@ def similarity_to_template(points5: torch.Tensor) -> torch.Tensor:
     rhs = torch.cat([dst[:, 0].expand(b, 5), dst[:, 1].expand(b, 5)], 1)[..., None]
     a, bb, tx, ty = torch.linalg.lstsq(rows, rhs).solution[..., 0].unbind(-1)
     return torch.stack([torch.stack([a, -bb, tx], -1), torch.stack([bb, a, ty], -1)], 1)
-
-
-def five_points(landmarks68: torch.Tensor) -> torch.Tensor:
-    """(B, 68, 2) -> (B, 5, 2): eye centres, nose tip, mouth corners (deep3d.md §3.1)."""
-    lm = landmarks68
-    return torch.stack([(lm[:, 36] + lm[:, 39]) / 2, (lm[:, 42] + lm[:, 45]) / 2, lm[:, 30], lm[:, 48], lm[:, 54]], 1)
 
 
 def warp_112(image: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:

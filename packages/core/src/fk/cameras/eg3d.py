@@ -8,12 +8,19 @@ Convention:
 - normalised intrinsics act on image coordinates in [0, 1] (0 = left/top edge,
   1 = right/bottom edge): fx_n = fx / W, cx_n = (cx + 0.5) / W for fk pixels whose
   centres are at integers (see :meth:`fk.cameras.Intrinsics.normalized`);
-- (theta, phi) are the **LookAtPoseSampler** angles (h, v), radians: the camera centre
-  is radius * (sin p cos(pi - theta), cos p, sin p sin(pi - theta)) with
-  p = arccos(1 - 2 phi / pi) (an equal-area remapping of phi); theta = phi = pi/2 is
-  frontal, theta > pi/2 moves the camera toward world +x, phi < pi/2 puts it above
-  the face. :func:`theta_phi_from_label` is their exact inverse (lpff.md §4.1,
-  ``0_compute_yaw_pitch.py``); LPFF's "paper" angles are :func:`paper_theta_phi_from_label`.
+- Two angle pairs, named for what they are (radians both):
+  * **LookAt (h, v)**: EG3D's ``LookAtPoseSampler.sample(h, v, ...)`` arguments. The
+    camera centre is radius * (sin p cos(pi - h), cos p, sin p sin(pi - h)) with
+    p = arccos(1 - 2 v / pi) (an equal-area remapping of v); h = v = pi/2 is frontal,
+    h > pi/2 moves the camera toward world +x, v < pi/2 puts it above the face.
+    ``lookat_hv_*`` functions (exact inverse: LPFF's ``0_compute_yaw_pitch.py``).
+  * **LPFF (theta, phi)**: the paper's angles its KDEs are fitted on
+    (``2_dataset_rebalance/0_compute_theta_phi.py``): theta = arccos(C_x / |C|) in
+    [0, pi] from world +x (theta < pi/2: camera on the +x side), phi = atan2(C_z, C_y)
+    from world +y in the y-z plane (pi/2 level, < pi/2 above looking down).
+    ``lpff_theta_phi_*`` functions. Not LookAt's: h ~ pi - theta, and phi is the true
+    angle where v is equal-area remapped.
+  This is the one module for EG3D camera maths (labels, centres, mirroring, angles).
 """
 
 from __future__ import annotations
@@ -76,7 +83,7 @@ def mirror_label(label: np.ndarray) -> np.ndarray:
         (*batch, 25): cam2world entries (0,1), (0,2), (1,0), (2,0) and (0,3) negated,
         i.e. F·cam2world·F with F = diag(-1, 1, 1, 1); intrinsics unchanged.
 
-    Convention: the camera centre's x flips sign, so theta -> pi - theta and phi
+    Convention: the camera centre's x flips sign, so LPFF's theta -> pi - theta and its phi
     stays; applying it twice gives the input back. (EG3D leaves cx alone, which is
     exact for its centred cx = 0.5.)
     """
@@ -87,16 +94,25 @@ def mirror_label(label: np.ndarray) -> np.ndarray:
     return out
 
 
+def centers_from_lookat_hv(h: np.ndarray | float, v: np.ndarray | float, radius: float = EG3D_RADIUS) -> np.ndarray:
+    """(*batch) LookAt (h, v) -> (*batch, 3) camera origins of ``LookAtPoseSampler`` (v clamped as EG3D does)."""
+    h = np.asarray(h, dtype=np.float64)
+    v = np.clip(np.asarray(v, dtype=np.float64), _V_CLAMP, np.pi - _V_CLAMP)
+    h, v = np.broadcast_arrays(h, v)
+    p = np.arccos(1.0 - 2.0 * v / np.pi)
+    return radius * np.stack([np.sin(p) * np.cos(np.pi - h), np.cos(p), np.sin(p) * np.sin(np.pi - h)], -1)
+
+
 def lookat_cam2world(
-    theta: np.ndarray | float,
-    phi: np.ndarray | float,
+    h: np.ndarray | float,
+    v: np.ndarray | float,
     radius: float = EG3D_RADIUS,
     pivot: tuple[float, float, float] | np.ndarray = EG3D_PIVOT,
 ) -> np.ndarray:
-    """OpenCV cam2world of EG3D's ``LookAtPoseSampler.sample(theta, phi, pivot, radius)``.
+    """OpenCV cam2world of EG3D's ``LookAtPoseSampler.sample(h, v, pivot, radius)``.
 
     Args:
-        theta, phi: (*batch) radians (broadcast together); phi is clamped to
+        h, v: (*batch) LookAt angles, radians (broadcast together); v is clamped to
             [1e-5, pi - 1e-5] as EG3D does.
         radius: distance of the camera from the **world origin** (not from the pivot).
         pivot: the point looked at, (3,) or (*batch, 3).
@@ -106,11 +122,7 @@ def lookat_cam2world(
     Convention: right = -normalize(up0 x forward) with up0 = (0, 1, 0), down =
     normalize(forward x right) (which points to world -y for a level camera), as EG3D.
     """
-    h = np.asarray(theta, dtype=np.float64)
-    v = np.clip(np.asarray(phi, dtype=np.float64), _V_CLAMP, np.pi - _V_CLAMP)
-    h, v = np.broadcast_arrays(h, v)
-    p = np.arccos(1.0 - 2.0 * v / np.pi)
-    centre = radius * np.stack([np.sin(p) * np.cos(np.pi - h), np.cos(p), np.sin(p) * np.sin(np.pi - h)], -1)
+    centre = centers_from_lookat_hv(h, v, radius)
     forward = _unit(np.asarray(pivot, dtype=np.float64) - centre)
     batch = forward.shape[:-1]
     up0 = np.broadcast_to(np.array([0.0, 1.0, 0.0]), forward.shape)
@@ -130,15 +142,15 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def label_from_theta_phi(
-    theta: np.ndarray | float,
-    phi: np.ndarray | float,
+def label_from_lookat_hv(
+    h: np.ndarray | float,
+    v: np.ndarray | float,
     radius: float = EG3D_RADIUS,
     pivot: tuple[float, float, float] | np.ndarray = EG3D_PIVOT,
     focal: float = EG3D_FOCAL,
 ) -> np.ndarray:
-    """(*batch) LookAt angles -> (*batch, 25) labels with intrinsics [[focal, 0, 0.5], [0, focal, 0.5], [0, 0, 1]]."""
-    c2w = lookat_cam2world(theta, phi, radius=radius, pivot=pivot)
+    """(*batch) LookAt (h, v) -> (*batch, 25) labels with intrinsics [[focal, 0, 0.5], [0, focal, 0.5], [0, 0, 1]]."""
+    c2w = lookat_cam2world(h, v, radius=radius, pivot=pivot)
     return encode_label(c2w, normalized_intrinsics(focal))
 
 
@@ -149,46 +161,46 @@ def camera_centers(label: np.ndarray) -> np.ndarray:
     return lab[..., [3, 7, 11]]
 
 
-def theta_phi_from_label(label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The LookAtPoseSampler angles (theta, phi) of each label's camera centre.
+def lookat_hv_from_centers(centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(*batch, 3) camera centres -> the LookAt (h, v) whose ``LookAtPoseSampler`` origin they are.
 
-    Args:
-        label: (*batch, 25).
-    Returns:
-        theta, phi: (*batch) radians; theta = pi - atan2(C_z, C_x) in [0, 2 pi),
-        phi = pi (1 - C_y / |C|) / 2 in [0, pi].
-
-    Convention: exact inverse of :func:`lookat_cam2world` for every pivot and radius
-    (the centre lies on the sphere about the origin whatever is looked at), except
-    where EG3D clamps phi; only the camera centre is used, not its rotation.
+    h = pi - atan2(C_z, C_x) in [0, 2 pi), v = pi (1 - C_y / |C|) / 2 in [0, pi]; exact
+    inverse of :func:`centers_from_lookat_hv` at any radius (except where EG3D clamps v).
     """
-    c = camera_centers(label)
-    theta = np.pi - np.arctan2(c[..., 2], c[..., 0])
+    c = np.asarray(centers, dtype=np.float64)
+    h = np.pi - np.arctan2(c[..., 2], c[..., 0])
     cos_p = np.clip(c[..., 1] / np.linalg.norm(c, axis=-1), -1.0, 1.0)
-    phi = np.pi * (1.0 - cos_p) / 2.0
-    return theta, phi
+    return h, np.pi * (1.0 - cos_p) / 2.0
 
 
-def paper_theta_phi_from_label(label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """LPFF's "paper" angles, on which its pose-density KDE is fitted (lpff.md §4.1).
+def lookat_hv_from_label(label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The LookAt (h, v) of each (*batch, 25) label's camera centre (its rotation is not used).
 
-    Args:
-        label: (*batch, 25).
-    Returns:
-        theta = atan2(sqrt(C_y^2 + C_z^2), C_x) = arccos(C_x / |C|) in [0, pi] (from
-        world +x: theta < pi/2 puts the camera on the +x side), and phi = atan2(C_z,
-        C_y) in (-pi, pi] (from world +y in the y-z plane; pi/2 is level).
-
-    Convention: *not* LookAt's (h, v): theta is mirrored (h ~ pi - theta) and phi is
-    the true angle, not the equal-area v. Inverse: :func:`centers_from_paper_theta_phi`.
+    Exact inverse of :func:`lookat_cam2world` for every pivot and radius (the centre lies on
+    the sphere about the origin whatever is looked at), except where EG3D clamps v.
     """
-    c = camera_centers(label)
+    return lookat_hv_from_centers(camera_centers(label))
+
+
+def lpff_theta_phi_from_centers(centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(*batch, 3) camera centres -> LPFF's paper (theta, phi) (module Convention).
+
+    theta is computed as atan2(sqrt(C_y^2 + C_z^2), C_x) = arccos(C_x / |C|), which is well
+    conditioned where LPFF's C_y / cos(phi) is not.
+    """
+    c = np.asarray(centers, dtype=np.float64)
     theta = np.arctan2(np.hypot(c[..., 1], c[..., 2]), c[..., 0])
     phi = np.arctan2(c[..., 2], c[..., 1])
     return theta, phi
 
 
-def centers_from_paper_theta_phi(theta, phi, radius: float = EG3D_RADIUS) -> np.ndarray:
-    """(*batch) paper angles -> (*batch, 3) centres r (cos th, sin th cos ph, sin th sin ph)."""
+def lpff_theta_phi_from_label(label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """LPFF's paper (theta, phi) of each (*batch, 25) label, on which its pose-density KDEs are
+    fitted (lpff.md §4.1). Inverse: :func:`centers_from_lpff_theta_phi`."""
+    return lpff_theta_phi_from_centers(camera_centers(label))
+
+
+def centers_from_lpff_theta_phi(theta, phi, radius: float = EG3D_RADIUS) -> np.ndarray:
+    """(*batch) LPFF paper angles -> (*batch, 3) centres r (cos th, sin th cos ph, sin th sin ph)."""
     th, ph = np.broadcast_arrays(np.asarray(theta, np.float64), np.asarray(phi, np.float64))
     return radius * np.stack([np.cos(th), np.sin(th) * np.cos(ph), np.sin(th) * np.sin(ph)], -1)
