@@ -1,0 +1,175 @@
+"""Per-frame eye masks from painted UV masks (CoRA's ``scripts/render_uv_eye_mask.py``, cora.md §11.1).
+
+For every frame the UV-mapped Step-1 mesh is rasterised through the frame's camera (z-buffered, so lids
+and the nose occlude), the UV coordinate of the visible surface is interpolated at each pixel centre, and
+the binary UV masks are sampled there bilinearly (``grid_sample``, zero padding, ``align_corners=False``),
+giving soft masks written as CoRA does (3 identical channels, ``floor(255 v + 0.5)``).
+
+Differences from upstream, each a fix or a named option:
+- upstream interpolates UVs affinely in screen space (pytorch3d's ``perspective_correct=False``);
+  ``interpolation="screen"`` (the default) reproduces it, ``"perspective"`` is the perspective-correct option.
+- the empty-pixel corner trap: upstream's empty pixels carry uv = (0, 0), which samples the UV mask's
+  bottom-left corner (a white corner texel leaks 0.25 into every background pixel); fk writes 0 there.
+- ``transforms_aligned.json`` works (upstream hard-codes ``transforms.json``); CPU or CUDA (upstream:
+  ``cuda:0``); one frame at a time (upstream batches every frame on the GPU at once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from fk.errors import InputError
+
+EYES = ("leye", "reye")
+
+
+def decode_uv_mask(path: str | Path) -> np.ndarray:
+    """(S, S) float32 {0, 1}: texels painted pure white (every channel 255, alpha too), as upstream decodes.
+
+    Raises InputError naming the file when it is missing, not a PNG, or not square.
+    """
+    from PIL import Image
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(
+            f"{p}: UV mask not found", hint="paint the eye region pure white on the exported diffuse.png"
+        )
+    try:
+        with Image.open(p) as im:
+            fmt = im.format
+            im.load()
+            if fmt != "PNG":
+                raise InputError(
+                    f"{p}: label image is {fmt}, not PNG", hint="save the painted label losslessly as PNG"
+                )
+            if im.mode in ("P", "PA", "CMYK", "YCbCr", "HSV", "LAB"):
+                im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
+            if im.mode.startswith("I;16") or im.mode == "I":
+                arr = np.asarray(im, dtype=np.float64) / 65535.0
+            else:
+                arr = np.asarray(im, dtype=np.float64) / 255.0
+    except InputError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{p}: cannot read label image ({exc})", hint="save it as an 8-bit PNG") from None
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.shape[0] != arr.shape[1]:
+        raise InputError(
+            f"{p}: UV label image is {arr.shape[1]}x{arr.shape[0]}, expected square",
+            hint="paint on the square diffuse.png of the same export",
+        )
+    return (arr.mean(axis=-1) == 1.0).astype(np.float32)
+
+
+def screen_and_perspective_uv(vertices_cam, faces, uvs, uv_faces, K, size, backend: str = "auto"):
+    """Rasterise one frame; returns ``(uv_screen (H, W, 2), uv_perspective (H, W, 2), covered (H, W))`` tensors.
+
+    The mesh is unwelded (one vertex per corner) so UV seams stay sharp; screen-affine UVs come from
+    interpolating ``z * uv`` and ``z`` perspective-correctly and dividing.
+    """
+    import torch
+    from fk.render.mesh import render_mesh
+
+    f = torch.as_tensor(np.asarray(faces), dtype=torch.long, device=vertices_cam.device)
+    tf = torch.as_tensor(np.asarray(uv_faces), dtype=torch.long, device=vertices_cam.device)
+    corners = vertices_cam[f].reshape(-1, 3)
+    uv = torch.as_tensor(np.asarray(uvs), dtype=vertices_cam.dtype, device=vertices_cam.device)[tf].reshape(
+        -1, 2
+    )
+    z = corners[:, 2:3]
+    attrs = torch.cat([z * uv, z, uv], dim=-1)[None]
+    tri = torch.arange(corners.shape[0], dtype=torch.int32, device=vertices_cam.device).reshape(-1, 3)
+    zs = z[:, 0]
+    near = float(zs.min().clamp_min(1e-6)) / 2
+    far = float(zs.max()) * 2
+    r = render_mesh(
+        corners[None], tri, K[None], size, vertex_colors=attrs, near=near, far=far, backend=backend
+    )
+    a = r.rgb[0]
+    covered = r.mask[0]
+    screen = a[..., 0:2] / a[..., 2:3].clamp_min(1e-12)
+    screen = torch.where(covered[..., None], screen, torch.zeros_like(screen))
+    return screen, a[..., 3:5], covered
+
+
+def sample_uv_masks(uv_masks, uv, covered):
+    """Bilinear lookup of ``uv_masks (C, S, S)`` at ``uv (H, W, 2)`` as upstream's ``grid_sample`` call;
+    pixels not ``covered`` are 0 (fk; upstream samples uv = (0, 0) there). Returns (C, H, W)."""
+    import torch
+    import torch.nn.functional as F
+
+    grid = torch.stack([2 * uv[..., 0] - 1, -(2 * uv[..., 1] - 1)], dim=-1)[None].to(uv_masks.dtype)
+    out = F.grid_sample(uv_masks[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+    return out * covered[None].to(out.dtype)
+
+
+def render_eye_masks(
+    data_root: str | Path,
+    mesh_uv: str | Path,
+    meta: str | Path | None = None,
+    out: str | Path | None = None,
+    device: str = "cpu",
+    interpolation: str = "screen",
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Write ``leye_mask/`` and ``reye_mask/`` for every frame; returns a summary dict.
+
+    Reads ``data_root/diffuse_leye_mask.png`` and ``diffuse_reye_mask.png`` and the cameras
+    (``transforms.json`` or ``meta``); writes under ``out`` (default ``data_root``, as CoRA).
+    """
+    import torch
+    from fk.io.image import save_image
+    from fk.io.mesh import read_obj
+
+    from fk_eyeball.dataset import load_subject
+    from fk_eyeball.synth import mask_png
+
+    if interpolation not in ("screen", "perspective"):
+        raise InputError(f"interpolation must be screen or perspective, got {interpolation!r}")
+    root = Path(data_root)
+    subject = load_subject(root, meta)
+    uv_masks = [decode_uv_mask(root / f"diffuse_{eye}_mask.png") for eye in EYES]
+    if uv_masks[0].shape != uv_masks[1].shape:
+        raise InputError(
+            f"{root / 'diffuse_reye_mask.png'}: size {uv_masks[1].shape} differs from the left mask's "
+            f"{uv_masks[0].shape}",
+            hint="paint both on the same diffuse.png",
+        )
+    corner_white = [eye for eye, m in zip(EYES, uv_masks, strict=True) if m[-1, 0] > 0]
+    mesh = read_obj(mesh_uv)
+    if mesh.uvs is None:
+        raise InputError(f"{mesh_uv}: the mesh has no UVs (vt)", hint="pass the UV-unwrapped mesh_uv.obj")
+    dev = torch.device(device)
+    dtype = torch.float32
+    masks_t = torch.as_tensor(np.stack(uv_masks), dtype=dtype, device=dev)
+    verts = torch.as_tensor(mesh.vertices, dtype=torch.float64, device=dev)
+    K = torch.as_tensor(subject.K, dtype=dtype, device=dev)
+    out_root = Path(out) if out is not None else root
+    for eye in EYES:
+        (out_root / f"{eye}_mask").mkdir(parents=True, exist_ok=True)
+    areas = []
+    for i, frame in enumerate(subject.frames):
+        c2w = torch.as_tensor(frame.cam2world, dtype=torch.float64, device=dev)
+        cam = (verts - c2w[:3, 3]) @ c2w[:3, :3]  # R^T (x - C): OpenCV camera coordinates
+        screen, persp, covered = screen_and_perspective_uv(
+            cam.to(dtype), mesh.faces, mesh.uvs, mesh.uv_faces, K, subject.size
+        )
+        uv = screen if interpolation == "screen" else persp
+        soft = sample_uv_masks(masks_t, uv, covered).cpu().numpy()
+        for eye, m in zip(EYES, soft, strict=True):
+            save_image(out_root / f"{eye}_mask" / frame.name, mask_png(m))
+        areas.append([float(m.sum()) for m in soft])
+        if progress:
+            progress(i + 1, len(subject.frames))
+    return {
+        "frames": len(subject.frames),
+        "out": str(out_root),
+        "meta": subject.meta_path.name,
+        "corner_white": corner_white,
+        "mean_area_px": np.mean(areas, axis=0).tolist() if areas else [0, 0],
+        "missing": subject.warning(),
+    }

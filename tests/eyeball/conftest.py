@@ -1,0 +1,26 @@
+"""The synthetic CoRA subject (``fk eyeball synth``), written once per test session."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def synthetic_subject(tmp_path_factory):
+    """A 360x480, 12-frame synthetic subject; returns (root, truth). Tests copy it before writing into it."""
+    from fk_eyeball.synth import write_subject
+
+    root = tmp_path_factory.mktemp("eyeball") / "subject"
+    write_subject(root, scale=0.5, n_frames=12, uv_size=1024)
+    return root, json.loads((root / "truth" / "truth.json").read_text())
+
+
+@pytest.fixture
+def subject_copy(synthetic_subject, tmp_path):
+    root, truth = synthetic_subject
+    dst = tmp_path / "subject"
+    shutil.copytree(root, dst)
+    return dst, truth
