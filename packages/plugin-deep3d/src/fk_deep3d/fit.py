@@ -35,6 +35,7 @@ import torch
 from fk.cameras.deep3d import CAMERA_DISTANCE, IMAGE_SIZE, K_LANDMARKS, opencv_from_deep3d_camera, to_camera
 from fk.cameras.pinhole import project_points
 from fk.errors import FkError, InputError
+from fk.optim import Adam
 from fk.geometry.rotations import euler_to_matrix, matrix_to_euler
 from fk_deep3d import losses as L
 
@@ -230,7 +231,7 @@ class Fitter:
                 with torch.no_grad():
                     feat_gt = self.identity(target, target_lm)
             # Gamma and albedo start far from the photo; give them larger steps than the geometry.
-            opt = torch.optim.Adam([
+            opt = Adam([
                 {"params": [parts["id"], parts["exp"]], "lr": self.lr},
                 {"params": [parts["tex"], parts["gamma"]], "lr": 3 * self.lr},
                 {"params": [parts["angle"]], "lr": 0.1 * self.lr},
