@@ -166,3 +166,11 @@ def test_run_scope_steps_see_the_item_failures(toy_pm, toy_recipe, tmp_path):
     result = run_plan(plan, RunOptions(tmp_path / "out", progress=False))
     assert [(f["item"], f["step"]) for f in seen[0]] == [("broken", "tiles")]
     assert seen[0][0]["error"] == result.failures[0]["error"]
+
+
+def test_manifest_times_run_scope_steps_too(toy_pm, toy_recipe, tmp_path):
+    out = tmp_path / "run"
+    _run(toy_recipe, out)
+    timings = json.loads((out / "manifest.json").read_text())["timings"]
+    assert timings["summary"]["count"] == 1 and timings["summary"]["seconds"] >= 0
+    assert timings["colour"]["count"] == 6  # per item step: once per tile

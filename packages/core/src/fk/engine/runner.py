@@ -70,6 +70,7 @@ class RunSummary:
     run_step_failed: bool = False
     manifest: Path | None = None
     run_outputs: list[dict[str, str]] = field(default_factory=list)
+    run_timings: dict[str, float] = field(default_factory=dict)  # seconds of each run-scope step
     notices: list[str] = field(default_factory=list)  # the plan's preflight notices
 
     @property
@@ -300,6 +301,7 @@ def run_plan(plan: Plan, options: RunOptions, executor: Executor | None = None, 
     run_step_failed = False
     failures: list[dict[str, Any]] = []
     run_outputs: list[dict[str, str]] = []
+    run_timings: dict[str, float] = {}
     try:
         with progress:
             try:
@@ -307,7 +309,8 @@ def run_plan(plan: Plan, options: RunOptions, executor: Executor | None = None, 
                     records[rec["key"]] = rec
                     progress.item_done(rec)
                 if plan.run_steps:
-                    run_step_failed = _run_scope_steps(plan, out, records, failures, run_outputs, progress)
+                    run_step_failed = _run_scope_steps(plan, out, records, failures, run_outputs, progress,
+                                                       run_timings)
             except KeyboardInterrupt:
                 interrupted = True
     finally:
@@ -321,7 +324,7 @@ def run_plan(plan: Plan, options: RunOptions, executor: Executor | None = None, 
     filtered = sum(len(r.get("filtered", [])) for r in records.values())
     summary = RunSummary(out, len(sources), succeeded, len(records) - succeeded, skipped,
                          failures, time.perf_counter() - t0, filtered, interrupted, run_step_failed,
-                         run_outputs=run_outputs, notices=list(plan.notices))
+                         run_outputs=run_outputs, run_timings=run_timings, notices=list(plan.notices))
     atomic.write_json(out / "failures.json", failures)
     summary.manifest = _write_manifest(plan, out, records, summary, started, __version__)
     if interrupted:
@@ -331,7 +334,8 @@ def run_plan(plan: Plan, options: RunOptions, executor: Executor | None = None, 
 
 
 def _run_scope_steps(plan: Plan, out: Path, records: dict[str, dict[str, Any]], failures: list[dict[str, Any]],
-                     written: list[dict[str, str]], progress: _Progress) -> bool:
+                     written: list[dict[str, str]], progress: _Progress,
+                     timings: dict[str, float] | None = None) -> bool:
     """Run the once-per-run steps on every item's collected values; True if one of them failed."""
     per_ref: dict[str, dict[str, Any]] = defaultdict(dict)
     for key in sorted(records):
@@ -365,6 +369,8 @@ def _run_scope_steps(plan: Plan, out: Path, records: dict[str, dict[str, Any]], 
         for port, value in result.items():
             values[f"{step.id}.{port}"] = value
         progress.run_step_done(step.id, time.perf_counter() - t0)
+        if timings is not None:
+            timings[step.id] = time.perf_counter() - t0
         hook.fk_after_step(step_id=step.id, component=step.component, item_key="_run",
                            seconds=time.perf_counter() - t0)
         written.extend(ctx.written)
@@ -381,6 +387,8 @@ def _write_manifest(plan: Plan, out: Path, records: dict[str, dict[str, Any]], s
             t = timings.setdefault(sid, {"seconds": 0.0, "count": 0})
             t["seconds"] += secs
             t["count"] += count
+    for sid, secs in summary.run_timings.items():  # run-scope steps ran once
+        timings[sid] = {"seconds": secs, "count": 1}
     for t in timings.values():
         t["mean_seconds"] = t["seconds"] / max(1, t["count"])
     plugins = [{"name": p.name, "distribution": p.distribution, "version": p.version}
