@@ -621,7 +621,26 @@ def save_mesh(path: str | os.PathLike[str], mesh: Mesh) -> Path:
     return writers[suffix](path, mesh)
 
 
+def write_glb_scene(path: str | os.PathLike[str], meshes: list[Mesh]) -> Path:
+    """Write several meshes (each with its own texture or colours) as one binary glTF scene.
+
+    One glTF mesh and material per :class:`Mesh`, named by ``Mesh.name``, in the given order;
+    coordinates as given (see :func:`write_glb`). glTF keeps a material per mesh, so e.g. a head and
+    two eyeballs with different UV maps travel in one file (one OBJ cannot reference two maps).
+    """
+    import trimesh
+
+    scene = trimesh.Scene()
+    for mesh in meshes:
+        tm, _ = _to_trimesh(mesh)
+        scene.add_geometry(tm, geom_name=_safe_name(mesh.name), node_name=_safe_name(mesh.name))
+    blob = scene.export(file_type="glb")
+    with atomic_open(path, "wb") as fh:
+        fh.write(blob)
+    return Path(path)
+
+
 __all__ = [
     "Mesh", "load_mesh", "obj_companion_files", "read_glb", "read_obj", "read_ply", "save_mesh", "vertex_normals", "write_glb",
-    "write_obj", "write_ply",
+    "write_glb_scene", "write_obj", "write_ply",
 ]  # fmt: skip

@@ -1,0 +1,278 @@
+"""Photo -> UV texture: a photo projected into a mesh's UV layout, with visibility, mirrored and smooth fills.
+
+This is texture *projection* (the FFHQ-UV dataset pipeline's image->UV step, ffhquv.md §3.2, done
+with a z-buffer), not a generative texture: what the camera saw is copied, texels seen only on the
+other side of the face are copied from their mirror image, and everything else is filled smoothly.
+
+Per texel of an ``S x S`` map (:func:`fk.geometry.uv.texel_map`):
+
+1. its 3-D point and normal are interpolated from the posed mesh (OpenCV camera frame of the photo);
+2. **visible** when the point is in front of the rendered depth (z-buffer at the photo's resolution,
+   at most ``depth_max_side`` pixels) within ``depth_tolerance`` x the mesh's bounding-box diagonal,
+   and its normal faces the camera; the weight ramps from 0 at ``cos = min_facing`` to 1 at
+   ``min_facing + facing_ramp`` (upstream's dataset code uses a hard ``n_z > 0.1``), times an
+   optional photo-space ``mask`` (e.g. a face-parsing mask);
+3. the photo is sampled **bilinearly** at the projected point, at its full resolution;
+4. **mirrored fill** (with ``symmetry_vertices``, the unposed mesh in a frame where x -> -x is the
+   face's mirror): a texel not fully visible takes the colour of the visible texel nearest to its
+   mirrored 3-D point (within ``mirror_tolerance`` x the diagonal), blended by the visibility weight;
+5. **smooth fill** for the rest: a pull-push (coarse-to-fine weighted average) over the whole map,
+   which also pads outside the UV islands so bilinear lookups never bleed black across seams.
+
+Conventions: ``photo (H, W, 3) uint8``; ``vertices (N, 3)`` OpenCV camera frame (x right, y down,
+z forward); ``K (3, 3)`` the photo's pixel intrinsics, pixel centres at integers; UVs as OBJ
+(``fk.geometry.uv``): row 0 of the returned texture is ``v = 1``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fk.errors import ShapeError
+
+# codes of UVProjection.source
+OUTSIDE, PHOTO, MIRRORED, FILLED = 0, 1, 2, 3
+
+
+@dataclass
+class UVProjection:
+    """The projected texture and where each texel came from.
+
+    ``texture (S, S, 3) uint8``; ``confidence (S, S) float32`` in [0, 1] (1: straight from the photo or
+    its mirror); ``source (S, S) uint8``: 0 outside the layout, 1 photo, 2 mirrored, 3 smooth fill
+    (the larger share of each texel's colour); ``stats``: fractions of the layout's texels per source.
+    """
+
+    texture: np.ndarray
+    confidence: np.ndarray
+    source: np.ndarray
+    stats: dict[str, float] = field(default_factory=dict)
+
+    def source_image(self) -> np.ndarray:
+        """The ``source`` codes as a picture: grey outside, green photo, blue mirrored, orange filled."""
+        palette = np.array([[40, 40, 40], [60, 170, 80], [70, 110, 220], [230, 150, 50]], np.uint8)
+        return palette[self.source]
+
+
+def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
+    t = np.clip((x - e0) / max(e1 - e0, 1e-12), 0.0, 1.0)
+    return t * t * (3 - 2 * t)
+
+
+def pull_push_fill(image: np.ndarray, weight: np.ndarray, levels: int | None = None) -> np.ndarray:
+    """Fill an image where ``weight`` is low with a smooth weighted average of its surroundings.
+
+    ``image (H, W, C)`` float, ``weight (H, W)`` in [0, 1]. Pull: halve the resolution repeatedly,
+    averaging colour x weight and weight over 2x2 blocks (weights saturate at 1); push: from the
+    coarsest level up, each level's missing share ``1 - w`` is taken from the bilinearly upsampled
+    coarser result. Known pixels (weight 1) are returned unchanged. Returns ``(H, W, C)`` float64.
+    """
+    import torch
+
+    img = np.asarray(image, np.float64)
+    w = np.clip(np.asarray(weight, np.float64), 0.0, 1.0)
+    if img.shape[:2] != w.shape:
+        raise ShapeError(f"weight {w.shape} must match image {img.shape[:2]}")
+    if levels is None:
+        levels = int(np.ceil(np.log2(max(img.shape[:2])))) + 1
+    pyramid = [(img * w[..., None], w)]
+    for _ in range(levels):
+        cw, ww = pyramid[-1]
+        if min(ww.shape) <= 1:
+            break
+        h2, w2 = (ww.shape[0] + 1) // 2, (ww.shape[1] + 1) // 2
+        pad = ((0, 2 * h2 - ww.shape[0]), (0, 2 * w2 - ww.shape[1]))
+        cw = np.pad(cw, (*pad, (0, 0)))
+        ww = np.pad(ww, pad)
+        cw = cw.reshape(h2, 2, w2, 2, -1).sum((1, 3))
+        ww = ww.reshape(h2, 2, w2, 2).sum((1, 3))
+        scale = np.minimum(1.0, ww) / np.maximum(ww, 1e-12)  # normalise heavy blocks to weight 1
+        pyramid.append((cw * scale[..., None], ww * scale))
+    cw, ww = pyramid[-1]
+    colour = cw / np.maximum(ww, 1e-12)[..., None]
+    for cw, ww in reversed(pyramid[:-1]):
+        up = (
+            torch.nn.functional.interpolate(
+                torch.from_numpy(colour).permute(2, 0, 1)[None],
+                size=ww.shape,
+                mode="bilinear",
+                align_corners=False,
+            )[0]
+            .permute(1, 2, 0)
+            .numpy()
+        )
+        colour = cw + (1.0 - ww)[..., None] * up  # cw already carries weight ww
+    return colour
+
+
+def _depth_map(
+    vertices: np.ndarray, faces: np.ndarray, K: np.ndarray, size: tuple[int, int], backend: str
+) -> np.ndarray:
+    import torch
+
+    from fk.render.mesh import render_mesh
+
+    with torch.no_grad():
+        out = render_mesh(
+            torch.as_tensor(vertices, dtype=torch.float32)[None],
+            faces,
+            torch.as_tensor(K, dtype=torch.float32),
+            size,
+            backend=backend,
+        )
+    return out.depth[0].double().numpy()
+
+
+def project_photo_to_uv(
+    photo: Any,
+    vertices: Any,
+    faces: Any,
+    uvs: Any,
+    uv_faces: Any,
+    K: Any,
+    uv_size: int = 1024,
+    *,
+    symmetry_vertices: Any = None,
+    mask: Any = None,
+    min_facing: float = 0.1,
+    facing_ramp: float = 0.25,
+    depth_tolerance: float = 0.01,
+    mirror_tolerance: float = 0.02,
+    depth_max_side: int = 1024,
+    fill: bool = True,
+    backend: str = "auto",
+) -> UVProjection:
+    """Project ``photo`` onto the mesh and unwrap it into a ``uv_size``² texture (see the module docstring).
+
+    Args:
+        photo: (H, W, 3) uint8 RGB.
+        vertices: (N, 3) the posed mesh in the photo's OpenCV camera frame.
+        faces: (F, 3) 0-based, outward (counter-clockwise seen from outside).
+        uvs, uv_faces: (T, 2) and (F, 3), OBJ convention (v up).
+        K: (3, 3) pixel intrinsics of ``photo``.
+        symmetry_vertices: (N, 3) the same mesh unposed, mirror-symmetric under x -> -x; None: no mirror fill.
+        mask: optional (H, W) photo-space weight in [0, 1] (bool allowed) multiplying the visibility.
+        fill: smooth-fill what neither the photo nor the mirror gives (False: leave it black).
+        backend: rasteriser for the UV layout and the depth map (``fk.render`` backends).
+    """
+    from scipy.ndimage import map_coordinates
+
+    from fk.geometry.uv import texel_map
+    from fk.io.mesh import vertex_normals
+
+    photo = np.asarray(photo)
+    if photo.ndim != 3 or photo.shape[2] != 3 or photo.dtype != np.uint8:
+        raise ShapeError(f"photo: expected (H, W, 3) uint8, got {photo.shape} {photo.dtype}")
+    verts = np.asarray(vertices, np.float64)
+    faces = np.asarray(faces, np.int64)
+    K = np.asarray(K, np.float64)
+    if verts.ndim != 2 or verts.shape[1] != 3:
+        raise ShapeError(f"vertices: expected (N, 3), got {verts.shape}")
+    if K.shape != (3, 3):
+        raise ShapeError(f"K: expected (3, 3), got {K.shape}")
+    size = int(uv_size)
+    ctx_backend = "cpu" if backend == "auto" else backend
+    tmap = texel_map(uvs, uv_faces, size, backend=ctx_backend)
+    covered = tmap.covered
+    n_cov = int(covered.sum())
+    diag = float(np.linalg.norm(verts.max(0) - verts.min(0)))
+
+    # 1. texel points and normals in the camera frame
+    points = tmap.gather(verts, faces)
+    normals = tmap.gather(vertex_normals(verts, faces), faces)
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+    view = points / np.maximum(np.linalg.norm(points, axis=1, keepdims=True), 1e-12)
+    facing = -(normals * view).sum(1)
+
+    # 2. visibility: in front of the z-buffer, facing the camera, inside the photo (and the mask)
+    h, w = photo.shape[:2]
+    z = np.maximum(points[:, 2], 1e-9)
+    px = (K[0, 0] * points[:, 0] + K[0, 1] * points[:, 1]) / z + K[0, 2]
+    py = K[1, 1] * points[:, 1] / z + K[1, 2]
+    scale = min(1.0, depth_max_side / max(h, w))
+    dh, dw = max(1, round(h * scale)), max(1, round(w * scale))
+    shrink = np.array([[dw / w, 0, 0.5 * dw / w - 0.5], [0, dh / h, 0.5 * dh / h - 0.5], [0, 0, 1.0]])
+    depth = _depth_map(verts, faces, shrink @ K, (dh, dw), ctx_backend)
+    dx = np.rint(px * dw / w + 0.5 * dw / w - 0.5).astype(np.int64)
+    dy = np.rint(py * dh / h + 0.5 * dh / h - 0.5).astype(np.int64)
+    inside = (points[:, 2] > 0) & (dx >= 0) & (dx < dw) & (dy >= 0) & (dy < dh)
+    zbuf = np.zeros(n_cov)
+    zbuf[inside] = depth[dy[inside], dx[inside]]
+    unoccluded = inside & (zbuf > 0) & (points[:, 2] <= zbuf + depth_tolerance * diag)
+    weight = _smoothstep(min_facing, min_facing + facing_ramp, facing) * unoccluded
+    if mask is not None:
+        m = np.asarray(mask, np.float64)
+        if m.shape != (h, w):
+            raise ShapeError(f"mask: expected ({h}, {w}) like the photo, got {m.shape}")
+        mx = np.clip(np.rint(px).astype(np.int64), 0, w - 1)
+        my = np.clip(np.rint(py).astype(np.int64), 0, h - 1)
+        weight = weight * np.where(inside, m[my, mx], 0.0)
+
+    # 3. bilinear photo samples at the projected points (full resolution)
+    coords = np.stack([np.clip(py, 0, h - 1), np.clip(px, 0, w - 1)])
+    colour = (
+        np.stack(
+            [
+                map_coordinates(photo[..., c].astype(np.float32), coords, order=1, mode="nearest")
+                for c in range(3)
+            ],
+            axis=1,
+        ).astype(np.float64)
+        / 255.0
+    )
+
+    # 4. mirrored fill from the visible texel nearest to each texel's mirror point
+    mirror_share = np.zeros(n_cov)
+    if symmetry_vertices is not None:
+        from scipy.spatial import cKDTree
+
+        sym = np.asarray(symmetry_vertices, np.float64)
+        if sym.shape != verts.shape:
+            raise ShapeError(f"symmetry_vertices: expected {verts.shape}, got {sym.shape}")
+        canon = tmap.gather(sym, faces)
+        sdiag = float(np.linalg.norm(sym.max(0) - sym.min(0)))
+        donors = np.flatnonzero(weight >= 0.5)
+        needs = np.flatnonzero(weight < 1.0)
+        if len(donors) and len(needs):
+            tree = cKDTree(canon[donors])
+            dist, nn = tree.query(
+                canon[needs] * np.array([-1.0, 1.0, 1.0]), k=1, distance_upper_bound=mirror_tolerance * sdiag
+            )
+            ok = np.isfinite(dist)
+            src = donors[nn[ok]]
+            dst = needs[ok]
+            share = (1.0 - weight[dst]) * weight[src]
+            colour[dst] = (weight[dst, None] * colour[dst] + share[:, None] * colour[src]) / np.maximum(
+                weight[dst] + share, 1e-12
+            )[:, None]
+            mirror_share[dst] = share
+    confidence = np.clip(weight + mirror_share, 0.0, 1.0)
+
+    # 5. smooth fill of the rest (and padding around the islands)
+    tex = np.zeros((size, size, 3))
+    conf_map = np.zeros((size, size))
+    tex[covered] = colour
+    conf_map[covered] = confidence
+    if fill:
+        filled = pull_push_fill(tex, conf_map)
+        tex = conf_map[..., None] * tex + (1.0 - conf_map[..., None]) * filled
+    texture = np.clip(np.rint(tex * 255.0), 0, 255).astype(np.uint8)
+
+    source = np.zeros((size, size), np.uint8)
+    code = np.full(n_cov, FILLED, np.uint8)
+    code[mirror_share > np.maximum(weight, 1.0 - confidence)] = MIRRORED
+    code[weight >= np.maximum(mirror_share, 1.0 - confidence)] = PHOTO
+    source[covered] = code
+    stats = {
+        "photo": float(np.mean(code == PHOTO)) if n_cov else 0.0,
+        "mirrored": float(np.mean(code == MIRRORED)) if n_cov else 0.0,
+        "filled": float(np.mean(code == FILLED)) if n_cov else 0.0,
+        "layout_coverage": n_cov / float(size * size),
+    }
+    return UVProjection(texture=texture, confidence=conf_map.astype(np.float32), source=source, stats=stats)
+
+
+__all__ = ["FILLED", "MIRRORED", "OUTSIDE", "PHOTO", "UVProjection", "project_photo_to_uv", "pull_push_fill"]

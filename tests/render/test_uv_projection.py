@@ -1,0 +1,179 @@
+"""Photo -> UV projection (fk.render.uv_projection) on a photo rendered from a known texture."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from fk.geometry.rotations import euler_to_matrix
+from fk.render.uv_projection import FILLED, MIRRORED, OUTSIDE, PHOTO, project_photo_to_uv, pull_push_fill
+
+UV = 256
+SIZE = 320
+
+
+def _symmetric_texture(size: int = 256) -> np.ndarray:
+    """A smooth, colourful texture that is mirror-symmetric about u = 0.5 (the demo head's midline)."""
+    c = (np.arange(size) + 0.5) / size
+    u, v = np.meshgrid(c, 1 - c)
+    a = np.abs(u - 0.5)
+    rgb = np.stack(
+        [
+            0.5 + 0.4 * np.sin(14 * a + 3 * v),
+            0.5 + 0.4 * np.cos(9 * v - 6 * a),
+            0.5 + 0.3 * np.sin(20 * a * v + 2),
+        ],
+        -1,
+    )
+    return np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
+
+
+def _scene(yaw_deg: float):
+    from fk.models.demo import demo_head_arrays
+    from fk.render.mesh import render_mesh
+
+    a = demo_head_arrays()
+    canon = np.asarray(a["mean_shape"]).reshape(-1, 3)
+    rot = euler_to_matrix(np.array([0.0, np.deg2rad(yaw_deg), 0.0]), "xyz")
+    world = canon @ rot.T
+    cam = np.stack([world[:, 0], -world[:, 1], 10.0 - world[:, 2]], 1)  # OpenCV frame, camera 10 dm away
+    K = np.array([[1100.0, 0, SIZE / 2 - 0.5], [0, 1100.0, SIZE / 2 - 0.5], [0, 0, 1]])
+    tex = _symmetric_texture()
+    with torch.no_grad():
+        out = render_mesh(
+            torch.as_tensor(cam, dtype=torch.float32)[None],
+            a["triangles"],
+            torch.as_tensor(K, dtype=torch.float32),
+            (SIZE, SIZE),
+            uvs=torch.as_tensor(a["uvs"]),
+            uv_faces=a["uv_faces"],
+            texture=tex,
+            backend="cpu",
+        )
+    photo = np.where(out.mask[0, ..., None].numpy(), out.rgb[0].numpy(), 0.0)
+    photo = np.clip(np.rint(photo * 255), 0, 255).astype(np.uint8)
+    return a, canon, cam, K, tex, photo
+
+
+def _truth(tex: np.ndarray, size: int) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(tex).resize((size, size), Image.BILINEAR)).astype(np.float64)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-12)))
+
+
+@pytest.fixture(scope="module")
+def turned():
+    a, canon, cam, K, tex, photo = _scene(40.0)
+    proj = project_photo_to_uv(
+        photo, cam, a["triangles"], a["uvs"], a["uv_faces"], K, UV, symmetry_vertices=canon, backend="cpu"
+    )
+    return a, canon, cam, K, tex, photo, proj
+
+
+def test_visible_texels_reproduce_the_texture_the_photo_was_rendered_from(turned):
+    *_, tex, _photo, proj = turned
+    truth = _truth(tex, UV)
+    seen = (proj.source == PHOTO) & (proj.confidence >= 0.999)
+    assert seen.mean() > 0.15, "a 40° view shows a good part of the head"
+    assert _psnr(proj.texture[seen], truth[seen]) >= 25.0
+
+
+def test_texels_seen_only_on_the_other_side_come_from_their_mirror(turned):
+    a, canon, cam, K, tex, photo, proj = turned
+    truth = _truth(tex, UV)
+    mirrored = proj.source == MIRRORED
+    assert proj.stats["mirrored"] > 0.03, "turned 40°, one cheek is hidden and mirrored from the other"
+    assert _psnr(proj.texture[mirrored], truth[mirrored]) >= 20.0
+    # without a symmetric shape those texels are only smoothly filled, and worse
+    plain = project_photo_to_uv(photo, cam, a["triangles"], a["uvs"], a["uv_faces"], K, UV, backend="cpu")
+    assert not (plain.source == MIRRORED).any()
+    assert (plain.source[mirrored] == FILLED).mean() > 0.9
+    assert (
+        _psnr(plain.texture[mirrored], truth[mirrored]) < _psnr(proj.texture[mirrored], truth[mirrored]) - 2
+    )
+
+
+def test_sources_partition_the_layout_and_the_fill_leaves_no_black(turned):
+    *_, proj = turned
+    codes = set(np.unique(proj.source).tolist())
+    assert codes <= {OUTSIDE, PHOTO, MIRRORED, FILLED}
+    assert {PHOTO, FILLED} <= codes
+    assert proj.texture.shape == (UV, UV, 3)
+    assert proj.texture.dtype == np.uint8
+    assert proj.texture.reshape(-1, 3).sum(1).min() > 30, "the smooth fill reaches every texel"
+    assert abs(sum(proj.stats[k] for k in ("photo", "mirrored", "filled")) - 1.0) < 1e-9
+
+
+def test_a_zero_mask_copies_nothing_from_the_photo(turned):
+    a, canon, cam, K, tex, photo, _ = turned
+    proj = project_photo_to_uv(
+        photo,
+        cam,
+        a["triangles"],
+        a["uvs"],
+        a["uv_faces"],
+        K,
+        64,
+        mask=np.zeros(photo.shape[:2]),
+        backend="cpu",
+    )
+    assert not (proj.source == PHOTO).any()
+    assert not (proj.source == MIRRORED).any()
+
+
+def test_occluded_texels_are_not_taken_from_the_photo():
+    """The back of the head faces away and sits behind the face: never photo texels."""
+    a, canon, cam, K, tex, photo = _scene(0.0)
+    proj = project_photo_to_uv(photo, cam, a["triangles"], a["uvs"], a["uv_faces"], K, 128, backend="cpu")
+    # demo head: u = 0 / 1 is the back of the head (longitude +-180°)
+    back = proj.source[:, np.r_[0:16, 112:128]]
+    assert (back != PHOTO).all()
+
+
+def test_pull_push_keeps_known_pixels_and_fills_holes_smoothly():
+    rng = np.random.default_rng(0)
+    img = np.full((37, 50, 3), 0.25)
+    img[..., 1] = 0.75
+    w = (rng.random((37, 50)) > 0.7).astype(float)
+    out = pull_push_fill(img * w[..., None], w)
+    np.testing.assert_allclose(out[w == 1], img[w == 1], atol=1e-12)
+    np.testing.assert_allclose(out, img, atol=1e-9)  # a constant image is filled with that constant
+    ramp = np.linspace(0, 1, 64)[None, :, None] * np.ones((64, 64, 1))
+    w2 = np.zeros((64, 64))
+    w2[:, :8], w2[:, -8:] = 1, 1
+    filled = pull_push_fill(ramp * w2[..., None], w2)[..., 0]
+    # every filled value is a weighted average of known ones; the gap's middle lies between the two bands
+    assert filled.min() >= 0
+    assert filled.max() <= 1
+    assert 0.35 < filled[32, 32] < 0.65
+    assert filled[32, 12] < filled[32, 32] < filled[32, 52]
+
+
+def test_bad_inputs_name_the_argument():
+    from fk.errors import ShapeError
+
+    with pytest.raises(ShapeError, match="photo"):
+        project_photo_to_uv(
+            np.zeros((4, 4), np.uint8),
+            np.zeros((3, 3)),
+            [[0, 1, 2]],
+            np.zeros((3, 2)),
+            [[0, 1, 2]],
+            np.eye(3),
+            8,
+        )
+    with pytest.raises(ShapeError, match="K"):
+        project_photo_to_uv(
+            np.zeros((4, 4, 3), np.uint8),
+            np.zeros((3, 3)),
+            [[0, 1, 2]],
+            np.zeros((3, 2)),
+            [[0, 1, 2]],
+            np.eye(2),
+            8,
+        )
