@@ -21,3 +21,10 @@ def fk_assets():
     from fk.models.assets import ASSETS
 
     yield from ASSETS
+
+
+@hookimpl
+def fk_executors():
+    from fk.engine.executors.backends import EXECUTORS
+
+    yield from EXECUTORS

@@ -201,6 +201,26 @@ class RendererBackend:
     plugin: str = field(default="", compare=False)
 
 
+@dataclass(frozen=True)
+class ExecutorBackend:
+    """Where a run's items execute (``fk run --executor NAME``): serial, process, dask, ray, or a
+    third party's (a Slurm array...).
+
+    ``factory`` is an import string of a class called with one
+    :class:`fk.engine.executors.ExecutorSettings`; the instance implements
+    ``map_unordered(fn, tasks)`` and ``shutdown()`` (see ``fk.engine.executors``).
+    ``probe()`` returns ``(available, reason)`` without importing the engine it drives;
+    ``install`` is the command that makes it available.
+    """
+
+    name: str
+    factory: str
+    probe: Callable[[], tuple[bool, str]]
+    summary: str = ""
+    install: str = ""
+    plugin: str = field(default="", compare=False)
+
+
 def import_string(spec: str) -> Any:
     """Import ``"package.module:attr"`` (or ``"package.module"``)."""
     module_name, _, attr = spec.partition(":")

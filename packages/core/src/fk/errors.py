@@ -70,6 +70,12 @@ class NoFaceError(InputError):
     """No face was found in an image: the item is recorded as failed, the batch goes on."""
 
 
+class TransientError(FkError):
+    """Raised by a component for a failure worth another attempt (a network file system hiccup,
+    a lost GPU): the item leaves the worker unrecorded and the executor runs it again, up to
+    ``fk run --retries N`` times; after that it is recorded as failed with this reason."""
+
+
 class ItemFiltered(Exception):  # noqa: N818 - a decision, not an error
     """Raised by a component to drop an item on purpose (a density filter, a review reject).
 

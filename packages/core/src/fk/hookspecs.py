@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from fk.components import Asset, Component, RendererBackend
+    from fk.components import Asset, Component, ExecutorBackend, RendererBackend
 
 hookspec = pluggy.HookspecMarker("fk")
 hookimpl = pluggy.HookimplMarker("fk")
@@ -73,6 +73,11 @@ def fk_assets() -> Iterable[Asset]:
 @hookspec
 def fk_renderer_backends() -> Iterable[RendererBackend]:
     """Yield rasterisation backends with nvdiffrast's API (core yields ``cpu`` and ``nvdiffrast``)."""
+
+
+@hookspec
+def fk_executors() -> Iterable[ExecutorBackend]:
+    """Yield executors for ``fk run --executor`` (core yields ``serial``, ``process``, ``dask`` and ``ray``)."""
 
 
 @hookspec

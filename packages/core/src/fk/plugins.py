@@ -26,7 +26,7 @@ import importlib_metadata
 import pluggy
 
 from fk import hookspecs
-from fk.components import STAGES, Asset, Component, RendererBackend
+from fk.components import STAGES, Asset, Component, ExecutorBackend, RendererBackend
 from fk.errors import MissingError, PluginError
 
 ENTRY_POINT_GROUP = "fk"
@@ -198,6 +198,19 @@ class FkPluginManager(pluggy.PluginManager):
             except Exception as exc:  # noqa: BLE001
                 self._mark_broken(self._info[name], exc)
         return sorted(out, key=lambda b: (-b.priority, b.name))
+
+    def executors(self) -> list[ExecutorBackend]:
+        """Every executor by name; the first plugin (in name order, core first) to yield a name keeps it."""
+        out: dict[str, ExecutorBackend] = {}
+        for name in ["core", *sorted(n for n in self._info if n != "core")]:
+            if name not in self._info:
+                continue
+            try:
+                for e in self._collect("fk_executors", name):
+                    out.setdefault(e.name, replace(e, plugin=name))
+            except Exception as exc:  # noqa: BLE001
+                self._mark_broken(self._info[name], exc)
+        return list(out.values())
 
 
 def unknown_component_message(ref: str, comps: dict[str, Component]) -> tuple[str, str]:

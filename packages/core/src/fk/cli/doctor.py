@@ -46,6 +46,9 @@ def collect(pm: Any) -> dict[str, Any]:
 
     backends = describe_backends()
     report["renderer"] = {"auto": next((b["name"] for b in backends if b["chosen"]), None), "backends": backends}
+    from fk.engine.executors import describe_executors
+
+    report["executors"] = describe_executors()
     report["libraries"] = {m: _version(m) for m in OPTIONAL_LIBS}
     try:
         from fk.models import available_models
@@ -71,6 +74,10 @@ def show(report: dict[str, Any], out: Any) -> None:
     for b in r["backends"]:
         mark = "[green]✓[/]" if b["available"] else "[yellow]✗[/]"
         out.text(f"  {mark} {b['name']}: {b['reason']}")
+    out.text("executors (fk run --executor NAME):")
+    for e in report["executors"]:
+        mark = "[green]✓[/]" if e["available"] else "[yellow]✗[/]"
+        out.text(f"  {mark} {e['name']}: {e['reason']}")
     libs = ", ".join(f"{k} {v}" if v else f"[dim]{k} missing[/]" for k, v in report["libraries"].items())
     out.text(f"libraries: {libs}")
     out.table("Face models", ["model", "ready", "where / what is missing"],

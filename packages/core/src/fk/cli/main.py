@@ -144,6 +144,15 @@ def run(
     resume: Annotated[bool, typer.Option("--resume", help="Skip items a previous run finished.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and print the plan; run nothing.")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Local worker processes.")] = 1,
+    executor: Annotated[Optional[str], typer.Option(  # noqa: UP007
+        "--executor", help="Where items run: serial, process, dask, ray, or a plugin's (fk doctor lists them); "
+                           "default serial, or process with --workers > 1.")] = None,
+    address: Annotated[Optional[str], typer.Option(  # noqa: UP007
+        "--address", help="An existing cluster: the dask scheduler (tcp://host:8786) or the Ray head "
+                          "(ray://host:10001, or auto). Without it, dask/ray start on this machine.")] = None,
+    retries: Annotated[int, typer.Option("--retries", min=0,
+                                         help="Run an item again up to N times when its task raised "
+                                              "(a lost worker, a transient error).")] = 0,
     json_: JsonOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
 ) -> None:
@@ -168,9 +177,14 @@ def run(
                            ", ".join(f"{k}={v!r}" for k, v in s.params.items()), s.dir] for s in plan.steps])
             output.text(f"{len(info['items'])} item(s) → {out_dir}")
         return
+    if address and executor is None:
+        from fk.errors import UsageError
+
+        raise UsageError("--address names a dask or Ray cluster", hint="Add --executor dask or --executor ray.")
     for note in plan.notices:  # said once, before any item runs (also in --json and the manifest)
         output.note(f"[yellow]note:[/] {note}")
-    summary = run_plan(plan, RunOptions(out_dir, resume=resume, workers=workers,
+    summary = run_plan(plan, RunOptions(out_dir, resume=resume, workers=workers, executor=executor,
+                                        address=address, retries=retries,
                                         progress=not (json_ or quiet) and sys.stderr.isatty()))
     if json_:
         output.json(summary.to_dict())

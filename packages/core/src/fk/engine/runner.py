@@ -1,4 +1,4 @@
-"""Run a validated :class:`fk.recipe.Plan`: item by item, resumable, with a manifest.
+"""Run a validated :class:`fk.recipe.Plan`: item by item, on any executor, resumable, with a manifest.
 
 Layout of a run folder (``--out``)::
 
@@ -10,7 +10,9 @@ Layout of a run folder (``--out``)::
 An item is one file of the recipe's iterated input. A step whose component fans
 out (a detector finding two faces) turns it into child items ``{key}_{NN}`` for
 the steps after it. One failing item (or child) is recorded and the rest go on.
-``--resume`` skips items whose record says they finished with the same plan.
+``--resume`` skips items whose record says they finished with the same plan, whichever
+executor wrote it (``fk.engine.executors``: serial, process, dask, ray). Records stream to disk
+as items finish (``fk.engine.records``); the engine holds totals, not records.
 """
 
 from __future__ import annotations
@@ -29,11 +31,11 @@ from typing import Any
 from fk import atomic
 from fk.components import Component, outputs_of
 from fk.engine.context import ItemContext
-from fk.engine.executors import Executor, make_executor
-from fk.errors import ExitCode, FkError, ItemFiltered
+from fk.engine.executors import Executor, ExecutorSettings, TaskFailed, make_executor
+from fk.engine.node_check import ensure_node_ready
+from fk.engine.records import RECORDS_DIR, RunRecords, manifest_item, write_json_streaming, write_record
+from fk.errors import ExitCode, FkError, ItemFiltered, TransientError
 from fk.recipe import Plan, StepPlan
-
-RECORDS_DIR = ".fk/items"
 
 
 class Interrupted(FkError):
@@ -46,6 +48,9 @@ class RunOptions:
     resume: bool = False
     workers: int = 1
     progress: bool = True
+    executor: str | None = None  # serial, process, dask, ray or a plugin's (None: by --workers)
+    address: str | None = None  # an existing dask scheduler / ray head
+    retries: int = 0  # extra attempts for an item whose task raised (TransientError, lost worker)
 
 
 @dataclass
@@ -156,6 +161,7 @@ def _jsonable(value: Any, ref: str) -> Any:
 def process_item(task: ItemTask) -> dict[str, Any]:
     """Run every item-scope step on one input item; return (and write) its record."""
     plan, run_dir = task.plan, Path(task.run_dir)
+    ensure_node_ready(plan)  # a worker without the plugins or model files stops the run with one line
     source = Path(task.source)
     keep = collected_refs(plan)
     record: dict[str, Any] = {"key": task.key, "source": str(source), "digest": plan.digest(),
@@ -182,6 +188,8 @@ def process_item(task: ItemTask) -> dict[str, Any]:
                 hook.fk_before_step(step_id=step.id, component=step.component, item_key=key)
                 runner = _runner_for(plan, step)
                 result = outputs_of(step.component, runner(_gather(step, vals), ctx))
+            except TransientError:
+                raise  # the executor runs the whole item again (atomic writers leave no half file)
             except ItemFiltered as decision:  # dropped on purpose: not a failure
                 record["outputs"].extend(ctx.written)
                 record["filtered"].append({"item": key, "step": step.id, "reason": str(decision),
@@ -239,8 +247,17 @@ def process_item(task: ItemTask) -> dict[str, Any]:
     run_from(0, task.key, values)
     statuses = {leaf["status"] for leaf in record["leaves"].values()} - {"filtered"}
     record["status"] = "ok" if statuses <= {"ok"} else ("failed" if statuses <= {"failed"} else "partial")
-    atomic.write_json(run_dir / RECORDS_DIR / f"{task.key}.json", record)
+    write_record(run_dir, record)
     return record
+
+
+def failed_task_record(task: ItemTask, failed: TaskFailed) -> dict[str, Any]:
+    """The record of an item whose task kept raising (its retries spent): failed, with the reason."""
+    return {"key": task.key, "source": task.source, "digest": task.plan.digest(), "source_sha256": None,
+            "leaves": {task.key: {"status": "failed", "values": {}}}, "outputs": [], "timings": {},
+            "messages": [], "filtered": [], "status": "failed",
+            "failures": [{"item": task.key, "step": "(task)", "component": "", "error": failed.error,
+                          "type": failed.type, "attempts": failed.attempts}]}
 
 
 def _finished_record(run_dir: Path, key: str, digest: str) -> dict[str, Any] | None:
@@ -281,22 +298,25 @@ def run_plan(plan: Plan, options: RunOptions, executor: Executor | None = None, 
     iterated = plan.iterated_input
     sources = item_keys(iterated.items()) if iterated and plan.item_steps else []
 
-    records: dict[str, dict[str, Any]] = {}
+    records = RunRecords(out, keep_leaves=bool(plan.run_steps))
     todo: list[ItemTask] = []
     skipped = 0
     for key, src in sources:
         rec = _finished_record(out, key, digest) if options.resume else None
         if rec is not None:
-            records[key] = rec
+            records.add(rec)
             skipped += 1
         else:
             todo.append(ItemTask(key, str(src), plan, str(out)))
 
     progress = _Progress(plan, len(sources), enabled=options.progress, reporter=reporter)
-    for rec in records.values():
-        progress.item_done(rec)
+    if options.progress:
+        for _key, rec in records.iter_records():
+            progress.item_done(rec)
     own_executor = executor is None
-    executor = executor or make_executor(min(options.workers, max(1, len(todo))))
+    settings = ExecutorSettings(workers=min(options.workers, max(1, len(todo))), address=options.address,
+                                retries=options.retries)
+    executor = executor or make_executor(options.executor, settings)
     interrupted = False
     run_step_failed = False
     failures: list[dict[str, Any]] = []
@@ -306,7 +326,10 @@ def run_plan(plan: Plan, options: RunOptions, executor: Executor | None = None, 
         with progress:
             try:
                 for rec in executor.map_unordered(process_item, todo):
-                    records[rec["key"]] = rec
+                    if isinstance(rec, TaskFailed):
+                        rec = failed_task_record(rec.task, rec)
+                        write_record(out, rec)
+                    records.add(rec)
                     progress.item_done(rec)
                 if plan.run_steps:
                     run_step_failed = _run_scope_steps(plan, out, records, failures, run_outputs, progress,
@@ -317,11 +340,10 @@ def run_plan(plan: Plan, options: RunOptions, executor: Executor | None = None, 
         if own_executor:
             executor.shutdown()
         close_runners()  # models loaded by in-process steps are released with the run
-    for key in sorted(records):
-        failures.extend(records[key]["failures"])
+    failures.extend(records.failures())
     failures.sort(key=lambda f: (f["item"], f["step"]))
-    succeeded = sum(1 for r in records.values() if r["status"] == "ok")
-    filtered = sum(len(r.get("filtered", [])) for r in records.values())
+    succeeded = records.succeeded
+    filtered = records.filtered
     summary = RunSummary(out, len(sources), succeeded, len(records) - succeeded, skipped,
                          failures, time.perf_counter() - t0, filtered, interrupted, run_step_failed,
                          run_outputs=run_outputs, run_timings=run_timings, notices=list(plan.notices))
@@ -333,13 +355,13 @@ def run_plan(plan: Plan, options: RunOptions, executor: Executor | None = None, 
     return summary
 
 
-def _run_scope_steps(plan: Plan, out: Path, records: dict[str, dict[str, Any]], failures: list[dict[str, Any]],
+def _run_scope_steps(plan: Plan, out: Path, records: RunRecords, failures: list[dict[str, Any]],
                      written: list[dict[str, str]], progress: _Progress,
                      timings: dict[str, float] | None = None) -> bool:
     """Run the once-per-run steps on every item's collected values; True if one of them failed."""
     per_ref: dict[str, dict[str, Any]] = defaultdict(dict)
-    for key in sorted(records):
-        for leaf_key, leaf in sorted(records[key]["leaves"].items()):
+    for key in sorted(records.leaves):
+        for leaf_key, leaf in sorted(records.leaves[key].items()):
             for ref, value in leaf.get("values", {}).items():
                 per_ref[ref][leaf_key] = value
     values: dict[str, Any] = {}
@@ -348,7 +370,7 @@ def _run_scope_steps(plan: Plan, out: Path, records: dict[str, dict[str, Any]], 
     values.update(per_ref)
     hook = _hook()
     failed = False
-    item_failures = [f for key in sorted(records) for f in records[key]["failures"]]
+    item_failures = records.failures()
     for step in plan.run_steps:
         ctx = ItemContext(key="_run", source=None, step_id=step.id, run_dir=out, step_dir=out / step.dir,
                           options=dict(plan.params), failures=[dict(f) for f in item_failures])
@@ -377,20 +399,14 @@ def _run_scope_steps(plan: Plan, out: Path, records: dict[str, dict[str, Any]], 
     return failed
 
 
-def _write_manifest(plan: Plan, out: Path, records: dict[str, dict[str, Any]], summary: RunSummary,
+def _write_manifest(plan: Plan, out: Path, records: RunRecords, summary: RunSummary,
                     started: float, version: str) -> Path:
+    """manifest.json, its per-item entries read back from the records one at a time."""
     from fk.plugins import get_plugin_manager
 
-    timings: dict[str, dict[str, float]] = {}
-    for rec in records.values():
-        for sid, (secs, count) in rec.get("timings", {}).items():
-            t = timings.setdefault(sid, {"seconds": 0.0, "count": 0})
-            t["seconds"] += secs
-            t["count"] += count
+    timings = records.timing_summary()
     for sid, secs in summary.run_timings.items():  # run-scope steps ran once
-        timings[sid] = {"seconds": secs, "count": 1}
-    for t in timings.values():
-        t["mean_seconds"] = t["seconds"] / max(1, t["count"])
+        timings[sid] = {"seconds": secs, "count": 1, "mean_seconds": secs}
     plugins = [{"name": p.name, "distribution": p.distribution, "version": p.version}
                for p in get_plugin_manager().plugins()]
     try:
@@ -410,15 +426,10 @@ def _write_manifest(plan: Plan, out: Path, records: dict[str, dict[str, Any]], s
         "plugins": plugins,
         "counts": {"items": summary.items, "succeeded": summary.succeeded, "failed": summary.failed,
                    "skipped_by_resume": summary.skipped, "filtered": summary.filtered},
-        "items": {k: {"source": r["source"], "source_sha256": r.get("source_sha256"), "status": r["status"],
-                      "outputs": r["outputs"], "messages": r.get("messages", []),
-                      "filtered": r.get("filtered", [])}
-                  for k, r in sorted(records.items())},
-        "run_outputs": summary.run_outputs,
-        "timings": timings,
-        "failures": summary.failures,
     }
-    return atomic.write_json(out / "manifest.json", manifest)
+    tail = {"run_outputs": summary.run_outputs, "timings": timings, "failures": summary.failures}
+    items = ((k, manifest_item(r)) for k, r in records.iter_records())
+    return write_json_streaming(out / "manifest.json", manifest, "items", items, tail)
 
 
 # ----------------------------------------------------------------------------- progress

@@ -1,0 +1,123 @@
+"""Executors on this machine: ``serial`` (in-process) and ``process`` (a spawned process pool)."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from fk.engine.executors.base import (
+    ExecutorSettings,
+    TaskFailed,
+    WorkerCall,
+    describe_failure,
+    exception_type,
+    is_fatal,
+    node_name,
+)
+from fk.engine.executors.resources import WorkerCaps, local_workers, threads_per_worker, visible_gpus
+
+
+class SerialExecutor:
+    """In-process, one item after another (``--workers 1``, the default)."""
+
+    def __init__(self, settings: ExecutorSettings | None = None):
+        self.retries = (settings or ExecutorSettings()).retries
+
+    def map_unordered(self, fn: Callable[[Any], Any], tasks: Iterable[Any]) -> Iterator[Any]:
+        for task in tasks:
+            for attempt in range(self.retries + 1):
+                try:
+                    result = fn(task)
+                except Exception as exc:  # noqa: BLE001 - retried, then reported as TaskFailed
+                    if is_fatal(exc):
+                        raise
+                    if attempt == self.retries:
+                        yield TaskFailed(task, describe_failure(exc), exception_type(exc), attempt + 1)
+                    continue
+                yield result
+                break
+
+    def shutdown(self) -> None:
+        pass
+
+
+_worker_index = 0
+
+
+def _init_worker(caps: WorkerCaps, counter: Any) -> None:
+    # Runs in each spawned worker before any task: caps first, so torch/numba load capped.
+    global _worker_index
+    with counter.get_lock():
+        _worker_index = counter.value
+        counter.value += 1
+    caps.apply(_worker_index)
+
+
+def _call_in_worker(call: WorkerCall, task: Any) -> Any:
+    return call(task, _worker_index)
+
+
+class ProcessExecutor:
+    """``--workers N``: N spawned processes (spawn, not fork: torch and fork don't mix), never more
+    than the cores, each with its share of the cores' threads and its own GPU when there are several.
+
+    At most ``2 * N`` tasks are in flight, so a large dataset is never queued whole.
+    """
+
+    def __init__(self, settings: ExecutorSettings | int):
+        settings = ExecutorSettings(workers=settings) if isinstance(settings, int) else settings
+        self.workers = local_workers(settings.workers)
+        self.retries = settings.retries
+        self.caps = WorkerCaps(threads_per_worker(self.workers), tuple(visible_gpus()))
+        self.pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        ctx = multiprocessing.get_context("spawn")
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init_worker,
+                                   initargs=(self.caps, ctx.Value("i", 0)))
+
+    def map_unordered(self, fn: Callable[[Any], Any], tasks: Iterable[Any]) -> Iterator[Any]:
+        call = WorkerCall(fn, None)  # the pool's initializer applied the caps already
+        pending: dict[Future[Any], tuple[Any, int, ProcessPoolExecutor]] = {}
+
+        def submit(task: Any, attempt: int) -> None:
+            pending[self.pool.submit(_call_in_worker, call, task)] = (task, attempt, self.pool)
+
+        it = iter(tasks)
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < 2 * self.workers:
+                try:
+                    submit(next(it), 0)
+                except StopIteration:
+                    exhausted = True
+            if not pending:
+                return
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                task, attempt, pool = pending.pop(fut)
+                exc = fut.exception()
+                if exc is None:
+                    yield fut.result()
+                    continue
+                if is_fatal(exc):
+                    raise exc
+                if isinstance(exc, BrokenProcessPool):
+                    if pool is not self.pool:  # lost with a pool already replaced: not its fault
+                        submit(task, attempt)
+                        continue
+                    # a worker died (killed, out of memory): the pool is unusable, start a new one
+                    self.pool.shutdown(wait=False, cancel_futures=True)
+                    self.pool = self._new_pool()
+                    exc = RuntimeError("its worker process died (killed, or out of memory?)")
+                    exc.fk_node = node_name()  # type: ignore[attr-defined]
+                if attempt < self.retries:
+                    submit(task, attempt + 1)
+                else:
+                    yield TaskFailed(task, describe_failure(exc), exception_type(exc), attempt + 1)
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
