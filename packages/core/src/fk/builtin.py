@@ -1,7 +1,8 @@
 """fk-core's own plugin: registered through the same hooks as every other plugin.
 
-It provides the two renderer backends behind ``fk.render`` and the face-model
-assets of ``fk.models``. Nothing heavy is imported here.
+It provides the two renderer backends behind ``fk.render``, the face-model
+assets of ``fk.models``, the executors of ``fk run --executor`` and ``export:copy``
+(the smallest real component, for measuring the engine). Nothing heavy is imported here.
 """
 
 from __future__ import annotations
@@ -28,3 +29,12 @@ def fk_executors():
     from fk.engine.executors.backends import EXECUTORS
 
     yield from EXECUTORS
+
+
+@hookimpl
+def fk_export():
+    from fk.components import Component, Port
+
+    yield Component("export", "copy", "copy each item's input file into the step folder, unchanged",
+                    "fk.engine.copy_component:CopyInput", inputs=(Port("file", "path"),),
+                    outputs=(Port("copy", "path"),))

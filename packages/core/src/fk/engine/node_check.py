@@ -8,7 +8,7 @@ from typing import Any
 
 from fk.errors import MissingError
 
-_ready: set[str] = set()
+_ready: set[tuple[str, ...]] = set()
 
 
 def node_problem(plan: Any) -> str | None:
@@ -41,7 +41,7 @@ def node_problem(plan: Any) -> str | None:
 def ensure_node_ready(plan: Any) -> None:
     from fk.engine.executors.base import node_name
 
-    digest = plan.digest()
+    digest = (plan.digest(), *(str(s.component.factory) for s in plan.item_steps))
     if digest in _ready:
         return
     problem = node_problem(plan)

@@ -27,10 +27,11 @@ class SerialExecutor:
         self.retries = (settings or ExecutorSettings()).retries
 
     def map_unordered(self, fn: Callable[[Any], Any], tasks: Iterable[Any]) -> Iterator[Any]:
+        call = WorkerCall(fn)  # tags a failure with this node's name, as on the other executors
         for task in tasks:
             for attempt in range(self.retries + 1):
                 try:
-                    result = fn(task)
+                    result = call(task)
                 except Exception as exc:  # noqa: BLE001 - retried, then reported as TaskFailed
                     if is_fatal(exc):
                         raise
