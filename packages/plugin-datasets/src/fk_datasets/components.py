@@ -62,10 +62,14 @@ class DensityStep:
     LPFF, and stops there: ``ItemFiltered`` skips its crops without counting as a failure.
     """
 
-    def __init__(self, ffhq_labels: str | None = None, threshold: float = 0.4, **_: Any) -> None:
+    def __init__(self, ffhq_labels: str | None = None, threshold: float = 0.4, ffhq_kde: str | None = None,
+                 **_: Any) -> None:
         from fk_datasets.density_filter import DensityFilter
 
-        self.filter = DensityFilter.from_ffhq_labels(Path(ffhq_labels) if ffhq_labels else None, threshold)
+        if ffhq_kde:
+            self.filter = DensityFilter.from_kde_pickle(Path(ffhq_kde), threshold)
+        else:
+            self.filter = DensityFilter.from_ffhq_labels(Path(ffhq_labels) if ffhq_labels else None, threshold)
 
     def __call__(self, inputs: dict[str, Any], ctx: Any) -> dict[str, Any]:
         from fk.errors import ItemFiltered
@@ -81,7 +85,7 @@ class DensityStep:
             if realign is not None:
                 ctx.save_image(f"bad_re_align/{ctx.key}.png", realign.image, compress_level=1)
             why = (f"density {record['density']:.3f} >= {self.filter.threshold}" if record["density"] is not None
-                   else "inside the approximate 0.4 contour (no FFHQ labels given)")
+                   else "inside the approximate 0.4 contour (no kde.pkl or FFHQ labels given)")
             raise ItemFiltered(f"FFHQ-like pose: {why}",
                                details={"density": record["density"], "criterion": record.get("criterion")},
                                outputs={"record": record, "keep": False})

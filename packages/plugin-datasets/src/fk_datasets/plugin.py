@@ -38,10 +38,11 @@ def fk_crop():
 def fk_evaluate():
     yield Component(
         stage="evaluate", name="lpff-density",
-        summary="LPFF's density filter: Scott KDE of FFHQ-EG3D (theta, phi); keep faces with density < 0.4 "
-                "(without FFHQ labels: a documented ellipse approximation of that contour)",
+        summary="LPFF's density filter: LPFF's kde.pkl or a Scott KDE of FFHQ-EG3D (theta, phi); keep faces with "
+                "density < 0.4 (with neither: a documented ellipse approximation of that contour)",
         factory="fk_datasets.components:DensityStep",
-        params=(Param("ffhq_labels", "path", None, "FFHQ-EG3D dataset.json (139,914 labels); unset: fallback"),
+        params=(Param("ffhq_kde", "path", None, "LPFF's kde.pkl (read safely; LPFF's exact density)"),
+                Param("ffhq_labels", "path", None, "FFHQ-EG3D dataset.json (139,914 labels); neither: fallback"),
                 Param("threshold", "float", 0.4, "keep faces whose density is below this (1/rad²)")),
         inputs=(Port("label", "label", "the face's EG3D camera label"),
                 Port("realign", "crop", "the realigned photo, copied to bad_re_align/ when filtered", optional=True)),
