@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -156,3 +157,49 @@ def test_truncated_photo_raises_input_error(astro_path, tmp_path):
         DlibDetector()({"image": path}, _ctx(tmp_path, "truncated", path))
     assert not isinstance(info.value, NoFaceError)
     assert "\n" not in str(info.value)
+
+
+def test_lpff_naming_keeps_dlibs_order_from_01_and_records_scores(astro_path, tmp_path):
+    import json
+
+    from fk_align.dlib_detect import _hog
+
+    rgb = np.asarray(Image.open(astro_path).convert("RGB"))
+    rects, scores, _ = _hog().run(rgb, 1, 0.0)  # LPFF: detector(img, 1), faces named in this order
+    detector = DlibDetector(write_landmarks=True, naming="lpff")
+    out = detector({"image": astro_path}, _ctx(tmp_path, "astronaut"))
+    faces = out["faces"]
+    assert [f.key_suffix for f in faces] == ["01", "02"]
+    assert [f.score for f in faces] == pytest.approx(list(scores))
+    assert [f.box[0] for f in faces] == pytest.approx([max(r.left(), 0) for r in rects])
+    names = sorted(p.name for p in (tmp_path / "detect").glob("*.npy"))
+    assert names == ["astronaut_01.npy", "astronaut_02.npy"]
+    recorded = json.loads((tmp_path / "detect" / "faces" / "astronaut.json").read_text())
+    assert recorded["astronaut_02"]["score"] == pytest.approx(faces[1].score)
+    assert recorded["astronaut_02"]["score"] < 0.3, "the weak suit-patch box is kept (LPFF has no threshold)"
+    with pytest.raises(InputError, match="naming"):
+        DlibDetector(naming="alphabetical")
+
+
+def test_lpff_naming_reaches_the_engines_item_keys(astro_rgb, tmp_path):
+    from fk.engine.runner import RunOptions, run_plan
+    from fk.recipe import load_recipe
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    # small face left, large face right: fk names the large one _00, LPFF names dlib's first _01
+    small = np.asarray(Image.fromarray(astro_rgb).resize((384, 384)))
+    pair = np.zeros((512, 896, 3), np.uint8)
+    pair[:384, :384], pair[:, 384:] = small, astro_rgb
+    Image.fromarray(pair).save(photos / "pair.png")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "fk: 1\nname: t\ninputs:\n  photos: {type: images, path: " + str(photos) + "}\nsteps:\n"
+        "  - id: detect\n    use: detect:dlib\n    in: {image: inputs.photos}\n"
+        "    with: {naming: lpff, min_score: 0.3, write_landmarks: true}\n"
+    )
+    run_plan(load_recipe(recipe), RunOptions(tmp_path / "out", progress=False))
+    names = sorted(p.stem for p in (tmp_path / "out" / "detect").glob("*.npy"))
+    assert names == ["pair_01", "pair_02"]
+    records = json.loads((tmp_path / "out" / "detect" / "faces" / "pair.json").read_text())
+    assert set(records) == {"pair_01", "pair_02"}

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFilter
-
 from fk.landmarks import five_from_68 as five_points
-from fk_datasets.review import ReviewState, landmark_error, make_server
 from fk_datasets.labels import read_rejects
+from fk_datasets.review import ReviewState, landmark_error, make_server
+from PIL import Image, ImageDraw, ImageFilter
 
 
 def _lm68(rng) -> np.ndarray:
@@ -46,6 +45,18 @@ def lpff_tree(tmp_path, rng):
                 crop = crop.filter(ImageFilter.GaussianBlur(6))
             crop.save(real / "crop" / "eg3d" / f"{face}.png")
     return tmp_path
+
+
+def test_low_detection_scores_are_flagged_not_dropped(lpff_tree):
+    faces = lpff_tree / "lm_facealignment_dlib" / "faces"
+    faces.mkdir(parents=True)
+    (faces / "a.json").write_text(json.dumps({"a_01": {"box": [0, 0, 9, 9], "score": 0.208, "detector": "dlib"}}))
+    (faces / "c.json").write_text(json.dumps({"c_01": {"box": [0, 0, 9, 9], "score": 1.4, "detector": "dlib"}}))
+    items = {it["face"]: it for it in ReviewState(lpff_tree).items()}
+    assert items["a_01"]["flags"] == ["low detection score 0.21: check that it is a face"]
+    assert items["a_01"]["decision"] == "accept", "a flag asks for a look; it decides nothing"
+    assert not any("score" in f for f in items["c_01"]["flags"])
+    assert items["b_01"]["score"] is None
 
 
 def test_landmark_error_is_in_eye_distances(rng):

@@ -1,4 +1,4 @@
-"""LPFF's kde.pkl read safely: a generated gaussian_kde pickle gives scipy's densities; a bad one runs nothing."""
+"""LPFF's kde.pkl read safely: a generated gaussian_kde pickle gives scipy's densities; bad ones run nothing."""
 
 from __future__ import annotations
 

@@ -44,7 +44,10 @@ class Face:
     image_size: tuple[int, int]  # (height, width) of the source image
     source: Path | None = None
     detector: str = ""
-    index: int = 0  # 0 = largest face in the image
+    index: int = 0  # position in the detector's output order (0-based)
+    # The face's name within its photo: a fanned-out child item is keyed ``{photo}_{key_suffix}``
+    # (LPFF: "01", "02", ... in dlib's order). Empty: the engine numbers children "00", "01", ...
+    key_suffix: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +58,7 @@ class Face:
             "source": str(self.source) if self.source else None,
             "detector": self.detector,
             "index": self.index,
+            "key_suffix": self.key_suffix,
         }
 
 

@@ -1,10 +1,15 @@
-"""What every fk_align detector shares: ordering, filtering, the no-face error and the landmark files.
+"""What every fk_align detector shares: ordering, naming, filtering, the no-face error and the landmark files.
 
-A detector runner implements ``detect(rgb) -> list[Face]`` (any order, source
-pixels); :class:`DetectorRunner` turns that into the component protocol: load the
-image, keep faces at least ``min_face`` px, sort largest first, cap at
-``max_faces``, raise :class:`fk.errors.NoFaceError` when none is left, and write
-the seeds' landmark files and a debug overlay on request.
+A detector runner implements ``detect(rgb) -> list[Face]`` (the detector's own order,
+source pixels); :class:`DetectorRunner` turns that into the component protocol: load
+the image, keep faces at least ``min_face`` px, order and name them (``naming``), cap
+at ``max_faces``, raise :class:`fk.errors.NoFaceError` when none is left, and write the
+seeds' landmark files and a debug overlay on request.
+
+Naming (each face becomes a child item ``{photo}_{suffix}``):
+    - ``fk`` (default): largest face first, suffixes 00, 01, ...
+    - ``lpff``: the detector's own order (dlib's), suffixes 01, 02, ... as LPFF's
+      ``0_get_landmarks.py`` names its ``lm_facealignment_dlib/{stem}_{NN}.npy`` files.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fk.errors import NoFaceError
+from fk.errors import InputError, NoFaceError
 from fk.types import Face
 
 from fk_align.landmarks import five_from_68, format_five_points
@@ -43,21 +48,29 @@ def clip_box(box: Any, image_size: tuple[int, int]) -> np.ndarray:
     return b
 
 
-def order_faces(faces: list[Face], min_face: int = 0, max_faces: int = 0) -> list[Face]:
-    """Drop faces whose box is under ``min_face`` px on its shorter side, sort largest first,
-    keep at most ``max_faces`` (0: all), and number them (``Face.index``)."""
+NAMINGS = ("fk", "lpff")
+
+
+def order_faces(faces: list[Face], min_face: int = 0, max_faces: int = 0, naming: str = "fk") -> list[Face]:
+    """Drop faces whose box is under ``min_face`` px on its shorter side, order them (largest
+    first for ``naming="fk"``, the detector's order for ``"lpff"``), keep at most ``max_faces``
+    (0: all), and number and name them (``Face.index``, ``Face.key_suffix``)."""
+    if naming not in NAMINGS:
+        raise InputError(f"naming must be one of {NAMINGS}, got {naming!r}")
     kept = [f for f in faces if min(f.box[2] - f.box[0], f.box[3] - f.box[1]) >= min_face]
-    kept.sort(key=face_sort_key)
+    if naming == "fk":
+        kept.sort(key=face_sort_key)
     if max_faces and max_faces > 0:
         kept = kept[:max_faces]
     for i, f in enumerate(kept):
         f.index = i
+        f.key_suffix = f"{i + 1:02d}" if naming == "lpff" else f"{i:02d}"
     return kept
 
 
-def face_key(item_key: str, index: int) -> str:
-    """The child item name the engine gives the ``index``-th face: ``{stem}_{NN}``, NN from 00."""
-    return f"{item_key}_{index:02d}"
+def face_key(item_key: str, face: Face) -> str:
+    """The child item name the engine gives ``face``: ``{stem}_{key_suffix}``."""
+    return f"{item_key}_{face.key_suffix or f'{face.index:02d}'}"
 
 
 class DetectorRunner:
@@ -66,8 +79,16 @@ class DetectorRunner:
     name = ""
 
     def __init__(
-        self, min_face: int = 0, max_faces: int = 0, write_landmarks: bool = False, debug: bool = False
+        self,
+        min_face: int = 0,
+        max_faces: int = 0,
+        write_landmarks: bool = False,
+        debug: bool = False,
+        naming: str = "fk",
     ) -> None:
+        if naming not in NAMINGS:
+            raise InputError(f"detect:{self.name}: naming must be one of {NAMINGS}, got {naming!r}")
+        self.naming = naming
         self.min_face = int(min_face or 0)
         self.max_faces = int(max_faces or 0)
         self.write_landmarks = bool(write_landmarks)
@@ -86,7 +107,7 @@ class DetectorRunner:
 
     def _find(self, rgb: np.ndarray, source: Path | None) -> list[Face]:
         found = self.detect(rgb)
-        faces = order_faces(found, self.min_face, self.max_faces)
+        faces = order_faces(found, self.min_face, self.max_faces, self.naming)
         for f in faces:
             f.source = source
         if not faces:
@@ -100,9 +121,15 @@ class DetectorRunner:
         faces = self._find(rgb, source if source is not None else getattr(ctx, "source", None))
         if self.write_landmarks:
             for f in faces:
-                key = face_key(ctx.key, f.index)
+                key = face_key(ctx.key, f)
                 ctx.save_npy(f"{key}.npy", np.asarray(f.landmarks, dtype=np.float64))
                 ctx.write_text(f"detections/{key}.txt", format_five_points(five_from_68(f.landmarks)))
+            # boxes and scores for review (LPFF keeps every dlib box; weak ones get a flag, not a drop)
+            ctx.write_json(
+                f"faces/{ctx.key}.json",
+                {face_key(ctx.key, f): {"box": [float(v) for v in f.box], "score": float(f.score),
+                                        "detector": f.detector} for f in faces},
+            )
         if self.debug:
             from fk_align.overlay import draw_faces
 

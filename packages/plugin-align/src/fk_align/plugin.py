@@ -15,7 +15,7 @@ FAN_URLS = {
 
 _IMAGE_IN = Port("image", "image", "a photo: path or HxWx3 uint8 RGB array")
 _FACE_IN = Port("face", "face", "one detected face with 68 landmarks")
-_FACES_OUT = Port("faces", "faces", "list[Face], largest first; one child item {key}_{NN} per face")
+_FACES_OUT = Port("faces", "faces", "list[Face]; one child item {key}_{NN} per face (see naming)")
 _CROP_OUT = Port("crop", "crop", "the aligned image, crop_from_source (3x3) and landmarks in crop pixels")
 
 _DETECT_PARAMS = (
@@ -28,6 +28,14 @@ _DETECT_PARAMS = (
         "write {key}_{NN}.npy (68x2) and detections/{key}_{NN}.txt (5 points)",
     ),
     Param("debug", "bool", False, "write debug/{key}.png: boxes and landmarks on the photo"),
+    Param(
+        "naming",
+        "str",
+        "fk",
+        "face order and names: fk = largest first, {key}_00, _01...; lpff = detector order, {key}_01, _02... "
+        "(LPFF's names)",
+        choices=("fk", "lpff"),
+    ),
 )
 _CROP_PARAMS = (
     Param("save", "bool", True, "write {key}.png"),

@@ -11,6 +11,9 @@ Automatic flags (``review/flags.json``), computed from files the pipeline wrote:
   the inter-ocular distance (a fit that does not match the photo).
 - ``blur``: the variance of the Laplacian of the grey EG3D crop is below ``blur_threshold``.
 - ``no-crop``: the face has a debug render but no EG3D crop.
+- ``low score``: the detector's score for the face (``lm_facealignment_dlib/faces/*.json``)
+  is below ``score_threshold``. LPFF keeps every dlib HOG box (no threshold) and relies on
+  this review, so weak boxes, real faces or not, are shown for a decision, never dropped.
 
 The server binds 127.0.0.1 only and serves files of the known faces only.
 """
@@ -31,6 +34,7 @@ from fk.landmarks import five_from_68
 
 LM_THRESHOLD = 0.10
 BLUR_THRESHOLD = 20.0
+SCORE_THRESHOLD = 0.3  # dlib HOG's weak false positives score ~0.1; real faces can score ~0.2
 
 
 def lpff_paths(root: Path) -> dict[str, Path]:
@@ -42,7 +46,20 @@ def lpff_paths(root: Path) -> dict[str, Path]:
                          hint="Pass the folder `fk run recipes/lpff.yaml --out DIR` wrote.")
     base = realign.parent if realign.name == "realign" else realign
     return {"debug": realign / "debug", "eg3d": realign / "crop" / "eg3d", "lm_pred": realign / "lm_5p_pred",
-            "detections": realign / "detections", "review": base / "review", "realign": realign}
+            "detections": realign / "detections", "review": base / "review", "realign": realign,
+            "faces": base / "lm_facealignment_dlib" / "faces"}
+
+
+def detection_scores(faces_dir: Path) -> dict[str, float]:
+    """Face -> detector score from the detect step's ``faces/{photo}.json`` files (empty if none)."""
+    scores: dict[str, float] = {}
+    for path in sorted(Path(faces_dir).glob("*.json")) if Path(faces_dir).is_dir() else []:
+        try:
+            for face, rec in json.loads(path.read_text()).items():
+                scores[face] = float(rec["score"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue  # a damaged score file only loses its flags
+    return scores
 
 
 def landmark_error(lm68_pred, detected5) -> float:
@@ -60,15 +77,19 @@ def laplacian_variance(gray: np.ndarray) -> float:
     return float(lap.var())
 
 
-def compute_flags(root: Path, lm_threshold: float = LM_THRESHOLD, blur_threshold: float = BLUR_THRESHOLD) -> dict:
+def compute_flags(root: Path, lm_threshold: float = LM_THRESHOLD, blur_threshold: float = BLUR_THRESHOLD,
+                  score_threshold: float = SCORE_THRESHOLD) -> dict:
     """Flags for every face with a debug render; written to ``review/flags.json``."""
     from PIL import Image
 
     p = lpff_paths(root)
+    scores = detection_scores(p["faces"])
     out = {}
     for debug in sorted(p["debug"].glob("*.png")):
         face = debug.stem
-        rec: dict = {"flags": [], "lm_error": None, "sharpness": None}
+        rec: dict = {"flags": [], "lm_error": None, "sharpness": None, "score": scores.get(face)}
+        if rec["score"] is not None and rec["score"] < score_threshold:
+            rec["flags"].append(f"low detection score {rec['score']:.2f}: check that it is a face")
         lm, det = p["lm_pred"] / f"{face}.npy", p["detections"] / f"{face}.txt"
         if lm.is_file() and det.is_file():
             rec["lm_error"] = landmark_error(np.load(lm), np.loadtxt(det))

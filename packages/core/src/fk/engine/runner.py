@@ -229,7 +229,9 @@ def process_item(task: ItemTask) -> dict[str, Any]:
                 for n, child in enumerate(children):
                     child_vals = dict(vals)
                     child_vals[f"{step.id}.{fan}"] = child
-                    run_from(i + 1, f"{key}_{n:02d}", child_vals)
+                    # a child may name itself (a detector's naming scheme); else its position
+                    suffix = getattr(child, "key_suffix", "") or f"{n:02d}"
+                    run_from(i + 1, f"{key}_{suffix}", child_vals)
                 return
         finish_leaf(key, vals, "ok")
 
