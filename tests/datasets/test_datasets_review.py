@@ -50,8 +50,9 @@ def lpff_tree(tmp_path, rng):
 def test_low_detection_scores_are_flagged_not_dropped(lpff_tree):
     faces = lpff_tree / "lm_facealignment_dlib" / "faces"
     faces.mkdir(parents=True)
-    (faces / "a.json").write_text(json.dumps({"a_01": {"box": [0, 0, 9, 9], "score": 0.208, "detector": "dlib"}}))
-    (faces / "c.json").write_text(json.dumps({"c_01": {"box": [0, 0, 9, 9], "score": 1.4, "detector": "dlib"}}))
+    for face, score in (("a_01", 0.208), ("c_01", 1.4)):  # 0.208: a real face in a real LPFF photo
+        record = {face: {"box": [0, 0, 9, 9], "score": score, "detector": "dlib"}}
+        (faces / f"{face[0]}.json").write_text(json.dumps(record))
     items = {it["face"]: it for it in ReviewState(lpff_tree).items()}
     assert items["a_01"]["flags"] == ["low detection score 0.21: check that it is a face"]
     assert items["a_01"]["decision"] == "accept", "a flag asks for a look; it decides nothing"
