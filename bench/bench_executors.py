@@ -72,9 +72,11 @@ n, work = int(sys.argv[1]), Path(sys.argv[2])
 from PIL import Image
 src = work / "files"
 src.mkdir(parents=True)
-Image.new("RGB", (1, 1), (7, 8, 9)).save(work / "pixel.png")
-for i in range(n):
-    os.link(work / "pixel.png", src / f"p{i:06d}.png")
+for i in range(n):  # hard links to a few 1-pixel PNGs (a file takes at most ~65k links)
+    pixel = work / f"pixel{i // 50000}.png"
+    if i % 50000 == 0:
+        Image.new("RGB", (1, 1), (7, 8, 9)).save(pixel)
+    os.link(pixel, src / f"p{i:06d}.png")
 recipe = work / "noop.yaml"
 recipe.write_text(f"fk: 1\nname: noop\ninputs:\n  files: {{type: files, path: {src}}}\n"
                   "steps:\n  - {id: copy, use: export:copy, in: {file: inputs.files}}\n")
@@ -132,7 +134,7 @@ def main() -> None:
             r = noop_memory(n)
             added = (r["peak_kib"] - r["rss_before_kib"]) / 1024
             print(f"  {n:>8} {r['seconds']:>8.1f} {n / r['seconds']:>8.0f} {added:>16.1f} "
-                  f"{r['held_records_bytes'] / 2**20:>23.1f}")
+                  f"{r['held_records_bytes'] / 2**20:>23.1f}", flush=True)
         print("  RSS added: peak RSS of the run minus RSS before it (the engine streams records to disk);\n"
               "  all records held: tracemalloc of loading every record at once, the engine's cost before.")
 
