@@ -155,3 +155,56 @@ def test_review_page_in_headless_chromium(lpff_tree, tmp_path):
         server.shutdown()
         server.server_close()
     assert read_rejects(lpff_tree / "review" / "rejects.json") == {"c_01", "d_02"}
+
+
+@pytest.fixture
+def lpff_tree_20k(tmp_path):
+    """20,000 faces (LPFF has 19,590): one small debug render hard-linked 20k times, no crops."""
+    debug = tmp_path / "realign" / "debug"
+    debug.mkdir(parents=True)
+    Image.new("RGB", (96, 32), (120, 90, 60)).save(tmp_path / "panel.png")
+    for i in range(20_000):
+        os.link(tmp_path / "panel.png", debug / f"{i:05d}_01.png")
+    return tmp_path
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.skipif(_chromium() is None, reason="needs Chromium, chromedriver and selenium")
+def test_review_page_at_20k_faces_holds_one_page_of_images(lpff_tree_20k, tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser, driver_path = _chromium()
+    server = make_server(ReviewState(lpff_tree_20k))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = browser
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1200,900", f"--user-data-dir={tmp_path / 'chrome-profile'}"):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=opts)
+    try:
+        driver.get(f"http://127.0.0.1:{server.server_address[1]}/")
+        wait = WebDriverWait(driver, 60)
+        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
+        assert "20000 faces, 20000 flagged" in driver.find_element(By.ID, "counts").text
+        cards = driver.find_elements(By.CSS_SELECTOR, ".card")
+        assert len(cards) == 120 and cards[0].get_attribute("data-face") == "00000_01"
+        assert driver.execute_script("return document.images.length") == 120  # one page, not 20k
+        assert driver.execute_script("return [...document.images].every(i => i.loading === 'lazy')")
+        body = driver.find_element(By.TAG_NAME, "body")
+        body.send_keys(Keys.PAGE_DOWN)
+        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-page") == "2")
+        assert driver.find_elements(By.CSS_SELECTOR, ".card")[0].get_attribute("data-face") == "00120_01"
+        body.send_keys("x")  # rejects the focused face, the first of page 2
+        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-saved") == "00120_01:reject")
+    finally:
+        driver.quit()
+        server.shutdown()
+        server.server_close()
+    assert read_rejects(lpff_tree_20k / "review" / "rejects.json") == {"00120_01"}
