@@ -125,8 +125,8 @@ def test_deep3d_trans_moves_the_direction_and_normalisation_keeps_rotation_and_r
 
 
 def test_afhq_eg3d_labels(tmp_path):
-    frontal = eg3d.label_from_theta_phi(np.pi / 2, np.pi / 2, radius=2.7, pivot=(0, 0, 0))
-    yawed = eg3d.label_from_theta_phi(np.pi / 2 + 0.2, np.pi / 2, radius=2.7, pivot=(0, 0, 0))
+    frontal = eg3d.label_from_lookat_hv(np.pi / 2, np.pi / 2, radius=2.7, pivot=(0, 0, 0))
+    yawed = eg3d.label_from_lookat_hv(np.pi / 2 + 0.2, np.pi / 2, radius=2.7, pivot=(0, 0, 0))
     (tmp_path / "dataset.json").write_text(json.dumps({"labels": [["b.png", yawed.tolist()],
                                                                   ["a.png", frontal.tolist()]]}))
     cams = g.afhq_w2c_from_dataset_json(tmp_path / "dataset.json")
