@@ -95,3 +95,219 @@ def render_eye_masks_cmd(
         f"wrote leye_mask/ and reye_mask/ for {s['frames']} frames to {s['out']} (cameras: {s['meta']}; "
         f"mean eye area {s['mean_area_px'][0]:.0f} / {s['mean_area_px'][1]:.0f} px)"
     )
+
+
+def _eye_from_name(path: Path, eye: str | None) -> str:
+    if eye:
+        if eye not in ("left", "right"):
+            raise typer.BadParameter("--eye must be left or right")
+        return eye
+    if "leye" in path.name:
+        return "left"
+    if "reye" in path.name:
+        return "right"
+    raise typer.BadParameter(f"cannot tell the eye from {path.name}; pass --eye left|right")
+
+
+@app.command("uv-landmarks")
+def uv_landmarks_cmd(
+    ldm_img: Path = typer.Option(
+        ..., "--ldm-img", help="diffuse_{l,r}eye_landmark.png: landmarks painted 0/255/0"
+    ),
+    coord: Path = typer.Option(..., "--coord", help="coord.npy or upstream's coord.pkl of the same export"),
+    write_config: Path = typer.Option(
+        None, "--write-config", help="config.yaml to update (data.<eye>_eye_ldm)"
+    ),
+    eye: str = typer.Option(
+        None, "--eye", help="left (CoRA's leye, image-left) or right; default from the file name"
+    ),
+    expect: int = typer.Option(
+        4, help="landmarks expected (0: any); a different count warns, and refuses --write-config"
+    ),
+) -> None:
+    """Lift painted UV landmarks to 3D and print (or write) CoRA's config block."""
+    from fk.errors import InputError
+
+    from fk_eyeball.uv_landmarks import uv_landmarks, write_config_key, yaml_block
+
+    points, rc = uv_landmarks(ldm_img, coord)
+    side = _eye_from_name(ldm_img, eye) if write_config or eye or "eye" in ldm_img.name else "left"
+    key = f"{side}_eye_ldm"
+    if expect and len(points) != expect:
+        msg = f"{ldm_img}: found {len(points)} green blobs, expected {expect}"
+        if write_config:
+            raise InputError(msg, hint="fix the painting, or pass --expect N to accept another count")
+        warn(msg)
+    typer.echo(
+        f"# {len(points)} landmarks from {ldm_img.name} (blob centroids, texel row/col: "
+        + ", ".join(f"({r:.1f}, {c:.1f})" for r, c in rc)
+        + ")"
+    )
+    typer.echo(yaml_block(key, points), nl=False)
+    if write_config:
+        write_config_key(write_config, key, points)
+        typer.echo(f"# wrote data.{key} to {write_config}")
+
+
+@app.command("auto-eye-masks")
+def auto_eye_masks_cmd(
+    data_root: Path = typer.Option(..., "--data-root"),
+    meta: str = typer.Option(None, help="camera file (default transforms.json)"),
+    out: Path = typer.Option(None, "--out", help="where leye_mask/ and reye_mask/ go (default: --data-root)"),
+    dilate: float = typer.Option(2.0, help="grow the eye-contour polygons by this many pixels"),
+    detector: str = typer.Option("detect:dlib", help="any 68-point detect:* component (fk components list)"),
+) -> None:
+    """Per-frame eye masks from the 68-point eye contours (CoRA's AutoEyeMask without BiSeNet weights)."""
+    from fk_eyeball.auto import auto_eye_masks
+
+    with progress("auto masks") as bar:
+        s = auto_eye_masks(data_root, meta=meta, out=out, dilate_px=dilate, detector=detector, progress=bar)
+    if s["no_face"]:
+        warn(
+            f"no face in {len(s['no_face'])} frame(s): {', '.join(s['no_face'][:8])} (no mask written; CoRA loads zeros)"
+        )
+    typer.echo(
+        f"wrote leye_mask/ and reye_mask/ for {s['frames'] - len(s['no_face'])} of {s['frames']} frames to {s['out']}"
+    )
+
+
+@app.command("landmarks-2d")
+def landmarks_2d_cmd(
+    data_root: Path = typer.Option(..., "--data-root"),
+    meta: str = typer.Option(None),
+    frames: str = typer.Option(
+        None, help="comma-separated frame names (default: near-frontal frames from the poses)"
+    ),
+    max_angle: float = typer.Option(
+        25.0, help="near-frontal: optical axis within this many degrees of the mean"
+    ),
+    detector: str = typer.Option("detect:dlib"),
+) -> None:
+    """68 landmarks on near-frontal frames -> 2d_eyeball_landmarks.json and vis_landmarks/ overlays."""
+    from fk_eyeball.auto import detect_2d_landmarks
+
+    with progress("landmarks") as bar:
+        s = detect_2d_landmarks(data_root, meta=meta, frames=frames.split(",") if frames else None,
+                                max_angle_deg=max_angle, detector=detector, progress=bar)  # fmt: skip
+    if s["no_face"]:
+        warn(f"no face in {', '.join(s['no_face'])}")
+    typer.echo(
+        f"landmarks in {len(s['found'])} of {len(s['frames'])} near-frontal frames: {', '.join(s['found'])}"
+    )
+
+
+@app.command("landmarks-3d")
+def landmarks_3d_cmd(
+    data_root: Path = typer.Option(..., "--data-root"),
+    meta: str = typer.Option(None),
+    write_config: Path = typer.Option(
+        None, "--write-config", help="config.yaml to update (left/right_eye_ldm)"
+    ),
+) -> None:
+    """Triangulate landmarks 36-47 over the views in vis_landmarks/ (closed form, outliers dropped)."""
+    from fk_eyeball.auto import triangulate_eye_landmarks
+    from fk_eyeball.uv_landmarks import write_config_key, yaml_block
+
+    r = triangulate_eye_landmarks(data_root, meta=meta)
+    typer.echo(
+        f"# {len(r['views'])} views; reprojection RMS per landmark (px): "
+        + " ".join(f"{e:.2f}" for e in r["rms_px"])
+    )
+    typer.echo(
+        yaml_block("left_eye_ldm", r["leye"]) + yaml_block("right_eye_ldm", r["reye"])[len("data:\n") :],
+        nl=False,
+    )
+    if write_config:
+        write_config_key(write_config, "left_eye_ldm", r["leye"])
+        write_config_key(write_config, "right_eye_ldm", r["reye"])
+        typer.echo(f"# wrote data.left_eye_ldm and data.right_eye_ldm to {write_config}")
+
+
+def _config_landmarks(config: Path) -> tuple[dict, dict]:
+    import yaml
+    from fk.errors import InputError
+
+    try:
+        cfg = yaml.safe_load(config.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"{config}: cannot read config ({exc})") from None
+    data = cfg.get("data") or {}
+    pts = {}
+    for eye, key in (("leye", "left_eye_ldm"), ("reye", "right_eye_ldm")):
+        if not data.get(key):
+            raise InputError(
+                f"{config}: data.{key} is missing",
+                hint="run `fk eyeball uv-landmarks --write-config` or `landmarks-3d --write-config`",
+            )
+        pts[eye] = data[key]
+    return cfg, pts
+
+
+@app.command("fit-spheres")
+def fit_spheres_cmd(
+    config: Path = typer.Option(..., "--config", help="config.yaml with data.left_eye_ldm / right_eye_ldm"),
+    radius: float = typer.Option(None, help="fix the shared radius (world units)"),
+    write_config: bool = typer.Option(
+        False, "--write-config", help="write eyeball_{left,right}_center (/bound)"
+    ),
+) -> None:
+    """Fit one sphere per eye with a shared radius to the config's eyeball landmarks."""
+    import numpy as np
+
+    from fk_eyeball.triangulate import fit_spheres
+    from fk_eyeball.uv_landmarks import write_config_key
+
+    cfg, pts = _config_landmarks(config)
+    data = cfg.get("data") or {}
+    bounds = (data["eyeball_min_size"], data["eyeball_max_size"]) if "eyeball_min_size" in data else None
+    centres, r, resid = fit_spheres(pts, radius=radius, radius_bounds=bounds)
+    bound = float(data.get("bound", 1.0))
+    for eye, key in (("leye", "left"), ("reye", "right")):
+        typer.echo(
+            f"{key}: centre {np.round(centres[eye], 6).tolist()} (config units /bound: "
+            f"{np.round(centres[eye] / bound, 6).tolist()}), residual RMS {np.sqrt(np.mean(resid[eye] ** 2)):.3g}"
+        )
+    typer.echo(f"shared radius {r:.6g}")
+    if write_config:
+        write_config_key(config, "eyeball_left_center", centres["leye"] / bound)
+        write_config_key(config, "eyeball_right_center", centres["reye"] / bound)
+        typer.echo(f"# wrote data.eyeball_left_center / eyeball_right_center (world / bound) to {config}")
+
+
+@app.command("export-eyeballs")
+def export_eyeballs_cmd(
+    data_root: Path = typer.Option(..., "--data-root", help="subject folder (cameras, images, eye masks)"),
+    config: Path = typer.Option(..., "--config", help="config.yaml with the eyeball landmarks"),
+    out: Path = typer.Option(..., "--out", help="export folder: right/ (leye) and left/ (reye)"),
+    meta: str = typer.Option(None),
+) -> None:
+    """CoRA's eyeball export (§10.2) from fitted spheres, textured by projecting the photos."""
+    from fk_eyeball.dataset import load_subject
+    from fk_eyeball.export import photo_albedo, write_eyeballs
+    from fk_eyeball.triangulate import fit_spheres
+
+    _, pts = _config_landmarks(config)
+    subject = load_subject(data_root, meta)
+    centres, r, _ = fit_spheres(pts)
+    written = write_eyeballs(out, centres, r, subject.cam2world, subject.K, subject.size,
+                             lambda eye, p: photo_albedo(subject, eye, centres[eye], p))  # fmt: skip
+    for eye, s in written.items():
+        typer.echo(f"{eye} -> {s['dir']}: {s['faces']} faces")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(
+        Path("runs/eyeball-demo"), "--out", help="folder for the subject, outputs and index.html"
+    ),
+    scale: float = typer.Option(0.5, help="frame size as a fraction of 720x960"),
+    frames: int = typer.Option(24),
+    auto: bool = typer.Option(True, help="also run the automatic path (dlib on every frame: slower)"),
+) -> None:
+    """Run every tool on a synthetic subject and report the errors against the truth (index.html)."""
+    from fk_eyeball.demo import run_demo
+
+    report = run_demo(out, scale=scale, n_frames=frames, auto=auto, log=lambda m: typer.echo(m, err=True))
+    for line in report["lines"]:
+        typer.echo(line)
+    typer.echo(f"page: {report['page']}")

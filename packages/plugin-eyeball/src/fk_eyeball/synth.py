@@ -1,7 +1,7 @@
 """A synthetic CoRA subject with known answers (``fk eyeball synth``).
 
 The scene: fk's demo head (``fk.models.demo``, units **decimetres**: 1 unit = 100 mm), subdivided twice,
-with almond eye openings carved around two eyeball spheres (radius 12 mm, known centres). Frames are
+with almond eye openings carved around two eyeball spheres (radius 13 mm, known centres). Frames are
 rendered with fk's CPU renderer from ~24 phone-like cameras in front of the face, lit by a point light at
 the camera (1/d² fall-off, Lambert) plus ambient, gamma 2.2, background black, at 720x960 times ``scale``.
 
@@ -26,9 +26,9 @@ import numpy as np
 
 FULL_SIZE = (960, 720)  # (H, W) of CoRA's frames
 FULL_FOCAL = 1108.0  # px at 720x960: the face fills the portrait frame at 3 dm
-EYE_RADIUS = 0.12  # dm (12 mm)
-EYE_CENTERS = {"leye": (-0.31, 0.29, 0.038), "reye": (0.31, 0.29, 0.038)}
-HALF_WIDTH, UPPER, LOWER = 0.105, 0.05, 0.04  # almond opening around each eyeball centre (dm)
+EYE_RADIUS = 0.13  # dm (13 mm)
+EYE_CENTERS = {"leye": (-0.31, 0.29, 0.028), "reye": (0.31, 0.29, 0.028)}
+HALF_WIDTH, UPPER, LOWER = 0.12, 0.055, 0.045  # almond opening around each eyeball centre (dm)
 LID = 0.012  # lids lie this far in front of the eyeball outside the opening (dm)
 TARGET = np.array([0.0, 0.12, 0.0])
 DISTANCE = 3.0
@@ -141,7 +141,7 @@ def eyeball_albedo(directions: np.ndarray) -> np.ndarray:
     sclera = np.array([0.80, 0.78, 0.74])
     iris = np.array([0.22, 0.13, 0.07])
     pupil = np.array([0.02, 0.02, 0.02])
-    w_iris = _smoothstep(30.0, 27.0, ang)[:, None]
+    w_iris = _smoothstep(28.0, 25.0, ang)[:, None]
     w_pupil = _smoothstep(11.0, 9.0, ang)[:, None]
     return (sclera * (1 - w_iris) + iris * w_iris) * (1 - w_pupil) + pupil * w_pupil
 
@@ -339,9 +339,10 @@ def write_subject(
         pts = coord[rows, cols]
         ldm_img = diffuse.copy()
         painted_pts = []
-        for tgt in targets:
-            k = np.argmin(((pts - tgt) ** 2).sum(-1))
-            r_, c_ = int(rows[k]), int(cols[k])
+        texels = sorted(
+            (int(rows[k]), int(cols[k])) for k in (np.argmin(((pts - t) ** 2).sum(-1)) for t in targets)
+        )
+        for r_, c_ in texels:  # scan order, as the landmark picker reports them
             _paint_blob(ldm_img, r_, c_)
             uv = np.array([(c_ + 0.5) / uv_size, 1 - (r_ + 0.5) / uv_size])
             painted_pts.append(_point_in_uv(scene.uvs, scene.uv_faces, scene.union_vertices, scene.faces, uv))
