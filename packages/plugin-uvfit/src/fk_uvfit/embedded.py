@@ -53,7 +53,9 @@ class UVFitExporter:
         mirror: bool = True,
         face_mask: bool = True,
         renderer: str = "auto",
+        threads: int = 1,
     ):
+        self.threads = int(threads if threads is not None else 1)
         self.uv_size = int(uv_size)
         self.yaws = [float(y) for y in (yaws if yaws is not None else [-35.0, 0.0, 35.0])]
         self.view_size = int(view_size)
@@ -71,6 +73,17 @@ class UVFitExporter:
         return self._models[name]
 
     def __call__(self, inputs: dict[str, Any], ctx) -> dict[str, Any]:
+        import torch
+
+        before = torch.get_num_threads()
+        if self.threads > 0:
+            torch.set_num_threads(self.threads)
+        try:
+            return self._run(inputs, ctx)
+        finally:
+            torch.set_num_threads(before)
+
+    def _run(self, inputs: dict[str, Any], ctx) -> dict[str, Any]:
         import torch
         from fk.cameras.deep3d import K_LANDMARKS, opencv_from_deep3d_camera, to_camera
         from fk.render.uv_projection import project_photo_to_uv

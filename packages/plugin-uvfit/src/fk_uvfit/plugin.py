@@ -37,6 +37,13 @@ def fk_export():
                 "closed over the raised brows: face, forehead, hairline), not the background beside it",
             ),
             _RENDERER,
+            Param(
+                "threads",
+                "int",
+                1,
+                "torch CPU threads for this step, restored afterwards (0: keep the "
+                "process setting); 1 avoids OpenMP's spin-wait collapse on a shared 2-core CPU",
+            ),
         ),
         inputs=(
             Port("recon", "recon", "the fit (fit:deep3d)"),
