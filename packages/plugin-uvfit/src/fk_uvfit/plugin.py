@@ -74,3 +74,10 @@ def fk_cli(app):
     from fk_uvfit.cli import app as uvfit_app
 
     app.add_typer(uvfit_app, name="uvfit")
+
+
+@hookimpl
+def fk_assets():
+    from fk_uvfit.assets import ASSETS
+
+    yield from ASSETS

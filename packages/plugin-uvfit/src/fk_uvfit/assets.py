@@ -1,0 +1,138 @@
+"""Every FFHQ-UV file fk-plugin-uvfit can use and never downloads (listed by ``fk doctor``).
+
+Import-light (descriptors only). Paths are relative to ``$FK_HOME/assets``; FFHQ-UV's own layout is kept
+under ``ffhquv/`` (``checkpoints/``, ``topo_assets/``, ``eye_ball_assets/``) so a user can copy the
+downloaded folders as they are. The HiFi3D++ model and its unwrap table are core's assets
+(``hifi3dpp/``, see ``fk models list``). Upstream hosts checkpoints and topo_assets on Baidu Netdisk only
+(the OneDrive links are dead, csbhr/FFHQ-UV issue #82).
+"""
+
+from __future__ import annotations
+
+from fk.components import Asset
+
+_REPO = "https://github.com/csbhr/FFHQ-UV"
+_WHERE = f"({_REPO}, README_ckp_topo.md; Baidu Netdisk)"
+_CKPT = f"From FFHQ-UV's checkpoints download {_WHERE}, into ffhquv/checkpoints/"
+_TOPO = f"From FFHQ-UV's topo_assets download {_WHERE}, into ffhquv/topo_assets/"
+_EYE = (
+    f"From {_REPO}'s Mesh_Add_EyeBall/eye_ball_assets/ (in the git repository), into ffhquv/eye_ball_assets/"
+)
+
+TEXGAN = "ffhquv-texgan"
+RNET = "ffhquv-rnet"
+ARCFACE = "ffhquv-arcface"
+PARSING = "ffhquv-parsing"
+VGG = "ffhquv-vgg16"
+LM3D = "ffhquv-similarity-lm3d"
+EYE_LEFT, EYE_RIGHT, EYE_TEX = "ffhquv-eye-left", "ffhquv-eye-right", "ffhquv-eye-texture"
+
+ASSETS: tuple[Asset, ...] = (
+    Asset(
+        TEXGAN,
+        "ffhquv/checkpoints/texgan_model/texgan_ffhq_uv.pth",
+        "FFHQ-UV texture GAN (StyleGAN2-ADA generator, 1024² UV maps) for stages 2-3",
+        _CKPT,
+    ),
+    Asset(
+        "ffhquv-texgan-cropface630",
+        "ffhquv/checkpoints/texgan_model/texgan_cropface630resize1024_ffhq_uv_interpolate.pth",
+        "the face-crop texture GAN of the cropface630resize1024 variant (optional)",
+        _CKPT,
+    ),
+    Asset(
+        RNET,
+        "ffhquv/checkpoints/deep3d_model/epoch_latest.pth",
+        "Deep3D R-Net retrained on HiFi3D++ (1049 coefficients; 'net_recon') for stage 1",
+        _CKPT,
+    ),
+    Asset(
+        ARCFACE,
+        "ffhquv/checkpoints/arcface_model/ms1mv3_arcface_r50_fp16_backbone.pth",
+        "ArcFace IResNet-50 for the identity loss",
+        _CKPT,
+    ),
+    Asset(
+        PARSING,
+        "ffhquv/checkpoints/parsing_model/79999_iter.pth",
+        "BiSeNet face parsing (19 classes) for the parse mask; without it a landmark polygon is used",
+        _CKPT,
+    ),
+    Asset(
+        "ffhquv-parsing-backbone",
+        "ffhquv/checkpoints/parsing_model/resnet18-5c106cde.pth",
+        "ResNet-18 ImageNet weights BiSeNet's context path starts from",
+        _CKPT,
+    ),
+    Asset(
+        VGG,
+        "ffhquv/checkpoints/vgg_model/vgg16.pt",
+        "StyleGAN2-ADA's VGG16 LPIPS feature network for stage 2's perceptual loss (a TorchScript file: "
+        "fk never executes it; the term is off without a safe copy)",
+        _CKPT,
+    ),
+    Asset(
+        "ffhquv-mtcnn",
+        "ffhquv/checkpoints/mtcnn_model/mtcnn_model.pb",
+        "upstream's MTCNN as a TensorFlow 1.15 graph: not usable by fk (no TensorFlow); fk uses detect:mtcnn "
+        "(pip mtcnn) or dlib instead",
+        _CKPT,
+    ),
+    Asset(
+        "ffhquv-lm68",
+        "ffhquv/checkpoints/lm_model/68lm_detector.pb",
+        "Deep3D's TensorFlow 68-landmark detector: unusable without TensorFlow; fk uses dlib's 68 points",
+        _CKPT,
+    ),
+    Asset(
+        LM3D,
+        "ffhquv/topo_assets/similarity_Lm3D_all.mat",
+        "68 HiFi3D++ 3-D landmarks ('lm') the alignment is solved against",
+        _TOPO,
+    ),
+    Asset(
+        "ffhquv-template-uv",
+        "ffhquv/topo_assets/template_base_uv.png",
+        "template UV texture (fills and blends of the dataset pipeline and the cropface630 variant)",
+        _TOPO,
+    ),
+    Asset(
+        "ffhquv-mean-face", "ffhquv/topo_assets/hifi3dpp_mean_face.obj", "HiFi3D++ mean head with UVs", _TOPO
+    ),
+    *(
+        Asset(
+            f"ffhquv-{stem.replace('_', '-')}",
+            f"ffhquv/topo_assets/{stem}.png",
+            f"UV region mask {stem}.png",
+            _TOPO,
+        )
+        for stem in (
+            "hair_mask",
+            "center_face_mask",
+            "mouth_constract_mask",
+            "nosal_base_mask",
+            "nostril_mask",
+            "major_valid_front_mask",
+            "major_valid_left_mask",
+            "major_valid_right_mask",
+            "major_valid_whole_mask",
+            "minor_valid_front_mask",
+            "minor_valid_left_mask",
+            "minor_valid_right_mask",
+            "minor_valid_whole_mask",
+        )
+    ),
+    Asset(
+        EYE_LEFT,
+        "ffhquv/eye_ball_assets/eyeLeft_mesh_move.obj",
+        "template left eyeball in the HiFi3D++ head frame (770 vertices) (else a procedural one)",
+        _EYE,
+    ),
+    Asset(EYE_RIGHT, "ffhquv/eye_ball_assets/eyeRight_mesh_move.obj", "template right eyeball", _EYE),
+    Asset(
+        EYE_TEX,
+        "ffhquv/eye_ball_assets/eye_ball_tex.png",
+        "the eyeball texture upstream copies verbatim (without it fk generates an iris texture)",
+        _EYE,
+    ),
+)
