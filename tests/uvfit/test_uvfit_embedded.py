@@ -80,6 +80,8 @@ def test_writes_upstreams_files_per_face(run):
         "view_yaw+35.png",
     } <= names
     assert not (item / "stage3_mesh.mlt").exists()  # upstream's typo is fixed
+    assert (out / "processed_data" / "astronaut_00.npz").is_file()  # step 1's safe file and vis strip
+    assert (out / "processed_data_vis" / "astronaut_00.png").is_file()
 
 
 def test_obj_and_mtl_follow_upstreams_format_with_usemtl(run):

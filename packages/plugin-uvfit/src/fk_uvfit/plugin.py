@@ -16,6 +16,26 @@ _RENDERER = Param("renderer", "str", "auto", "rasteriser backend", choices=("aut
 
 
 @hookimpl
+def fk_crop():
+    yield Component(
+        stage="crop",
+        name="uvfit-preprocess",
+        summary="FFHQ-UV step 1 on a Deep3D crop: processed_data/<name>.npz (img, skin_mask, parse_mask, lm "
+        "y-up, M, trans_params), .json and the vis strip; largest face only, 70x70 minimum",
+        factory="fk_uvfit.preprocess:Preprocessor",
+        params=(
+            Param("largest_only", "bool", True, "fit only the largest face of each photo (upstream)"),
+            Param("min_face", "int", 70, "reject face boxes of at most min_face x min_face pixels"),
+        ),
+        inputs=(Port("crop", "crop", "the 224² crop of crop:deep3d"),),
+        outputs=(
+            Port("crop", "crop", "the same crop (for the fit)"),
+            Port("processed", "json", "{npz, json, vis}: paths relative to the run folder"),
+        ),
+    )
+
+
+@hookimpl
 def fk_export():
     yield Component(
         stage="export",
