@@ -29,9 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_photos(folder: Path, n: int) -> Path:
-    from PIL import Image, ImageOps
-
     from fk.testing import astronaut_path
+    from PIL import Image, ImageOps
 
     folder.mkdir(parents=True, exist_ok=True)
     astro = Image.open(astronaut_path()).convert("RGB")
@@ -116,8 +115,10 @@ def main() -> None:
     ap.add_argument("--skip-align", action="store_true")
     ap.add_argument("--skip-noop", action="store_true")
     args = ap.parse_args()
-    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} "
-          "(a shared machine: figures are contended)")
+    print(
+        f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} "
+        "(a shared machine: figures are contended)"
+    )
     if not args.skip_align:
         with tempfile.TemporaryDirectory(prefix="fk-bench-exec-") as tmp:
             photos = make_photos(Path(tmp) / "photos", args.photos)
@@ -128,15 +129,24 @@ def main() -> None:
             print(f"  {name:<12} {total:>14.2f} {started:>13.2f} {ok:>9d}")
         print(f"  load average after: {os.getloadavg()[0]:.1f}")
     if not args.skip_noop:
-        print("\nengine memory on a no-op recipe (export:copy of a 1-pixel PNG), serial, one process per size")
-        print(f"  {'items':>8} {'s':>8} {'items/s':>8} {'RSS added (MiB)':>16} {'all records held (MiB)':>23}")
+        print(
+            "\nengine memory on a no-op recipe (export:copy of a 1-pixel PNG), serial, one process per size"
+        )
+        print(
+            f"  {'items':>8} {'s':>8} {'items/s':>8} {'RSS added (MiB)':>16} {'all records held (MiB)':>23}"
+        )
         for n in (int(x) for x in args.noop_items.split(",")):
             r = noop_memory(n)
             added = (r["peak_kib"] - r["rss_before_kib"]) / 1024
-            print(f"  {n:>8} {r['seconds']:>8.1f} {n / r['seconds']:>8.0f} {added:>16.1f} "
-                  f"{r['held_records_bytes'] / 2**20:>23.1f}", flush=True)
-        print("  RSS added: peak RSS of the run minus RSS before it (the engine streams records to disk);\n"
-              "  all records held: tracemalloc of loading every record at once, the engine's cost before.")
+            print(
+                f"  {n:>8} {r['seconds']:>8.1f} {n / r['seconds']:>8.0f} {added:>16.1f} "
+                f"{r['held_records_bytes'] / 2**20:>23.1f}",
+                flush=True,
+            )
+        print(
+            "  RSS added: peak RSS of the run minus RSS before it (the engine streams records to disk);\n"
+            "  all records held: tracemalloc of loading every record at once, the engine's cost before."
+        )
 
 
 if __name__ == "__main__":

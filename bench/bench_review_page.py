@@ -25,11 +25,10 @@ def main() -> None:
     ap.add_argument("--faces", type=int, default=20_000)
     ap.add_argument("--page", type=Path, default=None)
     args = ap.parse_args()
+    import fk_datasets.review as review
     from PIL import Image
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-
-    import fk_datasets.review as review
 
     browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     driver_path = shutil.which("chromedriver")
@@ -47,14 +46,21 @@ def main() -> None:
         if args.page:
             original = Path.read_text
             page_file = Path(review.__file__).with_name("review_page.html")
-            Path.read_text = lambda self, *a, **k: (args.page.read_text(*a, **k) if self == page_file
-                                                    else original(self, *a, **k))
+            Path.read_text = lambda self, *a, **k: (
+                args.page.read_text(*a, **k) if self == page_file else original(self, *a, **k)
+            )
         server = review.make_server(state)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         opts = webdriver.ChromeOptions()
         opts.binary_location = browser
-        for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--window-size=1200,900",
-                     "--enable-precise-memory-info", f"--user-data-dir={root / 'profile'}"):
+        for flag in (
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--window-size=1200,900",
+            "--enable-precise-memory-info",
+            f"--user-data-dir={root / 'profile'}",
+        ):
             opts.add_argument(flag)
         driver = webdriver.Chrome(service=Service(driver_path), options=opts)
         try:
@@ -65,15 +71,23 @@ def main() -> None:
             ready = time.perf_counter() - t0
             time.sleep(2)  # let visible images arrive
             paint = driver.execute_script(
-                "const e = performance.getEntriesByName('first-contentful-paint')[0]; return e ? e.startTime : null")
-            heap = driver.execute_script("return performance.memory ? performance.memory.usedJSHeapSize : null")
+                "const e = performance.getEntriesByName('first-contentful-paint')[0];"
+                " return e ? e.startTime : null"
+            )
+            heap = driver.execute_script(
+                "return performance.memory ? performance.memory.usedJSHeapSize : null"
+            )
             nodes = driver.execute_script("return document.getElementsByTagName('*').length")
             images = driver.execute_script("return document.images.length")
         finally:
             driver.quit()
             server.shutdown()
-    print(f"review page, {args.faces} faces, load average {os.getloadavg()[0]:.1f} (shared machine: contended)")
-    print(f"  first contentful paint   {paint:.0f} ms" if paint is not None else "  first paint: not reported")
+    print(
+        f"review page, {args.faces} faces, load average {os.getloadavg()[0]:.1f} (shared machine: contended)"
+    )
+    print(
+        f"  first contentful paint   {paint:.0f} ms" if paint is not None else "  first paint: not reported"
+    )
     print(f"  usable (cards rendered)  {ready * 1000:.0f} ms")
     print(f"  JS heap                  {heap / 2**20:.1f} MiB" if heap else "  JS heap: not reported")
     print(f"  DOM elements {nodes}, <img> in the document {images}, images fetched {len(fetched)}")

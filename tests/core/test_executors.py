@@ -19,10 +19,16 @@ import time
 from pathlib import Path
 
 import pytest
-
 from fk.components import Component, ExecutorBackend, Port
 from fk.engine.executors import ExecutorSettings, TaskFailed, make_executor
-from fk.engine.executors.resources import THREAD_ENV, cores, WorkerCaps, gpu_for_worker, local_workers, visible_gpus
+from fk.engine.executors.resources import (
+    THREAD_ENV,
+    WorkerCaps,
+    cores,
+    gpu_for_worker,
+    local_workers,
+    visible_gpus,
+)
 from fk.engine.runner import RunOptions, run_plan
 from fk.errors import ExitCode, MissingError, TransientError
 from fk.hookspecs import hookimpl
@@ -81,9 +87,8 @@ def ray_executor(loopback_only):
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory) -> Path:
     """The astronaut (one face) and a blank image (no face: a recorded failure)."""
-    from PIL import Image
-
     from fk.testing import astronaut_path
+    from PIL import Image
 
     folder = tmp_path_factory.mktemp("photos")
     Image.open(astronaut_path()).convert("RGB").save(folder / "astronaut.png")
@@ -92,8 +97,11 @@ def photos(tmp_path_factory) -> Path:
 
 
 def outputs(out: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
-            if p.is_file() and ".fk" not in p.parts and p.name != "manifest.json"}
+    return {
+        str(p.relative_to(out)): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and ".fk" not in p.parts and p.name != "manifest.json"
+    }
 
 
 def run_align(photos: Path, out: Path, executor=None, **kw):
@@ -107,7 +115,8 @@ def serial_align(photos, tmp_path_factory) -> dict[str, bytes]:
     summary = run_align(photos, out)
     assert (summary.succeeded, summary.failed) == (1, 1)
     files = outputs(out)
-    assert any(k.startswith("ffhq/") for k in files) and any(k.startswith("eg3d/") for k in files)
+    assert any(k.startswith("ffhq/") for k in files)
+    assert any(k.startswith("eg3d/") for k in files)
     return files
 
 
@@ -149,9 +158,15 @@ class FlakyPlugin:
     def fk_evaluate(self):
         from fk.components import Param
 
-        yield Component("evaluate", "fail-once", "fails the first attempt of each item", FailOnce,
-                        params=(Param("markers", "path", ""),), inputs=(Port("file", "path"),),
-                        outputs=(Port("done", "any"),))
+        yield Component(
+            "evaluate",
+            "fail-once",
+            "fails the first attempt of each item",
+            FailOnce,
+            params=(Param("markers", "path", ""),),
+            inputs=(Port("file", "path"),),
+            outputs=(Port("done", "any"),),
+        )
 
 
 def flaky_plan(tmp_path: Path, n: int = 3):
@@ -183,12 +198,20 @@ def test_a_task_that_fails_once_succeeds_on_retry(name, tmp_path, request):
     plan = flaky_plan(tmp_path)
     out = tmp_path / "run"
     if name in ("dask", "ray"):
-        summary = run_plan(plan, RunOptions(out, progress=False), executor=request.getfixturevalue(f"{name}_executor"))
+        summary = run_plan(
+            plan, RunOptions(out, progress=False), executor=request.getfixturevalue(f"{name}_executor")
+        )
     else:
         summary = run_plan(plan, RunOptions(out, progress=False, executor=name, workers=2, retries=1))
     assert (summary.succeeded, summary.failed) == (3, 0), summary.failures
     assert sorted(p.name for p in (out / "check").iterdir()) == [
-        "f0.partial.txt", "f0.txt", "f1.partial.txt", "f1.txt", "f2.partial.txt", "f2.txt"]
+        "f0.partial.txt",
+        "f0.txt",
+        "f1.partial.txt",
+        "f1.txt",
+        "f2.partial.txt",
+        "f2.txt",
+    ]
     assert len(list((tmp_path / "markers").iterdir())) == 3  # every item really failed once
 
 
@@ -214,8 +237,20 @@ def test_killed_under_dask_then_resumed_under_serial_completes(photos, serial_al
     for i in range(6):  # enough items that Ctrl-C lands mid-run
         (many / f"astronaut{i}.png").write_bytes((photos / "astronaut.png").read_bytes())
     out = tmp_path / "run"
-    cmd = [str(Path(sys.executable).parent / "fk"), "run", str(ALIGN), "--set", f"inputs.photos={many}",
-           "--out", str(out), "--executor", "dask", "--workers", "2", "-q"]
+    cmd = [
+        str(Path(sys.executable).parent / "fk"),
+        "run",
+        str(ALIGN),
+        "--set",
+        f"inputs.photos={many}",
+        "--out",
+        str(out),
+        "--executor",
+        "dask",
+        "--workers",
+        "2",
+        "-q",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     records = out / ".fk" / "items"
     deadline = time.monotonic() + 300
@@ -226,8 +261,11 @@ def test_killed_under_dask_then_resumed_under_serial_completes(photos, serial_al
     assert proc.returncode == ExitCode.INTERRUPTED, err.decode()[-2000:]
     done = len(list(records.glob("*.json")))
     assert 1 <= done < 6
-    summary = run_plan(load_recipe(ALIGN, [f"inputs.photos={many}"]), RunOptions(out, progress=False, resume=True))
-    assert summary.skipped == done and summary.succeeded == 6
+    summary = run_plan(
+        load_recipe(ALIGN, [f"inputs.photos={many}"]), RunOptions(out, progress=False, resume=True)
+    )
+    assert summary.skipped == done
+    assert summary.succeeded == 6
     want = serial_align["ffhq/astronaut_00.png"]
     assert all((out / "ffhq" / f"astronaut{i}_00.png").read_bytes() == want for i in range(6))
 
@@ -250,7 +288,11 @@ def test_a_node_without_the_plugin_stops_the_run_with_one_line(tmp_path, photos)
 def _thread_env(_):
     import torch
 
-    return {**{k: os.environ.get(k) for k in THREAD_ENV}, "torch": torch.get_num_threads(), "pid": os.getpid()}
+    return {
+        **{k: os.environ.get(k) for k in THREAD_ENV},
+        "torch": torch.get_num_threads(),
+        "pid": os.getpid(),
+    }
 
 
 def test_process_workers_get_their_share_of_the_cores_in_every_pool():
@@ -266,9 +308,11 @@ def test_process_workers_get_their_share_of_the_cores_in_every_pool():
 
 
 def test_workers_never_exceed_the_cores_and_gpus_go_one_per_worker():
-    assert local_workers(64, available=2) == 2 and local_workers(1, available=2) == 1
+    assert local_workers(64, available=2) == 2
+    assert local_workers(1, available=2) == 1
     caps = WorkerCaps(3, ("0", "1"))
-    assert caps.env(0)["NUMBA_NUM_THREADS"] == "3" and caps.env(0)["OMP_NUM_THREADS"] == "3"
+    assert caps.env(0)["NUMBA_NUM_THREADS"] == "3"
+    assert caps.env(0)["OMP_NUM_THREADS"] == "3"
     assert [caps.env(i)["CUDA_VISIBLE_DEVICES"] for i in range(3)] == ["0", "1", "0"]
     assert "CUDA_VISIBLE_DEVICES" not in WorkerCaps(1, ("0",)).env(0)  # one GPU: left as it is
     assert gpu_for_worker(1, ["4", "6"]) == "6"
@@ -309,21 +353,39 @@ def test_a_plugin_executor_is_chosen_by_name(tmp_path):
     for name in ("a", "b"):
         (files / f"{name}.txt").write_text(name)
     recipe = tmp_path / "copy.yaml"
-    recipe.write_text(f"fk: 1\nname: copy\ninputs:\n  files: {{type: files, path: {files}}}\nsteps:\n"
-                      "  - {id: copy, use: export:copy, in: {file: inputs.files}}\n")
+    recipe.write_text(
+        f"fk: 1\nname: copy\ninputs:\n  files: {{type: files, path: {files}}}\nsteps:\n"
+        "  - {id: copy, use: export:copy, in: {file: inputs.files}}\n"
+    )
     with isolated_plugin_manager(ReversePlugin()):
-        summary = run_plan(load_recipe(recipe), RunOptions(tmp_path / "run", progress=False, executor="reverse"))
+        summary = run_plan(
+            load_recipe(recipe), RunOptions(tmp_path / "run", progress=False, executor="reverse")
+        )
     assert ListExecutor.seen == ["b", "a"]
-    assert summary.succeeded == 2 and (tmp_path / "run" / "copy" / "b.txt").read_text() == "b"
+    assert summary.succeeded == 2
+    assert (tmp_path / "run" / "copy" / "b.txt").read_text() == "b"
 
 
 def test_a_missing_extra_exits_4_with_the_install_line(tmp_path, photos, monkeypatch, capsys):
     from fk.cli.main import main
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
-    rc = main(["run", str(ALIGN), "--set", f"inputs.photos={photos}", "--out", str(tmp_path / "r"),
-               "--executor", "ray", "-q"])
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a)
+    )
+    rc = main(
+        [
+            "run",
+            str(ALIGN),
+            "--set",
+            f"inputs.photos={photos}",
+            "--out",
+            str(tmp_path / "r"),
+            "--executor",
+            "ray",
+            "-q",
+        ]
+    )
     assert rc == ExitCode.MISSING
     assert "pip install 'fk-core[ray]'" in capsys.readouterr().err
 
@@ -337,5 +399,7 @@ def test_task_failed_is_what_executors_yield_after_retries():
         raise OSError("disk gone")
 
     (failed,) = list(ex.map_unordered(boom, [1]))
-    assert isinstance(failed, TaskFailed) and failed.attempts == 3 and len(calls) == 3
+    assert isinstance(failed, TaskFailed)
+    assert failed.attempts == 3
+    assert len(calls) == 3
     assert failed.error.endswith("OSError: disk gone")

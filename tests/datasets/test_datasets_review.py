@@ -194,7 +194,8 @@ def test_review_page_at_20k_faces_holds_one_page_of_images(lpff_tree_20k, tmp_pa
         wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
         assert "20000 faces, 20000 flagged" in driver.find_element(By.ID, "counts").text
         cards = driver.find_elements(By.CSS_SELECTOR, ".card")
-        assert len(cards) == 120 and cards[0].get_attribute("data-face") == "00000_01"
+        assert len(cards) == 120
+        assert cards[0].get_attribute("data-face") == "00000_01"
         assert driver.execute_script("return document.images.length") == 120  # one page, not 20k
         assert driver.execute_script("return [...document.images].every(i => i.loading === 'lazy')")
         body = driver.find_element(By.TAG_NAME, "body")
@@ -202,7 +203,8 @@ def test_review_page_at_20k_faces_holds_one_page_of_images(lpff_tree_20k, tmp_pa
         wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-page") == "2")
         assert driver.find_elements(By.CSS_SELECTOR, ".card")[0].get_attribute("data-face") == "00120_01"
         body.send_keys("x")  # rejects the focused face, the first of page 2
-        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-saved") == "00120_01:reject")
+        saved = "00120_01:reject"
+        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-saved") == saved)
     finally:
         driver.quit()
         server.shutdown()

@@ -23,8 +23,10 @@ def node_problem(plan: Any) -> str | None:
             comp.load_factory()
         except ImportError as exc:
             dist = comp.distribution or "the plugin providing it"
-            return (f"{comp.ref} cannot load: {dist} is not installed here "
-                    f"({type(exc).__name__}: {exc}); install the same fk packages on every node")
+            return (
+                f"{comp.ref} cannot load: {dist} is not installed here "
+                f"({type(exc).__name__}: {exc}); install the same fk packages on every node"
+            )
         for name in comp.requires_assets:
             if assets is None:
                 assets = {a.name: a for a in get_plugin_manager().assets()}
@@ -33,8 +35,10 @@ def node_problem(plan: Any) -> str | None:
                 return f"{comp.ref} needs the asset {name!r}, which no plugin installed here declares"
             path = asset_path(asset.path)
             if not path.exists():
-                return (f"{comp.ref} needs {path}, which is missing here: copy the same FK_HOME assets "
-                        "to every node, or point FK_HOME at a shared folder")
+                return (
+                    f"{comp.ref} needs {path}, which is missing here: copy the same FK_HOME assets "
+                    "to every node, or point FK_HOME at a shared folder"
+                )
     return None
 
 

@@ -68,6 +68,9 @@ class RunRecords:
         if self.keep_leaves:
             self.leaves[key] = rec.get("leaves", {})
 
+    def __setitem__(self, key: str, rec: dict[str, Any]) -> None:  # records[key] = rec, as a dict took it
+        self.add({**rec, "key": key} if rec.get("key") != key else rec)
+
     def __contains__(self, key: object) -> bool:
         return key in self.keys
 
@@ -78,7 +81,9 @@ class RunRecords:
         return sorted(self._failures, key=lambda f: (f["item"], f["step"]))
 
     def timing_summary(self) -> dict[str, dict[str, float]]:
-        return {sid: {**t, "mean_seconds": t["seconds"] / max(1, t["count"])} for sid, t in self.timings.items()}
+        return {
+            sid: {**t, "mean_seconds": t["seconds"] / max(1, t["count"])} for sid, t in self.timings.items()
+        }
 
     def iter_records(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """Every finished item's record in key order, read back one at a time."""
@@ -89,12 +94,23 @@ class RunRecords:
 
 
 def manifest_item(rec: dict[str, Any]) -> dict[str, Any]:
-    return {"source": rec["source"], "source_sha256": rec.get("source_sha256"), "status": rec["status"],
-            "outputs": rec["outputs"], "messages": rec.get("messages", []), "filtered": rec.get("filtered", [])}
+    return {
+        "source": rec["source"],
+        "source_sha256": rec.get("source_sha256"),
+        "status": rec["status"],
+        "outputs": rec["outputs"],
+        "messages": rec.get("messages", []),
+        "filtered": rec.get("filtered", []),
+    }
 
 
-def write_json_streaming(path: Path, head: dict[str, Any], stream_key: str,
-                         entries: Iterator[tuple[str, Any]], tail: dict[str, Any]) -> Path:
+def write_json_streaming(
+    path: Path,
+    head: dict[str, Any],
+    stream_key: str,
+    entries: Iterator[tuple[str, Any]],
+    tail: dict[str, Any],
+) -> Path:
     """Write ``{**head, stream_key: {k: v for k, v in entries}, **tail}`` as indented JSON, atomically,
     without holding the streamed mapping: the same text ``json.dumps(..., indent=2)`` gives."""
     path = Path(path)

@@ -15,8 +15,17 @@ from fk.engine.executors.base import Executor, ExecutorSettings, TaskFailed, Wor
 from fk.engine.executors.local import ProcessExecutor, SerialExecutor
 from fk.errors import MissingError, UsageError
 
-__all__ = ["Executor", "ExecutorSettings", "TaskFailed", "WorkerCall", "SerialExecutor", "ProcessExecutor",
-           "executor_backends", "describe_executors", "make_executor"]
+__all__ = [
+    "Executor",
+    "ExecutorSettings",
+    "TaskFailed",
+    "WorkerCall",
+    "SerialExecutor",
+    "ProcessExecutor",
+    "executor_backends",
+    "describe_executors",
+    "make_executor",
+]
 
 
 def executor_backends() -> dict[str, ExecutorBackend]:
@@ -33,8 +42,16 @@ def describe_executors() -> list[dict[str, Any]]:
             ok, reason = e.probe()
         except Exception as exc:  # noqa: BLE001 - a broken probe reads as unavailable
             ok, reason = False, f"probe failed: {type(exc).__name__}: {exc}"
-        rows.append({"name": e.name, "available": ok, "reason": reason, "summary": e.summary,
-                     "plugin": e.plugin, "install": e.install})
+        rows.append(
+            {
+                "name": e.name,
+                "available": ok,
+                "reason": reason,
+                "summary": e.summary,
+                "plugin": e.plugin,
+                "install": e.install,
+            }
+        )
     return rows
 
 
@@ -53,7 +70,9 @@ def make_executor(name: str | int | None = None, settings: ExecutorSettings | No
     name = name or default_executor(settings)
     backends = executor_backends()
     if name not in backends:
-        raise UsageError(f"unknown executor '{name}'", hint=f"choose one of: {', '.join(backends)}  (fk doctor)")
+        raise UsageError(
+            f"unknown executor '{name}'", hint=f"choose one of: {', '.join(backends)}  (fk doctor)"
+        )
     backend = backends[name]
     ok, reason = backend.probe()
     if not ok:

@@ -26,16 +26,30 @@ def _probe(module: str, what: str, install: str):
 
 
 EXECUTORS = (
-    ExecutorBackend("serial", "fk.engine.executors.local:SerialExecutor", _always,
-                    summary="one item after another, in this process (--workers 1)"),
-    ExecutorBackend("process", "fk.engine.executors.local:ProcessExecutor", _always,
-                    summary="--workers N spawned processes on this machine"),
-    ExecutorBackend("dask", "fk.engine.executors.dask_executor:DaskExecutor",
-                    _probe("distributed", "dask.distributed", "pip install 'fk-core[dask]'"),
-                    summary="dask.distributed: a scheduler at --address, or a LocalCluster of --workers",
-                    install="pip install 'fk-core[dask]'"),
-    ExecutorBackend("ray", "fk.engine.executors.ray_executor:RayExecutor",
-                    _probe("ray", "Ray", "pip install 'fk-core[ray]'"),
-                    summary="Ray core tasks: a cluster at --address, or a local Ray of --workers CPUs",
-                    install="pip install 'fk-core[ray]'"),
+    ExecutorBackend(
+        "serial",
+        "fk.engine.executors.local:SerialExecutor",
+        _always,
+        summary="one item after another, in this process (--workers 1)",
+    ),
+    ExecutorBackend(
+        "process",
+        "fk.engine.executors.local:ProcessExecutor",
+        _always,
+        summary="--workers N spawned processes on this machine",
+    ),
+    ExecutorBackend(
+        "dask",
+        "fk.engine.executors.dask_executor:DaskExecutor",
+        _probe("distributed", "dask.distributed", "pip install 'fk-core[dask]'"),
+        summary="dask.distributed: a scheduler at --address, or a LocalCluster of --workers",
+        install="pip install 'fk-core[dask]'",
+    ),
+    ExecutorBackend(
+        "ray",
+        "fk.engine.executors.ray_executor:RayExecutor",
+        _probe("ray", "Ray", "pip install 'fk-core[ray]'"),
+        summary="Ray core tasks: a cluster at --address, or a local Ray of --workers CPUs",
+        install="pip install 'fk-core[ray]'",
+    ),
 )

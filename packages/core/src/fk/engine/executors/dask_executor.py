@@ -32,8 +32,9 @@ def _import_distributed() -> Any:
     try:
         import distributed
     except ImportError:
-        raise MissingError("the dask executor needs dask.distributed, which is not installed",
-                           hint=INSTALL) from None
+        raise MissingError(
+            "the dask executor needs dask.distributed, which is not installed", hint=INSTALL
+        ) from None
     return distributed
 
 
@@ -61,16 +62,24 @@ class DaskExecutor:
             try:
                 self.client = distributed.Client(settings.address, timeout="20s")
             except OSError as exc:
-                raise UsageError(f"cannot reach the dask scheduler at {settings.address} ({exc})",
-                                 hint="Start it with `dask scheduler` (and `dask worker ADDRESS` on each node), "
-                                      "or leave out --address for a cluster on this machine.") from None
+                raise UsageError(
+                    f"cannot reach the dask scheduler at {settings.address} ({exc})",
+                    hint="Start it with `dask scheduler` (and `dask worker ADDRESS` on each node), "
+                    "or leave out --address for a cluster on this machine.",
+                ) from None
         else:
             workers = local_workers(settings.workers)
             # threads capped from process start; each worker picks its own GPU on its first task
             caps = WorkerCaps(threads_per_worker(workers))
             self.cluster = distributed.LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                dashboard_address=None, silence_logs=logging.CRITICAL, env=caps.env())
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                silence_logs=logging.CRITICAL,
+                env=caps.env(),
+            )
             self.client = distributed.Client(self.cluster)
         self.futures: set[Any] = set()
 
@@ -97,8 +106,9 @@ class DaskExecutor:
                 task = next(it)
             except StopIteration:
                 return False
-            fut = self.client.submit(_run_on_dask_worker, call, task, host_slots, retries=self.retries,
-                                     pure=False)
+            fut = self.client.submit(
+                _run_on_dask_worker, call, task, host_slots, retries=self.retries, pure=False
+            )
             pending[fut.key] = task
             self.futures.add(fut)
             completed.add(fut)

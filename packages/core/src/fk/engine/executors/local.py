@@ -77,8 +77,12 @@ class ProcessExecutor:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         ctx = multiprocessing.get_context("spawn")
-        return ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init_worker,
-                                   initargs=(self.caps, ctx.Value("i", 0)))
+        return ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(self.caps, ctx.Value("i", 0)),
+        )
 
     def map_unordered(self, fn: Callable[[Any], Any], tasks: Iterable[Any]) -> Iterator[Any]:
         call = WorkerCall(fn, None)  # the pool's initializer applied the caps already

@@ -69,15 +69,23 @@ class RayExecutor:
                 try:
                     ray.init(address=settings.address, log_to_driver=False, configure_logging=False)
                 except (ConnectionError, RuntimeError) as exc:
-                    raise UsageError(f"cannot connect to the Ray cluster at {settings.address} ({exc})",
-                                     hint="Start it with `ray start --head` (and `ray start --address HEAD` on "
-                                          "each node), or leave out --address for Ray on this machine.") from None
+                    raise UsageError(
+                        f"cannot connect to the Ray cluster at {settings.address} ({exc})",
+                        hint="Start it with `ray start --head` (and `ray start --address HEAD` on "
+                        "each node), or leave out --address for Ray on this machine.",
+                    ) from None
             else:
                 workers = local_workers(settings.workers)
                 self.caps = WorkerCaps(threads_per_worker(workers))
                 gpus = visible_gpus()
-                ray.init(num_cpus=workers, num_gpus=len(gpus), include_dashboard=False,
-                         _node_ip_address="127.0.0.1", log_to_driver=False, configure_logging=False)
+                ray.init(
+                    num_cpus=workers,
+                    num_gpus=len(gpus),
+                    include_dashboard=False,
+                    _node_ip_address="127.0.0.1",
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
             self.started = True
         self.refs: dict[Any, Any] = {}
 
