@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 
 
@@ -63,6 +64,9 @@ def main() -> None:
         ):
             opts.add_argument(flag)
         driver = webdriver.Chrome(service=Service(driver_path), options=opts)
+        with warnings.catch_warnings():  # deprecated spelling, but the one every selenium 4 has
+            warnings.simplefilter("ignore", DeprecationWarning)
+            driver.command_executor.set_timeout(60)  # a hung page answers no WebDriver command
         try:
             t0 = time.perf_counter()
             driver.get(f"http://127.0.0.1:{server.server_address[1]}/")
@@ -79,8 +83,16 @@ def main() -> None:
             )
             nodes = driver.execute_script("return document.getElementsByTagName('*').length")
             images = driver.execute_script("return document.images.length")
+        except Exception as exc:  # noqa: BLE001 - the figure is that it hung
+            print(f"review page, {args.faces} faces: the browser stopped answering "
+                  f"({type(exc).__name__} after {time.perf_counter() - t0:.0f} s); "
+                  f"{len(fetched)} images fetched by then")
+            return
         finally:
-            driver.quit()
+            try:
+                driver.quit()
+            except Exception:  # noqa: BLE001
+                pass
             server.shutdown()
     print(
         f"review page, {args.faces} faces, load average {os.getloadavg()[0]:.1f} (shared machine: contended)"
