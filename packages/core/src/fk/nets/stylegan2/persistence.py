@@ -37,11 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from fk.errors import InputError
-from fk.io.safe_pickle import RestrictedUnpickler, UnsafePickleError
+from fk.io.safe_pickle import NumpyDType, RestrictedUnpickler, UnsafePickleError, numpy_scalar
 from fk.nets.stylegan2 import networks
 
 __all__ = [
@@ -146,35 +145,6 @@ class _StorageRef:
     extra: tuple = field(default_factory=tuple)
 
 
-class _NumpyDType:
-    """A NumPy dtype named in the pickle (``numpy.dtype('f8', False, True)`` + its byte-order state)."""
-
-    _CODES = frozenset("f2 f4 f8 i1 i2 i4 i8 u1 u2 u4 u8 b1".split())
-
-    def __init__(self, code: str, align: Any = False, copy: Any = True):
-        if code not in self._CODES:
-            raise UnsafePickleError(f"refused NumPy dtype {code!r}: only fixed-size numeric scalars are read")
-        self.code = code
-        self.byteorder = "<"
-
-    def __setstate__(self, state: tuple) -> None:
-        if isinstance(state, tuple) and len(state) > 1 and state[1] in ("<", ">", "|", "="):
-            self.byteorder = "<" if state[1] in ("|", "=") else state[1]
-
-    def numpy(self) -> np.dtype:
-        return (
-            np.dtype(self.byteorder + self.code)
-            if self.code not in ("i1", "u1", "b1")
-            else np.dtype(self.code)
-        )
-
-
-def _numpy_scalar(dtype: _NumpyDType, data: bytes | None = None) -> Any:
-    if not isinstance(dtype, _NumpyDType) or not isinstance(data, bytes | bytearray):
-        raise UnsafePickleError("refused a NumPy scalar that is not a fixed-size number")
-    return np.frombuffer(data, dtype=dtype.numpy(), count=1)[0].item()
-
-
 def _rebuild_tensor(storage: torch.Tensor, offset: int, size: Any, stride: Any, *rest: Any) -> torch.Tensor:
     if not isinstance(storage, torch.Tensor):
         raise UnsafePickleError("refused a tensor whose storage is not a tensor storage")
@@ -243,9 +213,9 @@ class _Reader:
             ("__builtin__", "frozenset"): _make_frozenset,
             ("dnnlib.util", "EasyDict"): EasyDict,
             ("_codecs", "encode"): _latin1_bytes,
-            ("numpy.core.multiarray", "scalar"): _numpy_scalar,
-            ("numpy._core.multiarray", "scalar"): _numpy_scalar,
-            ("numpy", "dtype"): _NumpyDType,
+            ("numpy.core.multiarray", "scalar"): numpy_scalar,
+            ("numpy._core.multiarray", "scalar"): numpy_scalar,
+            ("numpy", "dtype"): NumpyDType,
         }
 
     def refuse(self, message: str) -> UnsafePickleError:
