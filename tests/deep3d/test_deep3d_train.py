@@ -6,30 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fk_deep3d.train import MIRROR_68, FaceListDataset, TrainConfig, train, write_lists, write_sample
-
-
-def _synthetic_dataset(root, n=4):
-    """Demo-head renders at random poses, with their exact landmarks, in the prepared layout."""
-    import fk.models
-    from fk_deep3d.fit import Fitter
-
-    model = fk.models.load_face_model("demo")
-    fitter = Fitter(model, iterations=0, renderer="cpu")
-    g = torch.Generator().manual_seed(0)
-    names = []
-    for i in range(n):
-        coeffs = model.join_coeffs({"angle": (torch.rand(1, 3, generator=g) - 0.5) * 0.6,
-                                    "trans": (torch.rand(1, 3, generator=g) - 0.5) * 0.2,
-                                    "tex": torch.randn(1, model.n_tex, generator=g) * 0.3})
-        with torch.no_grad():
-            out = model(coeffs)
-            img = fitter.render(out).rgb[0].clamp(0, 1).numpy()
-        img = (np.where(img.sum(-1, keepdims=True) > 0, img, 0.3) * 255).astype(np.uint8)
-        write_sample(root, f"f{i}", img, out["landmarks_2d"][0].numpy())
-        names.append(f"f{i}")
-    write_lists(root, names, val_fraction=0.0)
-    return model
+from fk_deep3d.train import MIRROR_68, FaceListDataset, TrainConfig, train
 
 
 def test_mirror_permutation_is_an_involution_and_swaps_eyes():
@@ -38,8 +15,8 @@ def test_mirror_permutation_is_an_involution_and_swaps_eyes():
     assert MIRROR_68[36] == 45 and MIRROR_68[48] == 54 and MIRROR_68[30] == 30 and MIRROR_68[0] == 16
 
 
-def test_augmentation_moves_landmarks_with_the_image(tmp_path):
-    _synthetic_dataset(tmp_path, n=1)
+def test_augmentation_moves_landmarks_with_the_image(tmp_path, make_dataset):
+    make_dataset(tmp_path, n=1)
     plain = FaceListDataset(tmp_path, augment=False)[0]
     aug = FaceListDataset(tmp_path, augment=True, seed=3)
     sample = aug[0]
@@ -50,10 +27,24 @@ def test_augmentation_moves_landmarks_with_the_image(tmp_path):
     assert plain["image"].shape == (3, 224, 224) and plain["mask"].shape == (224, 224)
 
 
+def test_augmentation_depends_on_seed_epoch_and_index_only(tmp_path, make_dataset):
+    """What process or worker reads a sample, and in what order, must not change it (DDP equals one process)."""
+    make_dataset(tmp_path, n=2)
+    a, b = FaceListDataset(tmp_path, seed=5), FaceListDataset(tmp_path, seed=5)
+    b.set_epoch(1)
+    later_first = b[1]["image"]
+    b.set_epoch(0)
+    b[0]  # noqa: B018 - reading another sample first must not matter
+    assert torch.equal(a[1]["image"], b[1]["image"])
+    a.set_epoch(1)
+    assert torch.equal(a[1]["image"], later_first)
+    assert not torch.equal(later_first, b[1]["image"])  # a new epoch draws a new augmentation
+
+
 @pytest.mark.slow
-def test_a_few_steps_lower_the_loss_and_resume(tmp_path):
+def test_a_few_steps_lower_the_loss_and_resume(tmp_path, make_dataset, fk_home):
     data = tmp_path / "data"
-    _synthetic_dataset(data, n=1)
+    make_dataset(data, n=1)
     # One sample, no augmentation: every step sees the same image, so the loss must fall.
     cfg = TrainConfig(data=data, out=tmp_path / "ckpt", model="demo", batch_size=1, lr=2e-5, max_steps=4,
                       renderer="cpu", augment=False)

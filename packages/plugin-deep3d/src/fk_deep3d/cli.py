@@ -28,16 +28,29 @@ def train(
     data: Path = typer.Argument(..., help="folder written by `fk deep3d prepare`"),
     out: Path = typer.Option(Path("checkpoints/deep3d"), "--out", help="checkpoint folder (epoch_N.pth)"),
     model: str = typer.Option("auto", help="face model: auto, demo or bfm09"),
-    epochs: int = typer.Option(20), batch_size: int = typer.Option(32), lr: float = typer.Option(1e-4),
+    epochs: int = typer.Option(20),
+    batch_size: int = typer.Option(32, help="global batch; under torchrun each process takes batch/N"),
+    lr: float = typer.Option(1e-4),
     max_steps: int = typer.Option(0, help="stop after this many steps (0: run all epochs)"),
     resume: bool = typer.Option(True, help="continue from the newest epoch_N.pth in --out"),
     device: str = typer.Option("cpu"), renderer: str = typer.Option("auto"),
-    init: Path = typer.Option(None, help="start from this R-Net checkpoint"),
+    init: Path = typer.Option(None, help="start from this whole R-Net checkpoint"),
+    init_path: str = typer.Option("auto", help="ImageNet ResNet-50 for the backbone (torchvision's "
+                                  "resnet50-0676ba61.pth): auto (the deep3d/ asset when present), a path, or none"),
+    arcface: Path = typer.Option(None, help="ArcFace r50 weights for the identity term "
+                                 "(default: the deep3d/arcface_r50.pth asset; the term is off without it)"),
+    augment: bool = typer.Option(True, help="Deep3D's shift/scale/rotate/flip augmentation"),
+    seed: int = typer.Option(0), workers: int = typer.Option(0, help="data-loading worker processes"),
 ) -> None:
-    """Train R-Net with Deep3D's losses; for several GPUs: torchrun --nproc_per_node=N -m fk_deep3d train ..."""
+    """Train R-Net with Deep3D's losses. Several processes (GPUs or CPUs), one machine or many:
+    torchrun --nproc_per_node=N -m fk_deep3d train DATA --out DIR (docs/scaling.md)."""
+    import os
+
     from fk_deep3d.train import TrainConfig, train as run_train
 
     cfg = TrainConfig(data=data, out=out, model=model, epochs=epochs, batch_size=batch_size, lr=lr,
-                      max_steps=max_steps, resume=resume, device=device, renderer=renderer, init=init)
-    result = run_train(cfg)
-    typer.echo(f"trained {result['steps']} steps; last loss {result['last_loss']:.4f}; {result['checkpoint']}")
+                      max_steps=max_steps, resume=resume, device=device, renderer=renderer, init=init,
+                      init_path=init_path, arcface=arcface, augment=augment, seed=seed, workers=workers)
+    result = run_train(cfg, progress=typer.echo)
+    if os.environ.get("RANK", "0") == "0":
+        typer.echo(f"trained {result['steps']} steps; last loss {result['last_loss']:.4f}; {result['checkpoint']}")

@@ -46,10 +46,14 @@ def landmark_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (((pred - target) ** 2).sum(-1) * w).sum() / (pred.shape[0] * pred.shape[1])
 
 
-def photometric_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Σ_pixels √(ε + ‖I_pred − I_gt‖²) · m / max(Σ m, 1); images (B, H, W, 3), mask (B, H, W)."""
+def photometric_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, eps: float = 1e-6,
+                     normaliser: torch.Tensor | None = None) -> torch.Tensor:
+    """Σ_pixels √(ε + ‖I_pred − I_gt‖²) · m / max(Σ m, 1); images (B, H, W, 3), mask (B, H, W).
+
+    ``normaliser`` replaces ``max(Σ m, 1)`` (training under DDP passes the global batch's share).
+    """
     dist = torch.sqrt(eps + ((pred - target) ** 2).sum(-1))
-    return (dist * mask).sum() / torch.clamp(mask.sum(), min=1.0)
+    return (dist * mask).sum() / (torch.clamp(mask.sum(), min=1.0) if normaliser is None else normaliser)
 
 
 def coefficient_loss(id: torch.Tensor, exp: torch.Tensor, tex: torch.Tensor,

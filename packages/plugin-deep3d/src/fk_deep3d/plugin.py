@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from fk.components import Asset, Component, Param, Port
 from fk.hookspecs import hookimpl
-from fk_deep3d.constants import ARCFACE_ASSET, CHECKPOINT_ASSET
+from fk_deep3d.constants import ARCFACE_ASSET, CHECKPOINT_ASSET, IMAGENET_RESNET50_ASSET, IMAGENET_RESNET50_URL
 
 _MODEL = Param("model", "str", "auto", "face model: auto (bfm09 when its file is present, else demo), demo or bfm09",
                choices=("auto", "demo", "bfm09"))
@@ -104,6 +104,13 @@ def fk_assets():
         summary="ArcFace IResNet-50 backbone for Deep3D's identity loss (optional)",
         instructions="Copy insightface arcface_torch ms1mv3_arcface_r50_fp16/backbone.pth here "
                      "(as Deep3DFaceRecon's checkpoints/recog_model). Without it the identity term is skipped.",
+    )
+    yield Asset(
+        name=IMAGENET_RESNET50_ASSET, path=IMAGENET_RESNET50_ASSET,
+        summary="torchvision's ImageNet ResNet-50, R-Net's starting point for `fk deep3d train` (optional)",
+        instructions=f"Download {IMAGENET_RESNET50_URL} (torchvision's IMAGENET1K_V1, as Deep3DFaceRecon's "
+                     "checkpoints/init_model) and copy it here; `fk deep3d train` then starts from it "
+                     "(--init-path overrides, --init-path none starts from random weights).",
     )
 
 

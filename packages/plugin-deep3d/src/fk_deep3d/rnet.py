@@ -190,3 +190,41 @@ def save_reconnet(path: str | Path, net: nn.Module, **extra: Any) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def load_imagenet_backbone(net: ReconNet, path: str | Path) -> ReconNet:
+    """Start R-Net's backbone from torchvision's ImageNet ResNet-50 (``resnet50-0676ba61.pth``), as Deep3D does.
+
+    The file is a plain state dict with torchvision's names (``conv1.weight``, ``layer1.0.bn1.running_mean``,
+    ..., ``fc.weight``); it is read with ``weights_only=True`` (tensors only, never pickled code). Like
+    Deep3D's ``filter_state_dict``, every key containing ``fc`` is dropped; the others map to
+    ``backbone.<key>`` and must cover the backbone exactly (``num_batches_tracked``, absent from older
+    torchvision files, may be missing). The heads stay zero.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: ImageNet ResNet-50 weights not found",
+                         hint="download resnet50-0676ba61.pth (see `fk doctor`) or pass --init-path none")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated file, not a torch file, or disallowed pickle globals
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: not a readable torch state dict ({first[:160]})",
+                         hint="use torchvision's resnet50-0676ba61.pth (a plain state dict)") from None
+    if not isinstance(state, Mapping):
+        raise InputError(f"{path}: expected a state dict, got {type(state).__name__}",
+                         hint="use torchvision's resnet50-0676ba61.pth (a plain state dict)")
+    kept = {k: v for k, v in state.items() if "fc" not in k}
+    expected = net.backbone.state_dict()
+    missing = [k for k in expected if k not in kept and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in kept if k not in expected]
+    bad = [f"{k} {tuple(kept[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
+           if k in kept and tuple(kept[k].shape) != tuple(v.shape)]
+    if missing or unexpected or bad:
+        parts = [f"{len(missing)} missing keys (first: {', '.join(missing[:3])})"] if missing else []
+        parts += [f"{len(unexpected)} unexpected keys (first: {', '.join(unexpected[:3])})"] if unexpected else []
+        parts += [f"{len(bad)} wrong shapes (first: {bad[0]})"] if bad else []
+        raise InputError(f"{path}: not torchvision's ResNet-50 state dict: {'; '.join(parts)}",
+                         hint="use resnet50-0676ba61.pth from download.pytorch.org/models")
+    net.backbone.load_state_dict(kept, strict=False)
+    return net

@@ -15,7 +15,6 @@ from ``latest.pth``. Several GPUs: ``torchrun --nproc_per_node=N -m fk_deep3d tr
 from __future__ import annotations
 
 import math
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +99,8 @@ class FaceListDataset(torch.utils.data.Dataset):
     """Deep3D's flist dataset with its ``shift_scale_rot_flip`` augmentation.
 
     Yields dict(image (3,224,224) float [0,1], mask (224,224) float, landmarks (68,2) y-down pixels).
+    Sample ``i``'s augmentation in epoch ``e`` depends on ``(seed, e, i)`` only, not on which process
+    or worker loads it or in what order, so runs of 1 and N processes see the same data.
     """
 
     def __init__(self, root: Path, split: str = "train", augment: bool = True, shift: float = 10.0,
@@ -114,14 +115,17 @@ class FaceListDataset(torch.utils.data.Dataset):
         if not self.images or not (len(self.images) == len(self.masks) == len(self.landmarks)):
             raise InputError(f"{lists}: empty or inconsistent list files", hint="rerun `fk deep3d prepare`")
         self.augment, self.shift, self.scale_delta, self.rot = augment, shift, scale_delta, rot_deg
-        self.rng = np.random.default_rng(seed)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def _affine(self, size: int) -> tuple[np.ndarray, bool]:
+    def _affine(self, size: int, index: int) -> tuple[np.ndarray, bool]:
         """A = C·S·R·Sh·F·C⁻¹ about the image centre (3×3, image pixels, y down)."""
-        r = self.rng
+        r = np.random.default_rng([self.seed, self.epoch, index])
         c = size // 2
         flip = bool(r.uniform() < 0.5)
         sx, sy = r.integers(-self.shift, self.shift + 1, size=2)
@@ -143,7 +147,7 @@ class FaceListDataset(torch.utils.data.Dataset):
         h = img.size[1]
         lm[:, 1] = h - 1 - lm[:, 1]  # stored y-up -> image rows
         if self.augment:
-            A, flip = self._affine(img.size[0])
+            A, flip = self._affine(img.size[0], i)
             inv = np.linalg.inv(A)[:2].reshape(-1)
             img = img.transform(img.size, Image.AFFINE, tuple(inv), resample=Image.BICUBIC)
             mask = mask.transform(mask.size, Image.AFFINE, tuple(inv), resample=Image.BICUBIC)
@@ -162,7 +166,7 @@ class TrainConfig:
     out: Path = Path("checkpoints/deep3d")
     model: str = "auto"
     epochs: int = 20
-    batch_size: int = 32
+    batch_size: int = 32  # global: each of N processes takes batch_size / N, as Deep3D
     lr: float = 1e-4
     lr_step: int = 10
     lr_gamma: float = 0.2
@@ -170,7 +174,9 @@ class TrainConfig:
     resume: bool = True
     device: str = "cpu"
     renderer: str = "auto"
-    init: Path | None = None
+    init: Path | None = None  # a whole R-Net checkpoint to start from
+    init_path: str | Path | None = "auto"  # ImageNet ResNet-50: auto (the asset when present), a path, or none
+    arcface: str | Path | None = None  # ArcFace r50 weights; None: the deep3d/arcface_r50.pth asset when present
     augment: bool = True
     workers: int = 0
     seed: int = 0
@@ -187,9 +193,19 @@ def model_coeffs_from_rnet(model, out257: torch.Tensor) -> torch.Tensor:
 
 
 def deep3d_loss(model, coeffs: torch.Tensor, batch: dict[str, torch.Tensor], renderer: str,
-                w=None) -> tuple[torch.Tensor, dict[str, float]]:
-    """Deep3D's training objective for a batch (identity term omitted without ArcFace weights)."""
+                w=None, identity=None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Deep3D's training objective for a batch (``FaceReconModel.compute_losses``, deep3d.md §5).
+
+    ``identity`` (an :class:`fk_deep3d.arcface.IdentityFeatures`) adds the ``feat`` term, weight 0.2: ArcFace
+    features of the rendered face (the render alone, black around it, as Deep3D's ``pred_face``) warped to
+    the 112² template by a similarity fitted on the *predicted* landmarks, against the photo's features
+    warped by its own landmarks. Without it the term is omitted.
+
+    The photometric term is Σ dist·mask / Σ mask over the batch; under DDP the denominator is the sum over
+    every process's batch, so the mean over processes equals the loss of the global batch.
+    """
     from fk.cameras.deep3d import IMAGE_SIZE, K_LANDMARKS, opencv_from_deep3d_camera
+    from fk.distributed import all_reduce_sum
     from fk.render.mesh import render_mesh
     from fk_deep3d import losses as L
 
@@ -198,41 +214,85 @@ def deep3d_loss(model, coeffs: torch.Tensor, batch: dict[str, torch.Tensor], ren
     parts = model.split_coeffs(coeffs)
     v = opencv_from_deep3d_camera(out["vertices_cam"])
     K = torch.as_tensor(K_LANDMARKS, dtype=v.dtype, device=v.device)  # the fit's camera: renders meet landmarks
-    rendered = render_mesh(v, model.face_region_triangles(), K, (IMAGE_SIZE, IMAGE_SIZE),
-                           vertex_colors=out["colors"], backend=renderer)
+
+    def render(triangles):
+        return render_mesh(v, triangles, K, (IMAGE_SIZE, IMAGE_SIZE), vertex_colors=out["colors"], backend=renderer)
+
+    region = model.face_region_triangles()
+    front = render(region)
     target = batch["image"].permute(0, 2, 3, 1)
-    mask = rendered.mask.to(v.dtype).detach() * batch["mask"]
+    mask = front.mask.to(v.dtype).detach() * batch["mask"]
+    world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+    mask_total = torch.clamp(all_reduce_sum(mask.sum().detach()), min=1.0) / world
     skin = model.skin_mask if model.skin_mask is not None else torch.ones(
         model.n_vertices, dtype=torch.bool, device=v.device)
-    terms = {"color": w.color * L.photometric_loss(rendered.rgb, target, mask),
+    terms = {"color": w.color * L.photometric_loss(front.rgb, target, mask, normaliser=mask_total),
              "lm": w.lm * L.landmark_loss(out["landmarks_2d"], batch["landmarks"]),
              "reg": w.reg * L.coefficient_loss(parts["id"], parts["exp"], parts["tex"], w),
              "gamma": w.gamma * L.gamma_loss(parts["gamma"]),
              "reflc": w.reflc * L.reflectance_loss(out["albedo"], skin)}
+    if identity is not None:
+        whole = front if region is model.triangles else render(model.triangles)
+        pred_face = whole.rgb * whole.mask[..., None].to(v.dtype)
+        with torch.no_grad():
+            feat_gt = identity(target, batch["landmarks"].to(v.dtype))
+        terms["feat"] = w.feat * L.identity_loss(identity(pred_face, out["landmarks_2d"]), feat_gt)
     total = sum(terms.values())
     return total, {k: float(t.detach()) for k, t in terms.items()}
 
 
-def _distributed() -> tuple[int, int, int]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        torch.distributed.init_process_group(backend)
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    return world, rank, local
+def resolve_init_path(init_path: str | Path | None) -> Path | None:
+    """The ImageNet ResNet-50 to start from: ``auto`` = the asset when present, ``none`` = random init."""
+    from fk.assets import asset_path
+    from fk_deep3d.constants import IMAGENET_RESNET50_ASSET
+
+    if init_path is None or str(init_path).lower() == "none" or str(init_path) == "":
+        return None
+    if str(init_path).lower() == "auto":
+        p = asset_path(IMAGENET_RESNET50_ASSET)
+        return p if p.is_file() else None
+    return Path(init_path).expanduser()
 
 
-def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Train (or resume) R-Net; returns {steps, last_loss, first_loss, checkpoint, history}."""
-    from fk_deep3d.rnet import ReconNet, load_reconnet, save_reconnet
+def _build_net(cfg: TrainConfig, device: torch.device):
+    """R-Net from ``cfg.init`` (a whole checkpoint), else ImageNet backbone + zero heads, else random."""
+    from fk_deep3d.rnet import ReconNet, load_imagenet_backbone, load_reconnet
+
+    if cfg.init:
+        return load_reconnet(cfg.init, device), f"R-Net checkpoint {cfg.init}"
+    net = ReconNet()
+    imagenet = resolve_init_path(cfg.init_path)
+    if imagenet is not None:
+        load_imagenet_backbone(net, imagenet)
+        return net.to(device), f"ImageNet ResNet-50 {imagenet}"
+    return net.to(device), "random backbone (no ImageNet weights; see `fk doctor`)"
+
+
+def train(cfg: TrainConfig, progress=None) -> dict[str, Any]:
+    """Train (or resume) R-Net; returns {steps, first_loss, last_loss, last_terms, checkpoint, history, init}.
+
+    Under ``torchrun`` (DDP) each process takes ``batch_size / WORLD_SIZE`` samples of each global batch;
+    BatchNorm uses global-batch statistics, so the run computes what one process computes on the whole
+    batch. Losses in ``history`` are global-batch losses; rank 0 writes checkpoints and ``train_log.jsonl``.
+    ``progress(line)`` receives a line per logged step (rank 0).
+    """
+    import json
+
+    from fk.distributed import global_mean, init_from_env, sync_batchnorm
+    from fk_deep3d.arcface import load_identity
     from fk_deep3d.choose import choose_model
+    from fk_deep3d.rnet import save_reconnet
 
-    world, rank, local = _distributed()
-    device = torch.device(f"cuda:{local}" if cfg.device.startswith("cuda") and world > 1 else cfg.device)
-    torch.manual_seed(cfg.seed + rank)
+    world = init_from_env(cfg.device)
+    if cfg.batch_size % world.size:
+        raise InputError(f"batch size {cfg.batch_size} does not split over {world.size} processes",
+                         hint=f"use a multiple of {world.size} (the batch size is the global batch)")
+    device = torch.device(f"cuda:{world.local_rank}" if cfg.device.startswith("cuda") and world.distributed
+                          else cfg.device)
+    torch.manual_seed(cfg.seed)  # every process builds the same net (DDP also broadcasts rank 0's)
     model = choose_model(cfg.model).to(device)
-    net = load_reconnet(cfg.init, device) if cfg.init else ReconNet().to(device)
+    net, init_from = _build_net(cfg, device)
+    identity = load_identity(cfg.arcface, device)
     net.train()
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
@@ -245,47 +305,68 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         opt.load_state_dict(blob["opt_00"])
         sched.load_state_dict(blob["sched_00"])
         start_epoch, step = int(blob.get("epoch", 0)), int(blob.get("step", 0))
+        init_from = f"resumed {latest}"
     module = net
-    if world > 1:
-        net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
-        net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[local] if device.type == "cuda" else None)
+    if world.distributed:
+        net = sync_batchnorm(net, device)
+        net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[world.local_rank]
+                                                        if device.type == "cuda" else None)
         module = net.module
-    data = FaceListDataset(cfg.data, "train", augment=cfg.augment, seed=cfg.seed + rank)
-    sampler = torch.utils.data.DistributedSampler(data) if world > 1 else None
-    loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
-                                         num_workers=cfg.workers, drop_last=len(data) > cfg.batch_size)
+    data = FaceListDataset(cfg.data, "train", augment=cfg.augment, seed=cfg.seed)
+    # One permutation per epoch for any number of processes: process r takes every N-th index from r,
+    # so a global batch holds the same samples whether 1 or N processes read it.
+    sampler = torch.utils.data.DistributedSampler(data, num_replicas=world.size, rank=world.rank, shuffle=True,
+                                                  seed=cfg.seed)
+    loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size // world.size, sampler=sampler,
+                                         num_workers=cfg.workers, drop_last=len(data) >= cfg.batch_size)
     history: list[float] = []
+    last_terms: dict[str, float] = {}
     ckpt = latest
     stop = False
+    log = out / "train_log.jsonl"
+    if world.rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        if progress:
+            progress(f"R-Net from {init_from}; identity term {'on' if identity is not None else 'off'}; "
+                     f"{len(data)} images, {world.size} process(es), global batch {cfg.batch_size}")
 
     def save(epoch: int, name: str) -> Path:
         return save_reconnet(out / name, module, opt_00=opt.state_dict(), sched_00=sched.state_dict(),
                              epoch=epoch, step=step)
 
     for epoch in range(start_epoch, cfg.epochs):
-        if sampler is not None:
-            sampler.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+        data.set_epoch(epoch)
         for batch in loader:
             batch = {k: v.to(device) for k, v in batch.items()}
             coeffs = model_coeffs_from_rnet(model, net(batch["image"]))
-            loss, _ = deep3d_loss(model, coeffs, batch, cfg.renderer)
+            loss, terms = deep3d_loss(model, coeffs, batch, cfg.renderer, identity=identity)
             opt.zero_grad()
             loss.backward()
             opt.step()
             step += 1
-            history.append(float(loss.detach()))
+            terms = {k: float(global_mean(torch.tensor(v))) for k, v in terms.items()}
+            history.append(float(global_mean(loss)))
+            last_terms = terms
+            if world.rank == 0:
+                with log.open("a") as f:
+                    f.write(json.dumps({"epoch": epoch, "step": step, "loss": history[-1], **terms}) + "\n")
+                if progress and (step == 1 or step % 50 == 0):
+                    progress(f"epoch {epoch + 1}/{cfg.epochs} step {step}: loss {history[-1]:.4f} "
+                             + " ".join(f"{k} {v:.4f}" for k, v in terms.items()))
             if cfg.max_steps and step >= cfg.max_steps:
                 stop = True
                 break
         if stop:
-            if rank == 0:
+            if world.rank == 0:
                 ckpt = save(epoch, "latest.pth")
             break
         sched.step()
-        if rank == 0:
+        if world.rank == 0:
             save(epoch + 1, f"epoch_{epoch + 1}.pth")
             ckpt = save(epoch + 1, "latest.pth")
-    if world > 1:
+    if world.distributed:
         torch.distributed.barrier()
     return {"steps": step, "first_loss": history[0] if history else float("nan"),
-            "last_loss": history[-1] if history else float("nan"), "checkpoint": str(ckpt), "history": history}
+            "last_loss": history[-1] if history else float("nan"), "last_terms": last_terms,
+            "checkpoint": str(ckpt), "history": history, "init": init_from}
