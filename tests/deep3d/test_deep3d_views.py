@@ -86,7 +86,9 @@ def _demo_recon(yaw: float = 0.3):
     return recon
 
 
-def test_projected_texture_reproduces_the_photo_from_the_fitted_camera():
+def test_photo_texture_reproduces_the_photo_from_the_fitted_camera():
+    """Render a colourful head into a photo with the fit's camera; the exported texture, rendered back
+    through the same camera, gives the photo again where the camera saw the surface squarely."""
     from fk.render.mesh import render_mesh
     from fk_deep3d import views
 
@@ -97,22 +99,22 @@ def test_projected_texture_reproduces_the_photo_from_the_fitted_camera():
     rgb, mask = views.render_colors(verts, recon.triangles, recon.colors, k_photo, photo.shape[:2], "cpu")
     photo = np.where(mask[..., None], np.rint(rgb * 255), photo).astype(np.uint8)
 
-    uvs, uv_faces, texture, seen = views.projected_texture(recon, photo, renderer="cpu")
-    assert 0.3 < seen.mean() < 1.0  # a turned head: one side hidden
-    assert texture.shape[0] < photo.shape[0] and texture.shape[1] < photo.shape[1]  # cropped to the face
+    proj = views.photo_texture(recon, photo, uv_size=512, renderer="cpu")
+    assert 0.2 < proj.stats["photo"] < 0.9 and proj.stats["mirrored"] > 0  # a turned head: one side mirrored
     with torch.no_grad():
         back = render_mesh(torch.as_tensor(verts, dtype=torch.float32)[None], recon.triangles,
                            torch.as_tensor(k_photo, dtype=torch.float32), photo.shape[:2],
-                           uvs=torch.as_tensor(uvs), uv_faces=uv_faces, texture=texture, backend="cpu")
-    # Where triangles use their own projection, the render from the fitted camera is the photo again;
-    # the others (seen at grazing angles or hidden) took their mirror image's texels on purpose.
-    own = (uv_faces < len(recon.vertices)).all(1)
+                           uvs=torch.as_tensor(recon.uvs), uv_faces=recon.uv_faces, texture=proj.texture,
+                           backend="cpu")
+    normals = __import__("fk.io.mesh", fromlist=["vertex_normals"]).vertex_normals(verts, recon.triangles)
+    facing = -(normals * verts / np.linalg.norm(verts, axis=1, keepdims=True)).sum(1)
     tri = back.triangle_id[0].numpy()
-    m = back.mask[0].numpy() & own[np.clip(tri, 0, None)]
-    assert m.sum() > 0.8 * back.mask[0].numpy().sum()
+    square = np.abs(facing[recon.triangles]).min(1) > 0.5  # seen squarely: all three corners
+    m = back.mask[0].numpy() & square[np.clip(tri, 0, None)]
+    assert m.sum() > 0.3 * back.mask[0].numpy().sum()
     err = back.rgb[0].numpy()[m] * 255 - photo[m].astype(float)
     psnr = 10 * np.log10(255**2 / np.mean(err**2))
-    assert psnr > 28, psnr
+    assert psnr > 25, psnr
 
 
 def test_exported_meshes_carry_the_projected_texture(tmp_path):
@@ -127,7 +129,10 @@ def test_exported_meshes_carry_the_projected_texture(tmp_path):
     assert names == ["p_00.glb", "p_00.mtl", "p_00.obj", "p_00_texture.png"]
     for fmt in ("obj", "glb"):
         mesh = load_mesh(tmp_path / files[fmt])
-        assert mesh.texture is not None and mesh.uvs is not None, fmt
+        assert mesh.texture is not None and mesh.texture.shape == (1024, 1024, 3), fmt
+    obj = load_mesh(tmp_path / files["obj"])
+    np.testing.assert_array_equal(obj.uv_faces, recon.uv_faces)  # the model's own layout
+    np.testing.assert_allclose(obj.uvs, recon.uvs, atol=1e-6)
     plain = Deep3DExporter(formats=["obj"], texture=False, renderer="cpu")
     ctx2 = ItemContext(key="q_00", source=None, step_id="export", run_dir=tmp_path, step_dir=tmp_path / "plain")
     plain({"recon": recon, "image": photo}, ctx2)

@@ -108,7 +108,8 @@ class Reconstruction:
     landmarks: np.ndarray
     crop: Crop
     camera_label: np.ndarray | None = None
-    uvs: np.ndarray | None = None
+    uvs: np.ndarray | None = None  # (T, 2) the model's UV layout (OBJ convention, v up) ...
+    uv_faces: np.ndarray | None = None  # (F, 3) ... and its UV triangles
     extra: dict[str, Any] = field(default_factory=dict)
 
 

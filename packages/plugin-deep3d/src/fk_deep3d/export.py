@@ -7,8 +7,9 @@ Per face (``<key>`` is the item key, files land in the step's folder):
                and ``lm68`` (1×68×2, x right, y down in the 224 crop: row = 223 − v)
 ``obj``        ``<key>.obj``: the posed face in Deep3D's world frame (dm, y up), lit
                vertex colours, vertex order of the model kept; with the photo (``texture``
-               on) also UVs and ``<key>.mtl`` + ``<key>_texture.png``: the photo projected
-               onto the mesh from the fitted camera (see ``views.projected_texture``)
+               on) also the model's UVs and ``<key>.mtl`` + ``<key>_texture.png`` (1024²):
+               the photo projected into the UV layout from the fitted camera, mirrored and
+               smoothly filled where the camera did not see (``views.photo_texture``)
 ``glb``        ``<key>.glb``: the same mesh (and texture) as binary glTF
 ``png``        ``<key>.png``: crop | render over crop | landmarks (blue detected, red model)
 ``label``      ``<key>_label.json``: ``{"<key>.png": [25 floats]}``, EG3D's camera label
@@ -100,10 +101,10 @@ class Deep3DExporter:
         if "overlay" in self.formats or "input" in self.formats or (meshes and self.texture):
             photo = self._photo(inputs.get("image"), recon, ctx)
         if meshes:
-            uvs = uv_faces = texture = None
-            if self.texture and photo is not None:
-                uvs, uv_faces, texture, _ = views.projected_texture(recon, photo, renderer=renderer)
-            mesh = recon_mesh(recon, uvs, uv_faces, texture)
+            mesh = recon_mesh(recon)
+            if self.texture and photo is not None and recon.uvs is not None:
+                texture = views.photo_texture(recon, photo, renderer=renderer).texture
+                mesh = recon_mesh(recon, recon.uvs, recon.uv_faces, texture)
             for fmt in meshes:
                 files[fmt] = rel(ctx.write_mesh(f"{key}.{fmt}", mesh))
         if "overlay" in self.formats and photo is not None:

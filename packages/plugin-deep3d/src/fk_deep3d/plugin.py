@@ -70,8 +70,8 @@ def fk_export():
         factory="fk_deep3d.export:Deep3DExporter",
         params=(Param("formats", "list", ["mat", "obj", "png", "label", "npy", "overlay"],
                       "any of mat, obj, glb, png, label, npy, overlay, swing, input"),
-                Param("texture", "bool", True, "obj/glb carry the photo projected onto the mesh (UVs + texture) "
-                      "when the photo is given; vertex colours otherwise"),
+                Param("texture", "bool", True, "obj/glb carry the photo projected into the model's UV layout "
+                      "(a 1024² texture) when the photo is given; vertex colours otherwise"),
                 Param("swing_frames", "int", 12, "distinct frames of the yaw swing (played back and forth)"),
                 Param("swing_size", "int", 256, "side of a swing frame in pixels"),
                 _RENDERER),

@@ -51,6 +51,7 @@ def reconstruction(model, coeffs: torch.Tensor, out: dict[str, torch.Tensor], cr
     from fk.cameras.deep3d import eg3d_label_from_deep3d
 
     parts = {k: v[0].detach().cpu().double().numpy() for k, v in model.split_coeffs(coeffs).items()}
+    uvs, uv_faces, _ = model.uv_layout()
     return Reconstruction(
         model=model.name, coeffs=parts,
         vertices=out["vertices_world"][0].detach().cpu().double().numpy(),
@@ -58,7 +59,7 @@ def reconstruction(model, coeffs: torch.Tensor, out: dict[str, torch.Tensor], cr
         colors=out["colors"][0].detach().clamp(0, 1).cpu().double().numpy(),
         landmarks=out["landmarks_2d"][0].detach().cpu().double().numpy(),
         crop=crop, camera_label=eg3d_label_from_deep3d(parts["angle"], parts["trans"]),
-        uvs=None if model.uvs is None else model.uvs.cpu().numpy(),
+        uvs=uvs, uv_faces=uv_faces,
         extra=extra,
     )
 

@@ -1,4 +1,4 @@
-"""Pictures of a reconstruction: crop render, 3-panel strip, photo overlay, projected texture, swing.
+"""Pictures of a reconstruction: crop render, 3-panel strip, photo overlay, photo texture, swing.
 
 All renders go through ``fk.render.mesh.render_mesh`` (OpenCV camera frame, pixel
 intrinsics, image layout with row 0 at the top) with the crop's ``K_LANDMARKS``, the
@@ -95,63 +95,19 @@ def photo_overlay(recon, photo: np.ndarray, alpha: float = 0.6, max_side: int = 
     return overlay(photo, rgb, mask, alpha)
 
 
-def projected_texture(recon, photo: np.ndarray, max_side: int = 1024, margin: int = 8,
-                      min_facing: float = 0.3, renderer: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Texture the mesh with the photo as the camera saw it.
+def photo_texture(recon, photo: np.ndarray, uv_size: int = 1024, max_side: int = 2048,
+                  renderer: str = "auto"):
+    """The photo projected into the model's UV layout (``recon.uvs``/``recon.uv_faces``): a
+    :class:`fk.render.uv_projection.UVProjection` (texture, confidence, where each texel came from).
 
-    Returns ``uvs (2N, 2)``, ``uv_faces (F, 3)``, ``texture (H, W, 3) uint8`` and ``seen (N,)``.
-    UV ``i < N`` is where vertex ``i`` projects in the photo (OBJ convention: v up, texel centres at
-    ``(i + 0.5) / size``); the texture is the photo cropped to the face. A vertex the camera could not
-    see (its depth behind the rendered surface), or saw at a grazing angle (the cosine between its normal
-    and the view ray below ``min_facing``), takes the UV of its mirror image across the model's x = 0
-    plane when that one faces the camera better and was seen (UV ``N + i``), else keeps its own
-    projection, i.e. the colour of the surface in front of it. The choice is made per triangle (by two
-    of its three corners), so no triangle's UVs span both sources. ``seen`` marks the vertices the
-    camera saw.
+    The camera is the fit's own (:func:`photo_camera`); texels the camera saw badly take their mirror
+    image's colour across the unposed model's x = 0 plane, and the rest is filled smoothly.
     """
-    import torch
-    from scipy.spatial import cKDTree
-
-    from fk.io.mesh import vertex_normals
-    from fk.render.mesh import render_mesh
+    from fk.render.uv_projection import project_photo_to_uv
 
     photo, k_photo = photo_camera(recon, photo, max_side)
-    verts = opencv_vertices(recon)
-    pix = verts[:, :2] / verts[:, 2:3] * np.diag(k_photo)[:2] + k_photo[:2, 2]
-    with torch.no_grad():
-        out = render_mesh(torch.as_tensor(verts, dtype=torch.float32)[None], np.asarray(recon.triangles),
-                          torch.as_tensor(k_photo, dtype=torch.float32), photo.shape[:2], backend=renderer)
-    depth, mask = out.depth[0].numpy(), out.mask[0].numpy()
-    h, w = photo.shape[:2]
-    col, row = np.clip(np.rint(pix[:, 0]).astype(int), 0, w - 1), np.clip(np.rint(pix[:, 1]).astype(int), 0, h - 1)
-    extent = np.ptp(verts, axis=0).max()
-    seen = mask[row, col] & (verts[:, 2] <= depth[row, col] + 0.01 * extent)
-    # How squarely each vertex faces the camera: texels seen at grazing angles are smeared, so those
-    # too take their mirror image's texel when it was seen squarely.
-    normals = vertex_normals(verts, np.asarray(recon.triangles))
-    facing = np.einsum("ij,ij->i", normals, -verts / np.linalg.norm(verts, axis=1, keepdims=True))
-    if seen.any() and np.median(facing[seen]) < 0:  # the mesh winds the other way
-        facing = -facing
-    good = seen & (facing > min_facing)
-    faces = np.asarray(recon.triangles, np.int64)
-    n = len(verts)
-    mirrored = pix.copy()
-    take_face = np.zeros(len(faces), bool)
-    if good.any() and not good.all():
-        canon = canonical_vertices(recon)
-        dist, mirror = cKDTree(canon).query(canon * [-1.0, 1.0, 1.0])
-        take = ~good & good[mirror] & (dist < 0.01 * extent) & (facing[mirror] > facing)
-        mirrored = pix[mirror]
-        # Decide per triangle, so no triangle stretches across the texture between the two sources.
-        take_face = take[faces].sum(1) >= 2
-    box = pix[seen] if seen.any() else pix
-    x0, y0 = (max(0, int(np.floor(v)) - margin) for v in box.min(0))
-    x1, y1 = min(w, int(np.ceil(box[:, 0].max())) + margin + 1), min(h, int(np.ceil(box[:, 1].max())) + margin + 1)
-    texture = np.ascontiguousarray(photo[y0:y1, x0:x1])
-    both = np.concatenate([pix, mirrored])
-    uvs = np.stack([(both[:, 0] - x0 + 0.5) / (x1 - x0), 1.0 - (both[:, 1] - y0 + 0.5) / (y1 - y0)], axis=1)
-    uv_faces = faces + n * take_face[:, None]
-    return np.clip(uvs, 0.0, 1.0), uv_faces, texture, seen
+    return project_photo_to_uv(photo, opencv_vertices(recon), recon.triangles, recon.uvs, recon.uv_faces, k_photo,
+                               uv_size, symmetry_vertices=canonical_vertices(recon), backend=renderer)
 
 
 def canonical_vertices(recon) -> np.ndarray:

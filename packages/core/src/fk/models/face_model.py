@@ -248,6 +248,16 @@ class FaceModel(torch.nn.Module):
         """(N, 3) the recentred mean shape."""
         return self.mean_shape.reshape(-1, 3)
 
+    def uv_layout(self) -> tuple[np.ndarray, np.ndarray, str]:
+        """``(uvs (T, 2), uv_faces (F, 3), how)``: the model's own UVs (``how = "model"``), or for a model
+        without any (BFM09) a cylindrical unwrap of its mean shape (``"cylindrical"``, uv_faces = triangles)."""
+        if self.uvs is not None:
+            return self.uvs.cpu().double().numpy(), self.uv_faces.cpu().numpy(), "model"
+        from fk.geometry.uv import cylindrical_uv
+
+        return cylindrical_uv(self.mean_vertices().detach().cpu().double().numpy()), \
+            self.triangles.cpu().numpy(), "cylindrical"
+
     def face_region_triangles(self) -> torch.Tensor:
         """(F', 3) global vertex ids of the photometric-loss region (all triangles when none is set)."""
         return self.triangles if self.face_triangles is None else self.face_triangles
