@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
-
 from fk.errors import InputError
+from torch import nn
 
 # Output widths of the seven heads, in the order the network concatenates them.
 HEAD_SIZES: tuple[int, ...] = (80, 64, 80, 3, 27, 2, 1)
@@ -128,13 +127,11 @@ def _state_dict_from_file(path: Path) -> Mapping[str, Any]:
     if not path.is_file():
         raise InputError(f"{path}: Deep3D checkpoint not found",
                          hint="put the released epoch_20.pth there (see `fk doctor`) or use fit:deep3d")
-    try:
-        # weights_only=True: tensors and plain containers only, never arbitrary pickled code.
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, not a torch file, or disallowed pickle globals
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path}: not a readable torch checkpoint ({first[:160]})",
-                         hint="re-download epoch_20.pth; the file is truncated or not a checkpoint") from None
+    from fk.io.weights import load_torch_weights
+
+    # weights_only: tensors and plain containers only, never arbitrary pickled code.
+    blob = load_torch_weights(path, "Deep3D checkpoint",
+                              "put Deep3DFaceRecon_pytorch's released epoch_20.pth there (see `fk doctor`)")
     if isinstance(blob, Mapping) and "net_recon" in blob:
         blob = blob["net_recon"]
     if not isinstance(blob, Mapping):
@@ -175,20 +172,12 @@ def load_reconnet(path: str | Path, device: str | torch.device = "cpu") -> Recon
 
 def save_reconnet(path: str | Path, net: nn.Module, **extra: Any) -> Path:
     """Save in the released layout: ``{"net_recon": state_dict, **extra}`` (e.g. opt_00, sched_00, epoch)."""
-    import os
-    import tempfile
+    from fk.atomic import atomic_path
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     module = net.module if hasattr(net, "module") else net
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix="") as tmp:
         torch.save({"net_recon": module.state_dict(), **extra}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -9,13 +9,28 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fk import atomic
+from fk.errors import FkError
+
+
+class OutsideRunFolderError(FkError):
+    """A write would land outside ``--out`` (a ``..`` path, an absolute path, or a symlink leaving it)."""
+
+
+def confine(run_dir: Path, path: Path, what: str) -> Path:
+    """``path`` with every symlink resolved, if it stays inside ``run_dir``; else an error naming it."""
+    root = Path(run_dir).resolve()
+    real = Path(path).resolve()
+    if real != root and not real.is_relative_to(root):
+        raise OutsideRunFolderError(f"{what} resolves to {real}, outside the run folder {root}; "
+                                    "fk writes only inside --out",
+                                    hint="Use a relative path without '..' and no symlink that leaves --out.")
+    return real
 
 
 @dataclass
@@ -35,13 +50,15 @@ class ItemContext:
     # -- paths -----------------------------------------------------------------
     def path(self, relpath: str | os.PathLike[str]) -> Path:
         """Where ``relpath`` (relative to the step folder) lands; the folder is created."""
-        p = self.step_dir / relpath
-        p.parent.mkdir(parents=True, exist_ok=True)
-        return p
+        return self._inside(self.step_dir / relpath, relpath)
 
     def run_path(self, relpath: str | os.PathLike[str]) -> Path:
         """A path relative to the run folder, for outputs that sit beside the step folders."""
-        p = self.run_dir / relpath
+        return self._inside(self.run_dir / relpath, relpath)
+
+    def _inside(self, p: Path, asked: str | os.PathLike[str]) -> Path:
+        """Refuse a path that leaves the run folder, by ``..``, an absolute path or a symlink."""
+        confine(self.run_dir, p, f"{self.step_id}: {os.fspath(asked)!r}")
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
 
@@ -76,15 +93,8 @@ class ItemContext:
     def write_with(self, relpath: str, writer: Callable[[Path], Any]) -> Path:
         """Let ``writer(tmp_path)`` write a file (e.g. a mesh), then move it into place atomically."""
         final = self.path(relpath)
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=final.suffix, dir=final.parent)
-        os.close(fd)
-        try:
-            writer(Path(tmp))
-            os.replace(tmp, final)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic.atomic_path(final) as tmp:
+            writer(tmp)
         return self._record(final)
 
     def write_mesh(self, relpath: str, mesh: Any) -> Path:
