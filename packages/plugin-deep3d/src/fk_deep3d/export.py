@@ -25,13 +25,11 @@ The ``files`` output maps each format to its path relative to the run folder
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from fk.errors import InputError
 
 FORMATS = ("mat", "obj", "glb", "png", "label", "npy", "overlay", "swing", "input")
@@ -71,8 +69,9 @@ class Deep3DExporter:
         self.renderer = renderer or "auto"
 
     def __call__(self, inputs: dict[str, Any], ctx) -> dict[str, Any]:
-        from fk_deep3d import views
         from fk.cameras.deep3d import eg3d_label_from_deep3d
+
+        from fk_deep3d import views
 
         recon = inputs["recon"]
         key = ctx.key
@@ -84,11 +83,9 @@ class Deep3DExporter:
 
         label = eg3d_label_from_deep3d(recon.coeffs["angle"], recon.coeffs["trans"])
         if "mat" in self.formats:
-            from scipy.io import savemat
+            from fk.io.matfile import savemat_bytes
 
-            buf = io.BytesIO()
-            savemat(buf, deep3d_coeff_dict(recon))
-            files["mat"] = rel(ctx.write_bytes(f"{key}.mat", buf.getvalue()))
+            files["mat"] = rel(ctx.write_bytes(f"{key}.mat", savemat_bytes(deep3d_coeff_dict(recon))))
         if "npy" in self.formats:
             coeffs = {k: v.reshape(v.shape[1:]) for k, v in deep3d_coeff_dict(recon).items()}
             files["npy"] = rel(ctx.save_npy(f"{key}.npy", np.array(coeffs, dtype=object), allow_pickle=True))

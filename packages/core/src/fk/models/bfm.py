@@ -156,14 +156,10 @@ def convert_bfm09(src: str | Path) -> dict[str, np.ndarray]:
 
 def write_bfm_front(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
     """Write the arrays as ``BFM_model_front.mat`` (scipy savemat, as Deep3D), atomically."""
-    from scipy.io import savemat
+    from fk.atomic import write_bytes
+    from fk.io.matfile import savemat_bytes
 
-    from fk.atomic import atomic_open
-
-    path = Path(path)
-    with atomic_open(path, "wb") as fh:
-        savemat(fh, {k: arrays[k] for k in FRONT_KEYS})
-    return path
+    return write_bytes(path, savemat_bytes({k: arrays[k] for k in FRONT_KEYS}))
 
 
 def read_bfm_front(path: str | Path) -> dict[str, np.ndarray]:
