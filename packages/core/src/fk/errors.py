@@ -19,7 +19,9 @@ class ExitCode(IntEnum):
     INVALID_RECIPE = 3  # the recipe failed validation; nothing ran
     MISSING = 4  # a plugin, model asset or renderer backend is not installed
     ITEM_FAILURES = 5  # the run finished, but some items failed (see failures.json)
+    BUSY = 6  # another fk run holds the lock on this --out folder; nothing ran
     INTERRUPTED = 130  # Ctrl-C; finished items are kept, rerun with --resume
+    TERMINATED = 143  # SIGTERM (kill, a scheduler's time limit): handled like Ctrl-C
 
 
 class FkError(Exception):
