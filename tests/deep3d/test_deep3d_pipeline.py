@@ -142,7 +142,7 @@ def test_missing_checkpoint_and_malformed_bfm_name_the_file(tmp_path, fk_home, a
         ReconstructRunner(model="demo")({"crop": crop}, _ctx(tmp_path))
     bad = tmp_path / "broken.pth"
     bad.write_bytes(b"PK\x03\x04 not really a zip")
-    with pytest.raises(InputError, match="broken.pth: not a readable torch checkpoint"):
+    with pytest.raises(InputError, match="broken.pth: this Deep3D checkpoint is truncated or not a torch file"):
         ReconstructRunner(model="demo", checkpoint=str(bad))({"crop": crop}, _ctx(tmp_path))
     bfm = fk_home / "assets" / "bfm" / "BFM_model_front.mat"
     bfm.parent.mkdir(parents=True)

@@ -89,7 +89,7 @@ def test_truncated_checkpoint_names_file(tmp_path):
     _random_checkpoint(ckpt)
     data = ckpt.read_bytes()
     ckpt.write_bytes(data[: len(data) // 3])
-    with pytest.raises(InputError, match=r"epoch_20\.pth: not a readable torch checkpoint") as info:
+    with pytest.raises(InputError, match=r"epoch_20\.pth: this Deep3D checkpoint is truncated or not a torch file") as info:
         load_reconnet(ckpt)
     assert "\n" not in str(info.value)
 
@@ -101,8 +101,9 @@ def test_arbitrary_pickle_is_refused(tmp_path):
 
     path = tmp_path / "evil.pth"
     torch.save({"net_recon": Evil()}, path)
-    with pytest.raises(InputError, match="evil.pth: not a readable torch checkpoint"):
+    with pytest.raises(InputError, match="evil.pth: this Deep3D checkpoint holds Python objects or code") as info:
         load_reconnet(path)
+    assert "weights_only" not in str(info.value) + str(info.value.hint)
 
 
 def test_wrong_layout_lists_keys(tmp_path):

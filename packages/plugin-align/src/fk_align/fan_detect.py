@@ -86,8 +86,27 @@ def load_face_alignment(fan_path: str, s3fd_path: str, device: str = "cpu", thre
         torch.hub.set_dir(hub)
         try:
             return face_alignment.FaceAlignment(landmarks_type, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - say which file, never "use weights_only=False"
+            raise _refused_weights(exc, fan_path, s3fd_path) from None
         finally:
             torch.hub.set_dir(previous)
+
+
+def _refused_weights(exc: Exception, fan_path: str, s3fd_path: str) -> Exception:
+    """Name the face-alignment file that cannot be loaded safely (checked one by one, weights only)."""
+    import torch
+    from fk.io.weights import load_torch_weights, weights_error
+
+    fix = "download {} again and put it there (fk never loads pickled code)"
+    try:  # face-alignment's 2DFAN-4 file is a TorchScript archive (as face-alignment itself loads it)
+        torch.jit.load(fan_path, map_location="cpu")
+    except Exception as bad:  # noqa: BLE001
+        return weights_error(fan_path, "2DFAN-4 TorchScript file", fix.format(FAN_URLS["2DFAN-4"]), bad)
+    try:
+        load_torch_weights(s3fd_path, "S3FD weight file", fix.format(FAN_URLS["s3fd"]))
+    except InputError as refused:
+        return refused
+    return exc
 
 
 class FanDetector(DetectorRunner):

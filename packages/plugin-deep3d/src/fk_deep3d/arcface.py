@@ -121,11 +121,10 @@ def load_identity(path: str | Path | None, device: torch.device | str = "cpu") -
         if path:
             raise InputError(f"{p}: ArcFace weights not found", hint="fix the arcface path or leave it empty")
         return None
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputError(f"{p}: not a readable torch file ({str(exc).splitlines()[0][:120]})",
-                         hint="use insightface arcface_torch's ms1mv3_arcface_r50 backbone.pth") from None
+    from fk.io.weights import load_torch_weights
+
+    state = load_torch_weights(p, "ArcFace weight file",
+                               "use insightface arcface_torch's ms1mv3_arcface_r50 backbone.pth")
     net = IResNet50()
     try:
         net.load_state_dict(state, strict=True)

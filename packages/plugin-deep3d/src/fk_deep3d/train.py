@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from fk.errors import InputError
 
 # iBUG-68 horizontal mirror permutation (deep3d.md §3.5).
@@ -36,6 +35,7 @@ MIRROR_68 = np.array(
 def write_sample(root: Path, name: str, crop: np.ndarray, landmarks_ydown: np.ndarray) -> None:
     """One prepared sample: crop PNG, skin mask PNG, y-up landmark txt."""
     from fk.io import save_image
+
     from fk_deep3d.skin import skin_mask_uint8
 
     save_image(root / "images" / f"{name}.png", crop)
@@ -207,6 +207,7 @@ def deep3d_loss(model, coeffs: torch.Tensor, batch: dict[str, torch.Tensor], ren
     from fk.cameras.deep3d import IMAGE_SIZE, K_LANDMARKS, opencv_from_deep3d_camera
     from fk.distributed import all_reduce_sum
     from fk.render.mesh import render_mesh
+
     from fk_deep3d import losses as L
 
     w = w or L.LossWeights()
@@ -300,7 +301,10 @@ def train(cfg: TrainConfig, progress=None) -> dict[str, Any]:
     start_epoch, step = 0, 0
     latest = out / "latest.pth"
     if cfg.resume and latest.exists():
-        blob = torch.load(latest, map_location=device, weights_only=True)
+        from fk.io.weights import load_torch_weights
+
+        blob = load_torch_weights(latest, "training checkpoint",
+                                  f"delete {latest} to start over, or pass --no-resume", map_location=device)
         net.load_state_dict(blob["net_recon"])
         opt.load_state_dict(blob["opt_00"])
         sched.load_state_dict(blob["sched_00"])
