@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from fk.components import Component, Port
 from fk.errors import PluginError
 from fk.hookspecs import hookimpl
@@ -32,10 +31,14 @@ def test_components_do_not_depend_on_registration_order():
 
 
 def test_conflicting_names_name_both_distributions():
-    with isolated_plugin_manager(_detector_plugin("pa", "same"), _detector_plugin("pb", "same")) as pm:
+    with isolated_plugin_manager(_detector_plugin("pa", "same"), _detector_plugin("pb", "same"),
+                                 _detector_plugin("pc", "other")) as pm:
         pm._info["pa"].distribution, pm._info["pb"].distribution = "dist-a", "dist-b"
-        with pytest.raises(PluginError, match="'detect:same' provided by: dist-a, dist-b"):
-            pm.components  # noqa: B018
+        # the registry still works: only the conflicting name is unusable, and says why
+        assert "detect:other" in pm.components and "detect:same" not in pm.components
+        assert pm.conflicts == {"detect:same": ["dist-a", "dist-b"]}
+        with pytest.raises(PluginError, match="'detect:same' is provided by dist-a and dist-b"):
+            pm.component("detect:same")
 
 
 def test_a_plugin_whose_hook_raises_is_isolated_and_reported():

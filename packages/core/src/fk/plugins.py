@@ -33,6 +33,8 @@ ENTRY_POINT_GROUP = "fk"
 
 # First-party plugins: lets a recipe that names e.g. ``reconstruct:deep3d`` say which
 # distribution to install when that plugin is absent (nerfstudio's external methods).
+# tests/core/test_first_party_table.py checks this table against every first-party
+# plugin's real components (aliases included) and CLI groups, so it cannot go stale.
 FIRST_PARTY: dict[str, tuple[str, ...]] = {
     "fk-plugin-align": ("detect:dlib", "detect:dlib-cnn", "detect:face-alignment", "detect:lpff",
                         "crop:ffhq", "crop:lpff-realign", "crop:deep3d", "crop:eg3d"),
@@ -44,6 +46,21 @@ FIRST_PARTY: dict[str, tuple[str, ...]] = {
     "fk-plugin-uvfit": (),
     "fk-plugin-eyeball": (),
 }
+# `fk <group>` sub-commands that first-party plugins add (fk_cli): "not installed", not "No such command".
+FIRST_PARTY_COMMANDS: dict[str, str] = {"deep3d": "fk-plugin-deep3d", "datasets": "fk-plugin-datasets"}
+
+
+def install_hint(dist: str) -> str:
+    """How to install a first-party plugin: from the checkout (the fk packages are not on a package
+    index, and a name there could belong to anyone). Pastes into a shell as is."""
+    return f"pip install ./packages/{dist.removeprefix('fk-')}   (run in a checkout of the fk repository)"
+
+
+def _error_text(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: the plugin called sys.exit({exc.code!r}) while loading"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @dataclass
@@ -71,6 +88,7 @@ class FkPluginManager(pluggy.PluginManager):
         super().__init__("fk")
         self.add_hookspecs(hookspecs)
         self.broken: list[BrokenPlugin] = []
+        self.conflicts: dict[str, list[str]] = {}  # component ref -> the distributions that both provide it
         self._info: dict[str, PluginInfo] = {}
         if os.environ.get("FK_TRACE_PLUGINS"):
             self.trace.root.setwriter(lambda msg: sys.stderr.write(msg))
@@ -81,8 +99,10 @@ class FkPluginManager(pluggy.PluginManager):
                         builtin: bool = False) -> None:
         try:
             self.register(module, name=name)
-        except Exception as exc:  # a hook signature error, a duplicate name...
-            self.broken.append(BrokenPlugin(name, distribution, version, f"{type(exc).__name__}: {exc}"))
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a hook signature error, a duplicate name, sys.exit...
+            self._add_broken(BrokenPlugin(name, distribution, version, _error_text(exc)))
             return
         self._info[name] = PluginInfo(name, distribution, version, getattr(module, "__name__", str(module)),
                                       builtin=builtin)
@@ -104,27 +124,36 @@ class FkPluginManager(pluggy.PluginManager):
             version = ep.dist.version if ep.dist else ""
             try:
                 module = ep.load()
-            except Exception as exc:  # noqa: BLE001 - isolate any plugin failure
-                self.broken.append(BrokenPlugin(ep.name, dist, version, f"{type(exc).__name__}: {exc}"))
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - isolate any plugin failure, sys.exit() included
+                self._add_broken(BrokenPlugin(ep.name, dist, version, _error_text(exc)))
                 continue
             self.register_plugin(module, ep.name, dist, version)
 
     # -- registry ------------------------------------------------------------
     def _collect(self, hook_name: str, plugin_name: str) -> list[Any]:
+        """One plugin's answers to one hook; any failure (sys.exit() too) is raised as PluginError."""
         caller = self.subset_hook_caller(hook_name, remove_plugins=[
             p for n, p in self.list_name_plugin() if n != plugin_name])
         items: list[Any] = []
-        for result in caller():
-            if result is not None:
-                items.extend(list(result))
+        try:
+            for result in caller():
+                if result is not None:
+                    items.extend(list(result))
+        except (KeyboardInterrupt, PluginError):
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            raise PluginError(f"{hook_name}: {_error_text(exc)}") from exc
         return items
 
     @cached_property
     def components(self) -> dict[str, Component]:
         """Every component by ``stage:name`` (aliases included), provider filled in.
 
-        Two plugins offering the same name is an error that names both distributions:
-        fk never lets install order decide.
+        Two plugins offering the same name is a conflict that names both distributions:
+        fk never lets install order decide. The name is left out (``conflicts`` lists it, and a
+        step that uses it fails with both names); every other component stays usable.
         """
         found: dict[str, Component] = {}
         origin: dict[str, str] = {}
@@ -135,8 +164,8 @@ class FkPluginManager(pluggy.PluginManager):
                 hook = hookspecs.STAGE_HOOKS[stage]
                 try:
                     yielded = self._collect(hook, name)
-                except Exception as exc:  # noqa: BLE001
-                    self._mark_broken(info, exc)
+                except PluginError as exc:
+                    self._mark_broken(info, exc.__cause__ or exc)
                     break
                 for comp in yielded:
                     if not isinstance(comp, Component) or comp.stage != stage:
@@ -151,11 +180,15 @@ class FkPluginManager(pluggy.PluginManager):
                         found[key] = comp
                         origin[key] = info.distribution
             info.provides = {s: sorted(v) for s, v in per_stage.items()}
-        if conflicts:
-            lines = [f"'{k}' provided by: {', '.join(sorted(v))}" for k, v in sorted(conflicts.items())]
-            raise PluginError("Conflicting plugins found: " + "; ".join(lines),
-                              hint="Uninstall one of them, or block one with FK_DISABLE_PLUGINS=<name>.")
+        self.conflicts = {k: sorted(v) for k, v in sorted(conflicts.items())}
+        for key in self.conflicts:
+            found.pop(key, None)
         return dict(sorted(found.items()))
+
+    def conflict_error(self, ref: str) -> PluginError:
+        both = " and ".join(self.conflicts[ref])
+        return PluginError(f"'{ref}' is provided by {both}: fk will not pick one",
+                           hint="Uninstall one of them, or block one with FK_DISABLE_PLUGINS=<plugin name>.")
 
     def add_cli_commands(self, app: Any) -> None:
         """Let each plugin add sub-commands; one that raises is reported as broken, not fatal."""
@@ -164,11 +197,20 @@ class FkPluginManager(pluggy.PluginManager):
                 caller = self.subset_hook_caller("fk_cli", remove_plugins=[
                     p for n, p in self.list_name_plugin() if n != name])
                 caller(app=app)
-            except Exception as exc:  # noqa: BLE001
-                self._mark_broken(self._info[name], exc)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001
+                self._mark_broken(self._info[name], exc, where="fk_cli")
 
-    def _mark_broken(self, info: PluginInfo, exc: BaseException) -> None:
-        self.broken.append(BrokenPlugin(info.name, info.distribution, info.version, f"{type(exc).__name__}: {exc}"))
+    def _mark_broken(self, info: PluginInfo, exc: BaseException, where: str = "") -> None:
+        text = _error_text(exc)
+        self._add_broken(BrokenPlugin(info.name, info.distribution, info.version,
+                                      f"{where}: {text}" if where else text))
+
+    def _add_broken(self, entry: BrokenPlugin) -> None:
+        """One entry per plugin and error, however often the failing hook is called."""
+        if all((b.name, b.error) != (entry.name, entry.error) for b in self.broken):
+            self.broken.append(entry)
 
     def plugins(self) -> list[PluginInfo]:
         self.components  # noqa: B018 - fills PluginInfo.provides
@@ -178,6 +220,8 @@ class FkPluginManager(pluggy.PluginManager):
         comps = self.components
         if ref in comps:
             return comps[ref]
+        if ref in self.conflicts:
+            raise self.conflict_error(ref)
         raise MissingError(*unknown_component_message(ref, comps))
 
     def assets(self) -> list[Asset]:
@@ -186,8 +230,8 @@ class FkPluginManager(pluggy.PluginManager):
             try:
                 for a in self._collect("fk_assets", name):
                     out.setdefault(a.name, replace(a, plugin=name))
-            except Exception as exc:  # noqa: BLE001
-                self._mark_broken(self._info[name], exc)
+            except PluginError as exc:
+                self._mark_broken(self._info[name], exc.__cause__ or exc, where="fk_assets")
         return [out[k] for k in sorted(out)]
 
     def renderer_backends(self) -> list[RendererBackend]:
@@ -195,8 +239,8 @@ class FkPluginManager(pluggy.PluginManager):
         for name in sorted(self._info):
             try:
                 out.extend(replace(b, plugin=name) for b in self._collect("fk_renderer_backends", name))
-            except Exception as exc:  # noqa: BLE001
-                self._mark_broken(self._info[name], exc)
+            except PluginError as exc:
+                self._mark_broken(self._info[name], exc.__cause__ or exc, where="fk_renderer_backends")
         return sorted(out, key=lambda b: (-b.priority, b.name))
 
     def executors(self) -> list[ExecutorBackend]:
@@ -217,8 +261,8 @@ def unknown_component_message(ref: str, comps: dict[str, Component]) -> tuple[st
     stage, _, name = ref.partition(":")
     for dist, refs in FIRST_PARTY.items():
         if ref in refs:
-            return (f"component '{ref}' is provided by {dist}, which is not installed",
-                    f"pip install packages/{dist.removeprefix('fk-')}  (or: pip install {dist})")
+            return (f"component '{ref}' is provided by {dist}, which is not installed (or failed to load: "
+                    "fk plugins list)", install_hint(dist))
     if stage not in STAGES:
         return (f"'{ref}' is not a component reference: use <stage>:<name>, stage one of {', '.join(STAGES)}",
                 "fk components list")

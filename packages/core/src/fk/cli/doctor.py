@@ -61,6 +61,7 @@ def collect(pm: Any) -> dict[str, Any]:
                          for p in pm.plugins()]
     report["broken_plugins"] = [{"name": b.name, "distribution": b.distribution, "error": b.error}
                                 for b in pm.broken]
+    report["conflicts"] = [{"component": ref, "distributions": dists} for ref, dists in pm.conflicts.items()]
     return report
 
 
@@ -95,6 +96,10 @@ def show(report: dict[str, Any], out: Any) -> None:
         else:
             out.text(f"  [yellow]✗[/] {a['name']} [dim]({a['plugin']})[/]: put it at {escape(a['path'])}\n"
                      f"      {escape(a['instructions'])}")
+    if report.get("conflicts"):
+        out.table("Conflicting components (steps that use them fail; uninstall or block one plugin)",
+                  ["component", "provided by"],
+                  [[c["component"], ", ".join(c["distributions"])] for c in report["conflicts"]])
     if report["broken_plugins"]:
         out.table("Broken plugins", ["plugin", "distribution", "error"],
                   [[b["name"], b["distribution"], b["error"]] for b in report["broken_plugins"]])
