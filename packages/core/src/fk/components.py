@@ -40,6 +40,10 @@ class Param:
     help: str = ""
     choices: tuple[Any, ...] | None = None
     required: bool = False
+    # What the value names, so a recipe is checked against this machine before any item runs:
+    # "device" (a torch device: cuda must be usable), "face-model" (its model files must be present).
+    # A "path" parameter with a value must name an existing file or folder.
+    role: str = ""
 
     def __post_init__(self) -> None:
         if self.type not in PARAM_TYPES:
@@ -154,7 +158,7 @@ class Component:
             "fan_out": self.fan_out,
             "params": [
                 {"name": p.name, "type": p.type, "default": p.default, "help": p.help,
-                 "choices": list(p.choices) if p.choices else None, "required": p.required}
+                 "choices": list(p.choices) if p.choices else None, "required": p.required, "role": p.role}
                 for p in self.params
             ],
             "inputs": [{"name": p.name, "kind": p.kind, "optional": p.optional, "help": p.help} for p in self.inputs],

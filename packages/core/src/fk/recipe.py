@@ -48,6 +48,37 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 # --------------------------------------------------------------------------- YAML with marks
+# Hostile-input bounds: a recipe is a small hand-written file. These stop a "billion laughs"
+# alias bomb, pathological nesting and huge files before they cost time or memory.
+MAX_RECIPE_BYTES = 1 << 20  # 1 MiB
+MAX_NESTING = 64  # mappings/sequences inside each other
+MAX_NODES = 100_000  # values after aliases are expanded
+_CORE_TAGS = frozenset(f"tag:yaml.org,2002:{t}"
+                       for t in ("str", "int", "float", "bool", "null", "map", "seq"))
+
+
+def _prescan(text: str, filename: str) -> None:
+    """Walk the YAML event stream (iterative, no objects built): refuse unknown tags and deep nesting."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            tag = getattr(event, "tag", None)
+            where = f"{filename}:{event.start_mark.line + 1}:{event.start_mark.column + 1}"
+            if tag is not None and tag != "!" and tag not in _CORE_TAGS:
+                raise RecipeError([f"{where}: YAML tag {tag!r} is not allowed in a recipe"],
+                                  hint="Recipes are plain YAML: remove the tag (values are strings, numbers, "
+                                       "booleans, lists and mappings).")
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_NESTING:
+                    raise RecipeError([f"{where}: nested more than {MAX_NESTING} levels deep"],
+                                      hint="A recipe needs a few levels; flatten this value.")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return  # load_yaml_with_marks reports syntax errors with their position
+
+
 class _Marks(dict):
     """(path tuple) -> (line, column), both 1-based."""
 
@@ -55,6 +86,11 @@ class _Marks(dict):
 def load_yaml_with_marks(text: str, filename: str) -> tuple[Any, _Marks]:
     """Parse YAML with ``SafeLoader`` and remember where every key and value sits."""
     marks = _Marks()
+    size = len(text.encode("utf-8", errors="replace"))
+    if size > MAX_RECIPE_BYTES:
+        raise RecipeError([f"{filename}: {size} bytes is too large for a recipe (at most {MAX_RECIPE_BYTES} bytes)"],
+                          hint="Recipes are short YAML files; put data in input files instead.")
+    _prescan(text, filename)
     try:
         loader = yaml.SafeLoader(text)
         try:
@@ -69,8 +105,14 @@ def load_yaml_with_marks(text: str, filename: str) -> tuple[Any, _Marks]:
                           hint="Fix the YAML syntax at that line (indentation, a missing ':' or quote).") from None
     if node is None:
         return None, marks
+    count = [0]
 
     def build(n: yaml.Node, path: tuple[Any, ...]) -> Any:
+        count[0] += 1
+        if count[0] > MAX_NODES:  # aliases share nodes: expanding them can be exponential
+            raise RecipeError([f"{filename}:{n.start_mark.line + 1}:{n.start_mark.column + 1}: more than "
+                               f"{MAX_NODES} values once YAML aliases are expanded (an alias bomb?)"],
+                              hint="Use fewer aliases (&name / *name); a recipe needs a few hundred values.")
         marks[path] = (n.start_mark.line + 1, n.start_mark.column + 1)
         if isinstance(n, yaml.MappingNode):
             out: dict[Any, Any] = {}
@@ -281,6 +323,7 @@ class _Problems:
     def __init__(self, filename: str, marks: _Marks):
         self.filename, self.marks, self.items = filename, marks, []
         self.missing = 0  # problems that are "not installed" rather than "written wrong"
+        self.reported: set[tuple[str, str]] = set()
 
     def add(self, path: tuple[Any, ...], message: str, key: bool = False, missing: bool = False) -> None:
         self.missing += missing
@@ -357,6 +400,7 @@ def load_recipe(path: str | os.PathLike[str], overrides: list[str] | None = None
         steps_doc = []
     steps: dict[str, StepPlan] = {}
     step_paths: dict[str, tuple[Any, ...]] = {}
+    unusable: set[str] = set()  # steps whose component is missing: no follow-up "no step" noise
     comps = pm.components
     for i, raw in enumerate(steps_doc):
         sp = ("steps", i)
@@ -380,8 +424,14 @@ def load_recipe(path: str | os.PathLike[str], overrides: list[str] | None = None
             probs.add((*sp, "use"), "missing `use: <stage>:<name>`")
             continue
         if use not in comps:
+            unusable.add(sid)  # later steps that read it are not reported again
+            if use in getattr(pm, "conflicts", {}):
+                err = pm.conflict_error(use)
+                probs.add((*sp, "use"), f"{err} ({err.hint})", missing=True)
+                continue
             msg, hint = unknown_component_message(use, comps)
-            probs.add((*sp, "use"), f"{msg} ({hint})", missing="not installed" in msg)
+            probs.add((*sp, "use"), f"{msg}; {hint}" if "not installed" in msg else f"{msg} ({hint})",
+                      missing="not installed" in msg)
             continue
         comp = comps[use]
         wiring = raw.get("in") or {}
@@ -393,8 +443,12 @@ def load_recipe(path: str | os.PathLike[str], overrides: list[str] | None = None
             probs.add((*sp, "with"), "must be a mapping of parameter: value")
             with_ = {}
         resolved = _check_params(comp, with_, params, probs, (*sp, "with"))
-        steps[sid] = StepPlan(sid, comp, {str(k): str(v) for k, v in wiring.items()}, resolved,
-                              str(raw.get("dir") or sid))
+        step_dir = raw.get("dir") or sid
+        problem = output_dir_problem(step_dir)
+        if problem:
+            probs.add((*sp, "dir") if "dir" in raw else (*sp, "id"), problem)
+            continue
+        steps[sid] = StepPlan(sid, comp, {str(k): str(v) for k, v in wiring.items()}, resolved, str(step_dir))
         step_paths[sid] = sp
 
     # wiring: ports exist, references resolve, kinds agree
@@ -413,6 +467,8 @@ def load_recipe(path: str | os.PathLike[str], overrides: list[str] | None = None
                 if out_port not in inputs:
                     probs.add((*sp, "in", port), f"no recipe input {out_port!r}"
                               + _did_you_mean(out_port, list(inputs) or ["(none)"]))
+            elif src in unusable:
+                continue
             elif src not in steps:
                 known = [s for s in steps if s != sid]
                 probs.add((*sp, "in", port), f"no step {src!r}" + _did_you_mean(src, known or ["(none)"]))
@@ -483,6 +539,19 @@ def _preflight(steps: dict[str, StepPlan], step_paths: dict[str, tuple[Any, ...]
     return notices
 
 
+def output_dir_problem(step_dir: Any) -> str | None:
+    """Why a step folder would not stay inside ``--out`` (absolute, ``~``, ``..``), or None if it does."""
+    if not isinstance(step_dir, str):
+        return f"dir must be a folder name relative to --out, got {type(step_dir).__name__} {step_dir!r}"
+    if "\0" in step_dir or "\\" in step_dir:
+        return f"dir {step_dir!r}: use '/' between folder names"
+    if step_dir.startswith(("/", "~")) or (len(step_dir) > 1 and step_dir[1] == ":"):
+        return f"dir {step_dir!r} is not relative: every output stays inside --out (use e.g. dir: pages)"
+    if os.path.normpath(step_dir).split("/")[0] == "..":
+        return f"dir {step_dir!r} leaves --out: every output stays inside --out (drop the '..')"
+    return None
+
+
 def _check_renderer(params: dict[str, Any], steps: dict[str, StepPlan], step_paths: dict[str, tuple[Any, ...]],
                     probs: _Problems, pm: Any) -> None:
     """A renderer named explicitly must exist and be usable here (``auto`` always is)."""
@@ -508,9 +577,8 @@ def element_kind(kind: str) -> str:
 
 
 def _check_requires(reqs: Any, probs: _Problems) -> None:
-    from packaging.requirements import InvalidRequirement, Requirement
-
     import importlib_metadata
+    from packaging.requirements import InvalidRequirement, Requirement
 
     if not isinstance(reqs, list):
         probs.add(("requires",), "must be a list of requirement strings like 'fk-plugin-deep3d>=0.1'")
@@ -524,10 +592,22 @@ def _check_requires(reqs: Any, probs: _Problems) -> None:
         try:
             version = importlib_metadata.version(req.name)
         except importlib_metadata.PackageNotFoundError:
-            probs.add(("requires", i), f"{req.name} is not installed (pip install {req})", missing=True)
+            probs.add(("requires", i), f"{req.name} is not installed ({requirement_install_hint(req)})",
+                      missing=True)
             continue
         if req.specifier and not req.specifier.contains(version, prereleases=True):
             probs.add(("requires", i), f"{req.name} {version} is installed, the recipe needs {req}")
+
+
+def requirement_install_hint(req: Any) -> str:
+    """A command that works pasted into a shell: first-party plugins from the checkout, others quoted."""
+    import shlex
+
+    from fk.plugins import FIRST_PARTY, install_hint
+
+    if req.name in FIRST_PARTY or req.name == "fk-core":
+        return install_hint(req.name)
+    return f"pip install {shlex.quote(str(req))}"
 
 
 def _check_inputs(raw: Any, probs: _Problems, base_dir: Path) -> dict[str, InputSpec]:
@@ -609,7 +689,59 @@ def _check_params(comp: Component, with_: dict[str, Any], params: dict[str, Any]
             probs.add((*path, p.name), problem)
         elif p.required and resolved.get(p.name) is None:
             probs.add(path, f"{comp.ref} needs parameter {p.name!r}")
+        else:
+            unusable = unusable_here(p, resolved.get(p.name))
+            if unusable and p.name not in with_ and p.name in params:  # recipe-wide: say it once
+                if ("params", p.name) not in probs.reported:
+                    probs.reported.add(("params", p.name))
+                    probs.add(("params", p.name), f"{p.name}={resolved.get(p.name)!r}: {unusable}",
+                              missing=True)
+            elif unusable:
+                probs.add((*path, p.name) if p.name in with_ else path,
+                          f"{comp.ref} {p.name}={resolved.get(p.name)!r}: {unusable}", missing=True)
     return resolved
+
+
+def unusable_here(param: Any, value: Any) -> str | None:
+    """Why ``value`` cannot work on this machine (a missing file, CUDA without a GPU, a face model
+    without its files), so the run stops before any item instead of failing every one."""
+    if value in (None, ""):
+        return None
+    if param.type == "path":
+        path = Path(os.path.expanduser(str(value)))
+        if not path.exists():
+            return f"{path.resolve()} does not exist ({param.help or 'a file this step reads'})"
+    if param.role == "device" and isinstance(value, str) and value not in ("cpu", "auto"):
+        return _device_problem(value)
+    if param.role == "face-model" and isinstance(value, str) and value != "auto":
+        from fk.models import available_models
+
+        model = next((m for m in available_models() if m["name"] == value), None)
+        if model is not None and not model["ready"]:
+            first = model["missing_details"][0]
+            how = f" (or build it: {first['convert']})" if first.get("convert") else ""
+            return (f"face model {value!r} needs {first['path']}, which is missing: "
+                    f"{first['instructions']}{how} (fk doctor lists every model file)")
+    return None
+
+
+def _device_problem(device: str) -> str | None:
+    try:
+        import torch
+    except ImportError:
+        return "torch is not installed (pip install torch==2.13.0)"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        return f"{device!r} is not a torch device (use cpu, cuda or cuda:N)"
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            return f"torch {torch.__version__} sees no CUDA GPU here (use device=cpu)"
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            return f"there are {torch.cuda.device_count()} CUDA GPU(s) here, so {device!r} does not exist"
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        return "Apple MPS is not available here (use device=cpu)"
+    return None
 
 
 def _toposort(steps: dict[str, StepPlan], step_paths: dict[str, tuple[Any, ...]], probs: _Problems) -> list[str]:

@@ -49,7 +49,8 @@ _FAN_PARAMS = (
         f"folder with {FAN_FILES['2DFAN-4']} and {FAN_FILES['s3fd']} "
         f"(default: $FK_HOME/assets/{FAN_FOLDER}, then torch's hub cache)",
     ),
-    Param("device", "str", None, "torch device for 2D-FAN (default: the recipe's device, else cpu)"),
+    Param("device", "str", None, "torch device for 2D-FAN (default: the recipe's device, else cpu)",
+          role="device"),
 )
 
 

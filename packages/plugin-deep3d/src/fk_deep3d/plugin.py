@@ -18,9 +18,9 @@ from fk.hookspecs import hookimpl
 from fk_deep3d.constants import ARCFACE_ASSET, CHECKPOINT_ASSET, IMAGENET_RESNET50_ASSET, IMAGENET_RESNET50_URL
 
 _MODEL = Param("model", "str", "auto", "face model: auto (bfm09 when its file is present, else demo), demo or bfm09",
-               choices=("auto", "demo", "bfm09"))
+               choices=("auto", "demo", "bfm09"), role="face-model")
 _RENDERER = Param("renderer", "str", "auto", "rasteriser backend", choices=("auto", "cpu", "nvdiffrast"))
-_DEVICE = Param("device", "str", "cpu", "torch device (cpu, cuda, cuda:1...)")
+_DEVICE = Param("device", "str", "cpu", "torch device (cpu, cuda, cuda:1...)", role="device")
 _THREADS = Param("threads", "int", 1, "torch CPU threads for this step's R-Net and fit, restored afterwards "
                  "(0: keep the process setting); 1 is fastest for the fit on small CPUs, and safe when other "
                  "processes share the cores (bench/bench_deep3d.py)")
