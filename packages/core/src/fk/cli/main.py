@@ -2,7 +2,11 @@
 
 Exit codes (``fk.errors.ExitCode``): 0 ok · 1 a step failed · 2 usage error ·
 3 invalid recipe · 4 missing plugin, asset or backend · 5 finished with item
-failures (see failures.json) · 130 interrupted (rerun with --resume).
+failures (see failures.json) · 6 another run holds the --out folder · 130
+interrupted, 143 terminated by SIGTERM (rerun with --resume).
+
+With ``--json`` every command prints exactly one JSON document on stdout, errors
+included: ``{"ok": false, "error": {"type", "message", "hint", "exit_code"}}``.
 """
 
 from __future__ import annotations
@@ -70,21 +74,43 @@ def plugins_list(json_: JsonOpt = False) -> None:
     """Every installed plugin, its distribution and version, what it provides per stage; broken ones too."""
     pm = _pm()
     plugins = pm.plugins()
+    errors: dict[str, list[str]] = {}
+    for b in pm.broken:
+        errors.setdefault(b.name, []).append(b.error)
+    # One row per plugin: one that loaded but whose hook failed is that row, marked broken.
     rows = [{"name": p.name, "distribution": p.distribution, "version": p.version, "module": p.module,
-             "builtin": p.builtin, "provides": p.provides, "status": "ok"} for p in plugins]
+             "builtin": p.builtin, "provides": p.provides,
+             "status": "broken" if p.name in errors else "ok", **({"error": "; ".join(errors[p.name])}
+                                                                   if p.name in errors else {})}
+            for p in plugins]
+    loaded = {p.name for p in plugins}
     rows += [{"name": b.name, "distribution": b.distribution, "version": b.version, "module": None,
-              "builtin": False, "provides": {}, "status": "broken", "error": b.error} for b in pm.broken]
+              "builtin": False, "provides": {}, "status": "broken", "error": b.error}
+             for b in pm.broken if b.name not in loaded]
+    for r in rows:
+        mine = {ref: dists for ref, dists in pm.conflicts.items() if r["distribution"] in dists}
+        if mine:
+            r["conflicts"] = mine
     out = Output(json_)
     if json_:
         out.json(rows)
         return
+    from rich.markup import escape
+
     table_rows = []
     for r in rows:
-        provides = "; ".join(f"{stage}: {', '.join(names)}" for stage, names in r["provides"].items()) or "-"
+        provides = escape("; ".join(f"{stage}: {', '.join(names)}" for stage, names in r["provides"].items())
+                          or "-")
         if r["status"] == "broken":
-            provides = f"[red]broken[/]: {r['error']}"
+            provides = f"[red]broken[/]: {escape(r['error'])}" + (f" · {provides}" if r["provides"] else "")
+        for ref, dists in r.get("conflicts", {}).items():
+            others = ", ".join(d for d in dists if d != r["distribution"])
+            provides += f" · [yellow]conflict[/]: {ref} also from {others}"
         table_rows.append([r["name"], r["distribution"], r["version"], provides])
     out.table("Plugins", ["name", "distribution", "version", "provides"], table_rows)
+    if pm.conflicts:
+        out.note(f"[yellow]{len(pm.conflicts)} component name(s) provided twice[/]: steps using them fail "
+                 "until one plugin is uninstalled or blocked (FK_DISABLE_PLUGINS=<name>)")
 
 
 @components_app.command("list")
@@ -141,7 +167,12 @@ def run(
     set_: SetOpt = None,
     out: Annotated[Optional[Path], typer.Option(  # noqa: UP007
         "--out", help="Output folder (default: runs/<recipe name>).")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Skip items a previous run finished.")] = False,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Finish a previous run in --out: skip items it finished with the same inputs and "
+                         "parameters, recompute the rest.")] = False,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace the run in --out: delete the files it recorded, then run from scratch.",
+    )] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and print the plan; run nothing.")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Local worker processes.")] = 1,
     executor: Annotated[Optional[str], typer.Option(  # noqa: UP007
@@ -154,12 +185,16 @@ def run(
                                          help="Run an item again up to N times when its task raised "
                                               "(a lost worker, a transient error).")] = 0,
     json_: JsonOpt = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="No progress (bar or lines) or summary.")] = False,
 ) -> None:
     """Run a recipe over its inputs, item by item."""
     from fk.engine.runner import RunOptions, run_plan
+    from fk.errors import UsageError
     from fk.recipe import load_recipe
 
+    if resume and overwrite:
+        raise UsageError("--resume and --overwrite contradict each other", hint="Use one of them.")
     output = Output(json_, quiet)
     plan = load_recipe(recipe, set_ or [])
     out_dir = out or Path("runs") / plan.name
@@ -178,17 +213,20 @@ def run(
             output.text(f"{len(info['items'])} item(s) → {out_dir}")
         return
     if address and executor is None:
-        from fk.errors import UsageError
-
         raise UsageError("--address names a dask or Ray cluster", hint="Add --executor dask or --executor ray.")
     for note in plan.notices:  # said once, before any item runs (also in --json and the manifest)
         output.note(f"[yellow]note:[/] {note}")
+    # Progress goes to stderr (a bar on a terminal, plain lines otherwise), so --json stays clean.
     summary = run_plan(plan, RunOptions(out_dir, resume=resume, workers=workers, executor=executor,
-                                        address=address, retries=retries,
-                                        progress=not (json_ or quiet) and sys.stderr.isatty()))
+                                        address=address, retries=retries, overwrite=overwrite,
+                                        progress=not quiet))
     if json_:
         output.json(summary.to_dict())
     elif not quiet:
+        if summary.recomputed:
+            reasons = sorted({r["reason"] for r in summary.recomputed})
+            output.note(f"{len(summary.recomputed)} item(s) recomputed because {'; '.join(reasons)} "
+                        "(details in manifest.json)")
         skipped = f", {summary.skipped} already done" if summary.skipped else ""
         skipped += f", {summary.filtered} filtered out (see manifest.json)" if summary.filtered else ""
         colour = "green" if not summary.failures else "yellow"
@@ -231,39 +269,106 @@ def _mount_extensions() -> None:
         print_error(str(exc), exc.hint)
 
 
+def _wants_json(argv: list[str] | None) -> bool:
+    args = list(sys.argv[1:] if argv is None else argv)
+    return "--json" in (args[: args.index("--")] if "--" in args else args)
+
+
+def _fail(json_mode: bool, message: str, hint: str | None, code: int, kind: str, **extra: object) -> int:
+    """One error: a line (and hint) on stderr; with --json also the one JSON document on stdout."""
+    print_error(message, hint)
+    if json_mode and not Output.printed_json:
+        Output(True).json({"ok": False, "error": {"type": kind, "message": message, "hint": hint,
+                                                  "exit_code": int(code), **extra}})
+    return int(code)
+
+
+def _missing_command(argv: list[str] | None) -> tuple[str, str] | None:
+    """``fk datasets`` with fk-plugin-datasets absent: (message, hint), else None."""
+    from fk.plugins import FIRST_PARTY_COMMANDS, install_hint
+
+    args = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+    dist = FIRST_PARTY_COMMANDS.get(args[0]) if args else None
+    if dist is None:
+        return None
+    return (f"`fk {args[0]}` is provided by {dist}, which is not installed "
+            "(or failed to load: fk plugins list)",
+            install_hint(dist))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``fk`` script: maps known errors to one line and an exit code."""
+    json_mode = _wants_json(argv)
+    Output.printed_json = False
     try:
         _mount_extensions()
         rc = app(args=argv, prog_name="fk", standalone_mode=False)
         return int(rc) if isinstance(rc, int) else int(ExitCode.OK)
     except FkError as exc:
-        print_error(str(exc), exc.hint)
         if os.environ.get("FK_DEBUG"):
+            print_error(str(exc), exc.hint)
             raise
-        return int(exc.exit_code)
+        extra = {"problems": exc.problems} if getattr(exc, "problems", None) else {}
+        return _fail(json_mode, str(exc), exc.hint, exc.exit_code, type(exc).__name__, **extra)
     except KeyboardInterrupt:
-        print_error("interrupted", "Rerun with --resume to continue where it stopped.")
-        return int(ExitCode.INTERRUPTED)
-    except Exception as exc:  # noqa: BLE001
-        name = type(exc).__name__
-        if name == "Exit":  # typer.Exit(code)
-            return int(getattr(exc, "exit_code", 0) or 0)
-        if name in ("UsageError", "NoSuchOption", "BadParameter", "MissingParameter", "BadArgumentUsage",
-                    "ClickException", "FileError", "BadOptionUsage"):
-            show = getattr(exc, "show", None)
-            if callable(show):
-                show()
-            else:
-                print_error(str(exc))
-            return int(getattr(exc, "exit_code", ExitCode.USAGE) or ExitCode.USAGE)
-        if name == "Abort":
-            print_error("aborted")
-            return int(ExitCode.INTERRUPTED)
+        return _fail(json_mode, "interrupted", "Rerun with --resume to continue where it stopped.",
+                     ExitCode.INTERRUPTED, "Interrupted")
+    except OSError as exc:
+        # A full disk or a read-only/forbidden folder while writing: one line naming the path.
         if os.environ.get("FK_DEBUG"):
             raise
-        print_error(f"internal error: {name}: {exc}", "Set FK_DEBUG=1 for the full traceback, and report it.")
-        return int(ExitCode.STEP_FAILED)
+        where = exc.filename or "a file"
+        return _fail(json_mode, f"cannot write {where}: {exc.strerror or exc}", _os_hint(exc),
+                     ExitCode.STEP_FAILED, "OSError", errno=exc.errno, path=exc.filename)
+    except Exception as exc:  # noqa: BLE001
+        # typer vendors click (typer._click): match its exceptions by class name, subclasses included.
+        if _is(exc, "NoArgsIsHelpError"):  # a bare group (`fk`, `fk plugins`): print its help, rc 0
+            ctx = getattr(exc, "ctx", None)
+            typer.echo(ctx.get_help() if ctx is not None else str(exc))
+            return int(ExitCode.OK)
+        if _is(exc, "Exit"):  # typer.Exit(code)
+            return int(getattr(exc, "exit_code", 0) or 0)
+        if _is(exc, "Abort"):
+            return _fail(json_mode, "aborted", None, ExitCode.INTERRUPTED, "Abort")
+        if _is(exc, "NoSuchCommand") or (_is(exc, "UsageError") and "No such command" in str(exc)):
+            missing = _missing_command(argv)
+            if missing:
+                return _fail(json_mode, missing[0], missing[1], ExitCode.MISSING, "MissingPlugin")
+        if _is(exc, "ClickException"):
+            return _click_usage(json_mode, exc)
+        if os.environ.get("FK_DEBUG"):
+            raise
+        name = type(exc).__name__
+        return _fail(json_mode, f"internal error: {name}: {exc}",
+                     "Set FK_DEBUG=1 for the full traceback, and report it.", ExitCode.STEP_FAILED, name)
+
+
+def _is(exc: BaseException, class_name: str) -> bool:
+    return any(cls.__name__ == class_name for cls in type(exc).__mro__)
+
+
+def _os_hint(exc: OSError) -> str:
+    import errno
+
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "The disk is full: free space (or choose another --out) and rerun with --resume."
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "fk may not write there: fix the folder's permissions or choose another --out, then --resume."
+    return "Check that path, then rerun (with --resume for fk run)."
+
+
+def _click_usage(json_mode: bool, exc: object) -> int:
+    code = int(getattr(exc, "exit_code", ExitCode.USAGE) or ExitCode.USAGE)
+    if json_mode:
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        return _fail(json_mode, message, "fk --help lists the commands and options.", code,
+                     type(exc).__name__)
+    show = getattr(exc, "show", None)
+    if callable(show):
+        show()
+    else:
+        print_error(str(exc))
+    return code
 
 
 def entry() -> None:

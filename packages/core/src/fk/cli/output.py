@@ -11,6 +11,8 @@ from typing import Any
 
 
 class Output:
+    printed_json = False  # one JSON document per process: errors after it print none
+
     def __init__(self, json_mode: bool = False, quiet: bool = False):
         self.json_mode = json_mode
         self.quiet = quiet
@@ -38,6 +40,7 @@ class Output:
 
         sys.stdout.write(json.dumps(to_jsonable(obj), indent=2) + "\n")
         sys.stdout.flush()
+        Output.printed_json = True
 
     def text(self, message: str) -> None:
         if not self.quiet and not self.json_mode:
