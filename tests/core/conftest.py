@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from fk.components import Component, Param, Port
 from fk.errors import ItemFiltered
 from fk.hookspecs import hookimpl
 from fk.io import load_image
+from PIL import Image
 
 
 class Tiles:
@@ -35,13 +35,16 @@ class MeanColour:
         # through the environment so that the recipe (and its digest) stays the same.
         if os.environ.get("TOY_INTERRUPT_ON") == ctx.key:
             raise KeyboardInterrupt
+        time.sleep(float(os.environ.get("TOY_SLEEP", "0")))  # lets process tests signal a run mid-way
         if self.drop and self.drop == ctx.key:
             raise ItemFiltered("too dull to keep", {"score": 0.25}, outputs={"mean": "filtered"})
         if self.fail_on and self.fail_on in ctx.key:
             raise ValueError(f"refusing {ctx.key} on purpose")
         pixels = inputs["tile"] if inputs.get("tile") is not None else load_image(inputs["image"])
         mean = [float(v) for v in np.asarray(pixels, float).reshape(-1, 3).mean(axis=0)]
-        ctx.write_json(f"{ctx.key}.json", {"mean": mean})
+        # "sample" stands in for a stochastic step (random init, augmentation): the engine seeds
+        # every item and step, so it is the same in a resumed run as in an uninterrupted one.
+        ctx.write_json(f"{ctx.key}.json", {"mean": mean, "sample": float(np.random.random())})
         ctx.save_image(f"{ctx.key}.png", np.asarray(pixels))
         return {"mean": mean}
 
