@@ -57,7 +57,7 @@ def test_kill_9_mid_run_then_resume_writes_the_same_bytes_as_an_uninterrupted_ru
     done = _toy("run", str(toy_recipe), "--out", str(full), "-q")
     assert done.wait(120) == 5, done.stderr.read()  # broken.jpg fails on purpose
     out = tmp_path / "killed"
-    proc = _toy("run", str(toy_recipe), "--out", str(out), "-q", env={"TOY_SLEEP": "0.4"})
+    proc = _toy("run", str(toy_recipe), "--out", str(out), "-q", env={"TOY_SLEEP": "1"})
     _wait_for(lambda: len(_records(out)) >= 2, "two finished items")
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
@@ -70,7 +70,7 @@ def test_kill_9_mid_run_then_resume_writes_the_same_bytes_as_an_uninterrupted_ru
 
 def test_sigterm_is_handled_like_ctrl_c_with_manifest_and_resume_hint(toy_recipe, tmp_path):
     out = tmp_path / "run"
-    proc = _toy("run", str(toy_recipe), "--out", str(out), env={"TOY_SLEEP": "0.4"})
+    proc = _toy("run", str(toy_recipe), "--out", str(out), env={"TOY_SLEEP": "1"})
     _wait_for(lambda: len(_records(out)) >= 1, "a finished item")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 143
@@ -90,7 +90,7 @@ def test_ctrl_c_with_two_workers_counts_every_item_the_workers_finished(toy_reci
         str(out),
         "--workers",
         "2",
-        env={"TOY_SLEEP": "0.5"},
+        env={"TOY_SLEEP": "1"},
         start_new_session=True,
     )
     _wait_for(lambda: len(_records(out)) >= 2, "two items finished by the workers")
@@ -105,7 +105,7 @@ def test_ctrl_c_with_two_workers_counts_every_item_the_workers_finished(toy_reci
 
 def test_a_second_run_on_the_same_out_exits_6_while_the_first_holds_it(toy_recipe, tmp_path):
     out = tmp_path / "run"
-    first = _toy("run", str(toy_recipe), "--out", str(out), "-q", env={"TOY_SLEEP": "0.3"})
+    first = _toy("run", str(toy_recipe), "--out", str(out), "-q", env={"TOY_SLEEP": "30"})  # stopped below
     _wait_for(
         lambda: (out / ".fk" / "lock").exists() and (out / ".fk" / "lock").read_text().strip(), "the lock"
     )
@@ -114,7 +114,8 @@ def test_a_second_run_on_the_same_out_exits_6_while_the_first_holds_it(toy_recip
     doc = json.loads(second.stdout.read())
     assert doc["ok"] is False and doc["error"]["exit_code"] == 6
     assert f"another fk run (pid {first.pid}) is writing to {out}" in doc["error"]["message"]
-    assert first.wait(120) == 5
+    first.send_signal(signal.SIGTERM)  # ends at the next Python instruction, sleep included
+    assert first.wait(60) == 143
 
 
 def test_progress_lines_off_a_terminal_a_bar_on_one_and_quiet_silences_both(toy_recipe, tmp_path):

@@ -38,10 +38,9 @@ ENTRY_POINT_GROUP = "fk"
 FIRST_PARTY: dict[str, tuple[str, ...]] = {
     "fk-plugin-align": ("detect:dlib", "detect:dlib-cnn", "detect:face-alignment", "detect:lpff",
                         "crop:ffhq", "crop:lpff-realign", "crop:deep3d", "crop:eg3d"),
-    "fk-plugin-deep3d": ("reconstruct:deep3d", "fit:deep3d", "export:deep3d", "render:deep3d-overlay",
-                         "export:demo-page"),
-    "fk-plugin-datasets": ("evaluate:density", "export:lpff-cameras", "export:eg3d-merge",
-                           "export:stylegan-merge", "export:rebalance", "export:zip"),
+    "fk-plugin-deep3d": ("reconstruct:deep3d", "fit:deep3d", "export:deep3d", "export:demo-page"),
+    "fk-plugin-datasets": ("crop:lpff-model-face", "crop:lpff-realigned", "evaluate:lpff-density",
+                           "export:lpff-camera-parameters", "export:lpff-layout"),
     "fk-plugin-gmpi": (),
     "fk-plugin-uvfit": (),
     "fk-plugin-eyeball": (),

@@ -21,14 +21,8 @@ def weights_error(path: str | os.PathLike[str], what: str, fix: str, exc: BaseEx
     text = str(exc)
     if "Weights only load failed" in text or "Unsupported global" in text or "Unsupported operand" in text:
         why = "holds Python objects or code, not only tensors: fk refuses it (it never runs pickled code)"
-    elif (
-        isinstance(exc, (EOFError, IsADirectoryError))
-        or "zip archive" in text
-        or "PytorchStreamReader" in text
-    ):
+    else:  # a cut zip (PytorchStreamReader), EOFError, "invalid load key"...: torch's text is no help
         why = "is truncated or not a torch file"
-    else:
-        why = f"cannot be read as a torch file ({type(exc).__name__})"
     return InputError(f"{Path(path)}: this {what} {why}", hint=fix)
 
 
