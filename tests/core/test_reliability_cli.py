@@ -10,7 +10,6 @@ import shlex
 from pathlib import Path
 
 import pytest
-
 from fk.cli.main import main
 from fk.components import Component, Port
 from fk.errors import ExitCode, RecipeError
@@ -65,7 +64,6 @@ def _first_party_modules():
 
 def test_first_party_hint_table_matches_every_first_party_plugins_real_components_and_commands():
     import typer
-
     from fk.plugins import FIRST_PARTY, FIRST_PARTY_COMMANDS
 
     modules = _first_party_modules()
@@ -236,7 +234,6 @@ def test_a_checkpoint_holding_code_is_refused_in_one_line_naming_the_file(tmp_pa
     import os
 
     import torch
-
     from fk.errors import InputError
     from fk.io.weights import load_torch_weights
 
