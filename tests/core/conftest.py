@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from fk.components import Component, Param, Port
 from fk.errors import ItemFiltered
 from fk.hookspecs import hookimpl
 from fk.io import load_image
-from PIL import Image
 
 
 class Tiles:

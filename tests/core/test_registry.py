@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from fk.components import Component, Port
 from fk.errors import PluginError
 from fk.hookspecs import hookimpl

@@ -10,6 +10,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+
 from fk.cli.main import main
 from fk.components import Component, Port
 from fk.errors import ExitCode, RecipeError
@@ -72,7 +73,7 @@ def test_first_party_hint_table_matches_every_first_party_plugins_real_component
     for dist, module in modules.items():
         with isolated_plugin_manager(module) as pm:
             real = {ref for ref, comp in pm.components.items() if comp.plugin != "core"}
-        assert set(FIRST_PARTY[dist]) == real, dist
+        assert set(FIRST_PARTY[dist]) == real, f"fk/plugins.py FIRST_PARTY[{dist!r}] = {tuple(sorted(real))}"
         app = typer.Typer()
         if hasattr(module, "fk_cli"):
             module.fk_cli(app)

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from fk import atomic
 from fk.engine.runner import RunOptions, run_plan
 from fk.errors import ExitCode, FkError, RecipeError, UsageError
 from fk.recipe import load_recipe
-from PIL import Image
 
 
 def _run(recipe: Path, out: Path, **kw):

@@ -41,12 +41,14 @@ FIRST_PARTY: dict[str, tuple[str, ...]] = {
     "fk-plugin-deep3d": ("reconstruct:deep3d", "fit:deep3d", "export:deep3d", "export:demo-page"),
     "fk-plugin-datasets": ("crop:lpff-model-face", "crop:lpff-realigned", "evaluate:lpff-density",
                            "export:lpff-camera-parameters", "export:lpff-layout"),
-    "fk-plugin-gmpi": (),
-    "fk-plugin-uvfit": (),
+    "fk-plugin-gmpi": ("export:gmpi-page", "export:gmpi-photo-mpi"),
+    "fk-plugin-uvfit": ("export:uvfit", "export:uvfit-page"),
     "fk-plugin-eyeball": (),
 }
 # `fk <group>` sub-commands that first-party plugins add (fk_cli): "not installed", not "No such command".
-FIRST_PARTY_COMMANDS: dict[str, str] = {"deep3d": "fk-plugin-deep3d", "datasets": "fk-plugin-datasets"}
+FIRST_PARTY_COMMANDS: dict[str, str] = {"deep3d": "fk-plugin-deep3d", "datasets": "fk-plugin-datasets",
+                                         "gmpi": "fk-plugin-gmpi", "uvfit": "fk-plugin-uvfit",
+                                         "eyeball": "fk-plugin-eyeball"}
 
 
 def install_hint(dist: str) -> str:

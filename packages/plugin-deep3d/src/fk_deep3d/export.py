@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from fk.errors import InputError
 
 FORMATS = ("mat", "obj", "glb", "png", "label", "npy", "overlay", "swing", "input")
@@ -69,9 +70,8 @@ class Deep3DExporter:
         self.renderer = renderer or "auto"
 
     def __call__(self, inputs: dict[str, Any], ctx) -> dict[str, Any]:
-        from fk.cameras.deep3d import eg3d_label_from_deep3d
-
         from fk_deep3d import views
+        from fk.cameras.deep3d import eg3d_label_from_deep3d
 
         recon = inputs["recon"]
         key = ctx.key
@@ -83,7 +83,7 @@ class Deep3DExporter:
 
         label = eg3d_label_from_deep3d(recon.coeffs["angle"], recon.coeffs["trans"])
         if "mat" in self.formats:
-            from fk.io.matfile import savemat_bytes
+            from fk.io.matfile import savemat_bytes  # no "Created on" time: same numbers, same bytes
 
             files["mat"] = rel(ctx.write_bytes(f"{key}.mat", savemat_bytes(deep3d_coeff_dict(recon))))
         if "npy" in self.formats:

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from fk.errors import InputError
 from torch import nn
+
+from fk.errors import InputError
 
 # Output widths of the seven heads, in the order the network concatenates them.
 HEAD_SIZES: tuple[int, ...] = (80, 64, 80, 3, 27, 2, 1)
@@ -176,7 +177,7 @@ def save_reconnet(path: str | Path, net: nn.Module, **extra: Any) -> Path:
 
     path = Path(path)
     module = net.module if hasattr(net, "module") else net
-    with atomic_path(path, suffix="") as tmp:
+    with atomic_path(path, suffix="") as tmp:  # the mode open() would give, not mkstemp's 0600
         torch.save({"net_recon": module.state_dict(), **extra}, tmp)
     return path
 

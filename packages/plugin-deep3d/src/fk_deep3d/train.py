@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from fk.errors import InputError
 
 # iBUG-68 horizontal mirror permutation (deep3d.md §3.5).
@@ -35,7 +36,6 @@ MIRROR_68 = np.array(
 def write_sample(root: Path, name: str, crop: np.ndarray, landmarks_ydown: np.ndarray) -> None:
     """One prepared sample: crop PNG, skin mask PNG, y-up landmark txt."""
     from fk.io import save_image
-
     from fk_deep3d.skin import skin_mask_uint8
 
     save_image(root / "images" / f"{name}.png", crop)
@@ -207,7 +207,6 @@ def deep3d_loss(model, coeffs: torch.Tensor, batch: dict[str, torch.Tensor], ren
     from fk.cameras.deep3d import IMAGE_SIZE, K_LANDMARKS, opencv_from_deep3d_camera
     from fk.distributed import all_reduce_sum
     from fk.render.mesh import render_mesh
-
     from fk_deep3d import losses as L
 
     w = w or L.LossWeights()

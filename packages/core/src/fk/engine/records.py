@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -114,34 +113,26 @@ def write_json_streaming(
     """Write ``{**head, stream_key: {k: v for k, v in entries}, **tail}`` as indented JSON, atomically,
     without holding the streamed mapping: the same text ``json.dumps(..., indent=2)`` gives."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write("{")
-            first = True
+    with atomic.atomic_open(path, "w") as f:  # temp sibling, fsync, rename; open()'s mode
+        f.write("{")
+        first = True
 
-            def field(name: str, value: Any) -> None:
-                nonlocal first
-                text = json.dumps(atomic.to_jsonable(value), indent=2).replace("\n", "\n  ")
-                f.write(("\n  " if first else ",\n  ") + json.dumps(name) + ": " + text)
-                first = False
+        def field(name: str, value: Any) -> None:
+            nonlocal first
+            text = json.dumps(atomic.to_jsonable(value), indent=2).replace("\n", "\n  ")
+            f.write(("\n  " if first else ",\n  ") + json.dumps(name) + ": " + text)
+            first = False
 
-            for k, v in head.items():
-                field(k, v)
-            f.write(("\n  " if first else ",\n  ") + json.dumps(stream_key) + ": {")
-            first, any_entry = False, False
-            for k, v in entries:
-                text = json.dumps(atomic.to_jsonable(v), indent=2).replace("\n", "\n    ")
-                f.write(("\n    " if not any_entry else ",\n    ") + json.dumps(k) + ": " + text)
-                any_entry = True
-            f.write("\n  }" if any_entry else "}")
-            for k, v in tail.items():
-                field(k, v)
-            f.write("\n}\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        for k, v in head.items():
+            field(k, v)
+        f.write(("\n  " if first else ",\n  ") + json.dumps(stream_key) + ": {")
+        first, any_entry = False, False
+        for k, v in entries:
+            text = json.dumps(atomic.to_jsonable(v), indent=2).replace("\n", "\n    ")
+            f.write(("\n    " if not any_entry else ",\n    ") + json.dumps(k) + ": " + text)
+            any_entry = True
+        f.write("\n  }" if any_entry else "}")
+        for k, v in tail.items():
+            field(k, v)
+        f.write("\n}\n")
     return path
