@@ -271,14 +271,16 @@ def test_killed_under_dask_then_resumed_under_serial_completes(photos, serial_al
 
 
 # --------------------------------------------------------------------- nodes, caps, registry
-def test_a_node_without_the_plugin_stops_the_run_with_one_line(tmp_path, photos):
+@pytest.mark.parametrize("name", ["serial", "dask", "ray"])
+def test_a_node_without_the_plugin_stops_the_run_with_one_line(name, tmp_path, photos, request):
     from dataclasses import replace
 
     plan = load_recipe(ALIGN, [f"inputs.photos={photos}"])
     broken = replace(plan.steps[1].component, factory="fk_not_installed.crops:Ffhq")
     plan.steps[1] = replace(plan.steps[1], component=broken)
+    executor = None if name == "serial" else request.getfixturevalue(f"{name}_executor")
     with pytest.raises(MissingError) as err:
-        run_plan(plan, RunOptions(tmp_path / "run", progress=False))
+        run_plan(plan, RunOptions(tmp_path / "run", progress=False), executor=executor)
     line = str(err.value)
     assert "\n" not in line
     assert line.startswith(f"node {socket.gethostname()}: crop:ffhq cannot load")
@@ -295,12 +297,17 @@ def _thread_env(_):
     }
 
 
-def test_process_workers_get_their_share_of_the_cores_in_every_pool():
-    ex = make_executor("process", ExecutorSettings(workers=2))
+@pytest.mark.parametrize("name", ["process", "dask", "ray"])
+def test_workers_get_their_share_of_the_cores_in_every_pool(name, request):
+    if name == "process":
+        ex = make_executor("process", ExecutorSettings(workers=2))
+    else:
+        ex = request.getfixturevalue(f"{name}_executor")
     try:
         seen = list(ex.map_unordered(_thread_env, range(4)))
     finally:
-        ex.shutdown()
+        if name == "process":
+            ex.shutdown()
     share = str(max(1, cores() // local_workers(2)))
     for env in seen:
         assert env["NUMBA_NUM_THREADS"] == env["OMP_NUM_THREADS"] == share

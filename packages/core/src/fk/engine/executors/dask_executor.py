@@ -116,25 +116,31 @@ class DaskExecutor:
 
         while len(pending) < in_flight and submit_next():
             pass
-        for fut in completed:
-            task = pending.pop(fut.key)
-            self.futures.discard(fut)
-            if fut.status == "finished":
-                result = fut.result()
-                fut.release()
-                yield result
-            else:
-                exc = fut.exception()
-                fut.release()
-                if is_fatal(exc):
-                    raise exc
-                yield TaskFailed(task, describe_failure(exc), exception_type(exc), self.retries + 1)
-            submit_next()
+        try:
+            for fut in completed:
+                task = pending.pop(fut.key)
+                self.futures.discard(fut)
+                if fut.status == "finished":
+                    result = fut.result()
+                    fut.release()
+                    yield result
+                else:
+                    exc = fut.exception()
+                    fut.release()
+                    if is_fatal(exc):
+                        raise exc
+                    yield TaskFailed(task, describe_failure(exc), exception_type(exc), self.retries + 1)
+                submit_next()
+        finally:  # stopped early (Ctrl-C, a node missing a plugin): nothing stays in flight
+            if self.futures:
+                self.client.cancel(list(self.futures))
+                self.futures.clear()
 
     def shutdown(self) -> None:
         try:
             if self.futures:
                 self.client.cancel(list(self.futures))
+                self.futures.clear()
             self.client.close()
         finally:
             if self.cluster is not None:

@@ -111,27 +111,33 @@ class RayExecutor:
 
         while len(self.refs) < 2 * cpus and submit_next():
             pass
-        while self.refs:
-            done, _ = ray.wait(list(self.refs), num_returns=1)
-            for ref in done:
-                task = self.refs.pop(ref)
-                try:
-                    result = ray.get(ref)
-                except Exception as wrapped:  # noqa: BLE001 - reported per task
-                    exc = _unwrap(wrapped)
-                    if is_fatal(exc):
-                        raise exc from None
-                    yield TaskFailed(task, describe_failure(exc), exception_type(exc), self.retries + 1)
-                else:
-                    yield result
-                submit_next()
+        try:
+            while self.refs:
+                done, _ = ray.wait(list(self.refs), num_returns=1)
+                for ref in done:
+                    task = self.refs.pop(ref)
+                    try:
+                        result = ray.get(ref)
+                    except Exception as wrapped:  # noqa: BLE001 - reported per task
+                        exc = _unwrap(wrapped)
+                        if is_fatal(exc):
+                            raise exc from None
+                        yield TaskFailed(task, describe_failure(exc), exception_type(exc), self.retries + 1)
+                    else:
+                        yield result
+                    submit_next()
+        finally:  # stopped early (Ctrl-C, a node missing a plugin): nothing stays in flight
+            self._cancel_in_flight()
 
-    def shutdown(self) -> None:
+    def _cancel_in_flight(self) -> None:
         for ref in list(self.refs):
             try:
                 self.ray.cancel(ref, force=True)
             except Exception:  # noqa: BLE001 - already finished or gone
                 pass
         self.refs.clear()
+
+    def shutdown(self) -> None:
+        self._cancel_in_flight()
         if self.started:
             self.ray.shutdown()
