@@ -109,7 +109,10 @@ def test_reconstruct_with_generated_bfm_and_checkpoint_writes_every_output(
     mesh = read_obj(tmp_path / files["obj"])
     np.testing.assert_allclose(mesh.vertices, recon.vertices, atol=1e-5)  # vertex order kept
     lpff = np.load(tmp_path / files["npy"], allow_pickle=True).item()
-    assert set(lpff) == {"id", "exp", "tex", "angle", "gamma", "trans", "lm68"} and lpff["lm68"].shape == (68, 2)
+    assert set(lpff) == {"id", "exp", "tex", "angle", "gamma", "trans", "lm68"}
+    assert lpff["lm68"].shape == (1, 68, 2)  # LPFF's get_coeff() layout: (1, K) float32 each
+    assert lpff["id"].shape == (1, 80)
+    assert lpff["trans"].dtype == np.float32
     label = json.loads((tmp_path / files["label"]).read_text())["astronaut_00.png"]
     np.testing.assert_allclose(label, out["label"])
     cam2world = np.array(label[:16]).reshape(4, 4)

@@ -1,7 +1,8 @@
 """The ``crop`` components: thin runners around the pure functions of ffhq, realign, deep3d_align, eg3d_crop.
 
 Each takes ``image`` (a path or an array) and ``face`` (a :class:`fk.types.Face` with
-68 landmarks, or a bare (68, 2) array) and returns ``crop``: a :class:`fk.types.Crop`
+68 landmarks, or a bare (68, 2) array; ``crop:deep3d`` and ``crop:eg3d`` also take 5 points,
+as Deep3D's own inference does) and returns ``crop``: a :class:`fk.types.Crop`
 with the exact ``crop_from_source`` and the landmarks in crop pixels. ``save`` writes
 ``{key}.png``; ``debug`` writes ``debug/{key}.png`` (landmarks and crop outline on the photo).
 """
@@ -19,20 +20,35 @@ from fk_align.detection import load_input_image
 from fk_align.landmarks import check_landmarks68, five_from_68, format_five_points
 
 
-def face_landmarks(face: Any) -> tuple[np.ndarray, Face | None]:
-    """(68, 2) landmarks from the ``face`` port's value (a Face or an array)."""
-    if isinstance(face, Face):
-        if face.landmarks is None:
-            raise InputError(
-                f"face {face.index} from detect:{face.detector} has no landmarks",
-                hint="use a detector that gives 68 landmarks (detect:dlib, detect:lpff...)",
-            )
-        return check_landmarks68(face.landmarks, name="face.landmarks"), face
-    return check_landmarks68(face, name="face"), None
+def face_landmarks(face: Any, allow_five: bool = False) -> tuple[np.ndarray, Face | None]:
+    """The landmarks of the ``face`` port's value (a Face or an array): (68, 2) float64, or with
+    ``allow_five`` also (5, 2) five points, whose dtype is kept (float32 5 points are what
+    Deep3D's ``test.py`` and LPFF read from ``detections/*.txt``)."""
+    pts = face.landmarks if isinstance(face, Face) else face
+    if isinstance(face, Face) and pts is None:
+        raise InputError(
+            f"face {face.index} from detect:{face.detector} has no landmarks",
+            hint="use a detector that gives 68 landmarks (detect:dlib, detect:lpff...)",
+        )
+    name = "face.landmarks" if isinstance(face, Face) else "face"
+    if allow_five and np.shape(pts) == (5, 2):
+        arr = np.asarray(pts)
+        if not np.issubdtype(arr.dtype, np.floating) or not np.all(np.isfinite(arr)):
+            arr = np.asarray(arr, dtype=np.float64)
+            if not np.all(np.isfinite(arr)):
+                raise InputError(f"{name}: five points contain NaN or inf")
+        return arr, face if isinstance(face, Face) else None
+    if allow_five and np.shape(pts) != (68, 2):
+        raise InputError(
+            f"{name}: expected 68 landmarks or 5 points (x, y), got shape {np.shape(pts)}",
+            hint="5 points: eye centres, nose tip, mouth corners (Deep3D's detections/*.txt order)",
+        )
+    return check_landmarks68(pts, name=name), face if isinstance(face, Face) else None
 
 
 class CropRunner:
     method = ""
+    accepts_five = False  # Deep3D's align_img (and EG3D's crop built on it) works from 5 points
 
     def __init__(self, save: bool = True, debug: bool = False) -> None:
         self.save = bool(save)
@@ -46,7 +62,7 @@ class CropRunner:
 
     def __call__(self, inputs: dict[str, Any], ctx: Any) -> dict[str, Any]:
         rgb, _ = load_input_image(inputs["image"])
-        lm, face = face_landmarks(inputs["face"])
+        lm, face = face_landmarks(inputs["face"], allow_five=self.accepts_five)
         crop = self.crop(rgb, lm)
         crop.face = face
         if self.save:
@@ -122,7 +138,9 @@ class LpffRealignCrop(CropRunner):
         self.settings = replace(LPFF_REALIGN, output_size=int(size), min_crop_size=int(min_crop))
         self.write_detections = bool(write_detections)
         if landmark_map not in LANDMARK_MAPS:
-            raise InputError(f"crop:lpff-realign: landmark_map must be one of {LANDMARK_MAPS}, got {landmark_map!r}")
+            raise InputError(
+                f"crop:lpff-realign: landmark_map must be one of {LANDMARK_MAPS}, got {landmark_map!r}"
+            )
         self.landmark_map = landmark_map
 
     def crop(self, rgb: np.ndarray, landmarks: np.ndarray) -> Crop:
@@ -147,6 +165,7 @@ class Deep3DCrop(CropRunner):
     """``crop:deep3d``: Deep3DFaceRecon's ``align_img`` (224 crop, 102 px/dm); ``params['trans_params']``."""
 
     method = "deep3d"
+    accepts_five = True
 
     def __init__(self, size: int = 224, rescale_factor: float = 102.0, **kw: Any) -> None:
         super().__init__(**kw)
@@ -175,6 +194,7 @@ class Eg3dCrop(CropRunner):
     """``crop:eg3d``: EG3D's in-the-wild crop (align_img 1024 at rescale 300, centre 700, Lanczos 512)."""
 
     method = "eg3d"
+    accepts_five = True
 
     def __init__(self, size: int = 512, **kw: Any) -> None:
         super().__init__(**kw)

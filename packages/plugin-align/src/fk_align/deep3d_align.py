@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from fk.cameras.deep3d import deep3d_points_to_source  # noqa: F401 - LPFF's inverse, re-exported
 from fk.errors import InputError
 from fk.types import apply_homography
 
@@ -78,7 +79,11 @@ def pos(points2d: np.ndarray, points3d: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def _five_points(landmarks: np.ndarray) -> np.ndarray:
-    lm = np.asarray(landmarks, dtype=np.float64)
+    """The 5 points align_img fits. Like Deep3D, float32 input stays float32 (its ``read_data`` loads
+    ``detections/*.txt`` as float32 and flips y in float32); anything else is float64."""
+    lm = np.asarray(landmarks)
+    if lm.dtype != np.float32:
+        lm = lm.astype(np.float64)
     if lm.shape == (68, 2):
         return five_from_68(lm)
     if lm.shape == (5, 2):
@@ -144,19 +149,3 @@ def align_img(
         landmarks=apply_homography(matrix, lm),
         box=box,
     )
-
-
-def deep3d_points_to_source(
-    points_crop: np.ndarray, trans_params: np.ndarray, target_size: int = TARGET_SIZE
-) -> np.ndarray:
-    """Deep3D's/LPFF's own inverse of the crop for y-up points (``lm_5p_pred``), kept for parity.
-
-    lm <- (lm + (w/2 - T/2, h/2 - T/2)) / s + (t_x - w0/2, t_y - h0/2), all y-up. It
-    ignores the truncation of the crop box and the resize's half-pixel offset (up to
-    ~1 crop px); :func:`crop_from_trans_params` is the exact map.
-    """
-    w0, h0, s, tx, ty = (float(v) for v in np.asarray(trans_params, dtype=np.float64))
-    w, h = int(w0 * s), int(h0 * s)
-    pts = np.asarray(points_crop, dtype=np.float64)
-    offset = np.array([w / 2 - target_size / 2, h / 2 - target_size / 2])
-    return (pts + offset) / s + np.array([tx - w0 / 2, ty - h0 / 2])

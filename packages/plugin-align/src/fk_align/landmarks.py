@@ -46,8 +46,12 @@ def check_landmarks68(points: np.ndarray, name: str = "landmarks") -> np.ndarray
 
 
 def flip_y(points: np.ndarray, height: int) -> np.ndarray:
-    """Switch between image rows (y down) and Deep3D's y-up: y' = H - 1 - y (its own inverse)."""
-    pts = np.array(points, dtype=np.float64, copy=True)
+    """Switch between image rows (y down) and Deep3D's y-up: y' = H - 1 - y (its own inverse).
+
+    float32 points are flipped in float32, as Deep3D's ``read_data`` does; others in float64.
+    """
+    arr = np.asarray(points)
+    pts = np.array(arr, dtype=np.float32 if arr.dtype == np.float32 else np.float64, copy=True)
     pts[..., 1] = height - 1 - pts[..., 1]
     return pts
 

@@ -17,42 +17,148 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from fk.errors import InputError
 from fk.types import Face
 
 
-def _face_from_points(points: np.ndarray, image: np.ndarray, detector: str) -> Face:
-    pts = np.asarray(points, dtype=np.float64)
-    box = np.array([*pts.min(0), *pts.max(0)])
+def _face_from_points(points: np.ndarray, image: np.ndarray, detector: str, keep_dtype: bool = False) -> Face:
+    pts = np.asarray(points) if keep_dtype else np.asarray(points, dtype=np.float64)
+    box = np.array([*pts.min(0), *pts.max(0)], dtype=np.float64)
     return Face(box=box, score=1.0, landmarks=pts, image_size=tuple(image.shape[:2]), detector=detector)
 
 
 class RealignedFace:
-    """``crop:lpff-realigned``: the 2400^2 realigned image and its landmarks as (image, face)."""
+    """``crop:lpff-realigned``: the 2400^2 realigned image and its landmarks as (image, face, face5).
+
+    ``face5`` holds the 5 points as LPFF's ``2_predict_camera_parameter.py`` gets them: the
+    ``detections/*.txt`` values read back as float32 (``np.loadtxt(...).astype(np.float32)``),
+    which is what its Deep3D 224 crop is cut from.
+    """
 
     def __init__(self, **_: Any) -> None:
         pass
 
     def __call__(self, inputs: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        from fk.landmarks import five_from_68
+
         crop = inputs["crop"]
         if crop.landmarks is None:
             raise InputError(f"{ctx.key}: the realigned crop carries no landmarks")
-        return {"image": crop.image, "face": _face_from_points(crop.landmarks, crop.image, "lpff-realign")}
+        five = np.asarray(five_from_68(np.asarray(crop.landmarks, np.float64)), dtype=np.float32)
+        return {"image": crop.image, "face": _face_from_points(crop.landmarks, crop.image, "lpff-realign"),
+                "face5": _face_from_points(five, crop.image, "lpff-realign/detections", keep_dtype=True)}
+
+
+LM_MAPS = ("lpff", "exact")
+
+
+def model_landmarks_in_source(recon: Any, lm_map: str = "lpff") -> np.ndarray:
+    """The model's 68 landmarks in the image its Deep3D crop was cut from (LPFF's ``lm_5p_pred``).
+
+    ``lpff``: LPFF's approximate ``inverse_transformation`` (:func:`fk.cameras.deep3d.lpff_lm_5p_pred`),
+    what LPFF's later crops are cut from; ``exact``: the crop's exact pixel map (an fk option).
+    """
+    from fk.cameras.deep3d import lpff_lm_5p_pred
+
+    lm = np.asarray(recon.landmarks, dtype=np.float64)
+    if lm_map == "exact":
+        return recon.crop.to_source(lm)
+    trans = (recon.crop.params or {}).get("trans_params")
+    if trans is None:
+        raise InputError("lm_map: lpff needs the Deep3D crop's trans_params (crop:deep3d)")
+    size = int((recon.crop.params or {}).get("target_size", 224))
+    return lpff_lm_5p_pred(lm, np.asarray(trans, np.float64), size)
 
 
 class ModelFace:
     """``crop:lpff-model-face``: the fitted model's 68 landmarks, mapped back to the image the
     Deep3D crop was cut from (LPFF's ``lm_5p_pred``), as a face for the EG3D/StyleGAN crops."""
 
-    def __init__(self, **_: Any) -> None:
-        pass
+    def __init__(self, lm_map: str = "lpff", **_: Any) -> None:
+        if lm_map not in LM_MAPS:
+            raise InputError(f"crop:lpff-model-face: lm_map must be one of {LM_MAPS}, got {lm_map!r}")
+        self.lm_map = lm_map
 
     def __call__(self, inputs: dict[str, Any], ctx: Any) -> dict[str, Any]:
-        recon = inputs["recon"]
-        points = recon.crop.to_source(np.asarray(recon.landmarks, dtype=np.float64))
+        points = model_landmarks_in_source(inputs["recon"], self.lm_map)
         image = inputs["image"]
         return {"face": _face_from_points(points, np.asarray(image), "model")}
+
+
+CAMERA_SOURCES = ("rnet", "fit-fallback")
+
+
+class LpffCamera:
+    """``reconstruct:lpff-camera``: LPFF's camera, R-Net's regression unchanged (``reconstruct:deep3d``)
+    when its checkpoint is present; otherwise the named fallback ``fit:deep3d``, labelled as such.
+
+    A fallback fit whose landmark RMS is above ``flag_rmse`` is kept and flagged for review
+    (``{face}.json`` in the step's folder, ``realign/camera/`` in the lpff recipe), never
+    dropped: large poses are what LPFF exists for.
+    """
+
+    def __init__(self, checkpoint: str | None = None, fallback: str = "fit", fit_iterations: int = 20,
+                 flag_rmse: float = 12.0, model: str = "auto", renderer: str = "auto", device: str = "cpu",
+                 threads: int = 1, **_: Any) -> None:
+        if fallback not in ("fit", "none"):
+            raise InputError(f"reconstruct:lpff-camera: fallback must be 'fit' or 'none', got {fallback!r}")
+        self.checkpoint, self.fallback = checkpoint, fallback
+        self.fit_iterations, self.flag_rmse = int(fit_iterations), float(flag_rmse)
+        self.common = {"model": model, "renderer": renderer, "device": device, "threads": threads}
+        self._runner: Any = None
+        self.source = ""
+
+    def _checkpoint(self) -> str | None:
+        if self.checkpoint:
+            return self.checkpoint
+        from fk.assets import asset_path
+
+        path = asset_path("deep3d/epoch_20.pth")
+        return str(path) if path.exists() else None
+
+    def runner(self) -> Any:
+        if self._runner is None:
+            from fk.plugins import get_plugin_manager
+
+            pm = get_plugin_manager()
+            ckpt = self._checkpoint()
+            if ckpt is not None:
+                self.source = "rnet"
+                factory = pm.component("reconstruct:deep3d").load_factory()
+                self._runner = factory(checkpoint=ckpt, iterations=0, **self.common)
+            elif self.fallback == "fit":
+                self.source = "fit-fallback"
+                factory = pm.component("fit:deep3d").load_factory()
+                self._runner = factory(iterations=self.fit_iterations, init="mean", max_rmse=0.0,
+                                       **self.common)
+            else:
+                from fk.assets import require_asset
+
+                require_asset("deep3d/epoch_20.pth")
+        return self._runner
+
+    def __call__(self, inputs: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        runner = self.runner()
+        crop = inputs["crop"]
+        face = inputs.get("face")
+        if self.source == "fit-fallback" and face is not None and np.shape(crop.landmarks) != (68, 2):
+            # the fit needs 68 points in the crop; R-Net needs none (the crop is cut from 5)
+            from dataclasses import replace
+
+            crop = replace(crop, landmarks=crop.to_crop(np.asarray(face.landmarks, np.float64)))
+        recon = runner({**inputs, "crop": crop}, ctx)["recon"]
+        rmse = recon.extra.get("landmark_rmse") if isinstance(recon.extra, dict) else None
+        record = {"face": ctx.key, "source": self.source,
+                  "landmark_rmse": None if rmse is None else float(rmse), "flag": None}
+        if self.source == "fit-fallback":
+            record["note"] = ("fk's fit:deep3d, not LPFF's camera: deep3d/epoch_20.pth is missing, so "
+                              "R-Net's regression could not run (fk doctor says where it goes)")
+            if rmse is None or not np.isfinite(rmse) or rmse > self.flag_rmse:
+                record["flag"] = f"poor camera fit: landmark RMS {rmse:.1f} px > {self.flag_rmse:g}"
+                ctx.log(f"{ctx.key}: {record['flag']} (kept, flagged for review)")
+        recon.extra = {**(recon.extra or {}), "camera_source": self.source}
+        ctx.write_json(f"{ctx.key}.json", record)
+        return {"recon": recon}
 
 
 class DensityStep:
@@ -96,8 +202,10 @@ class LpffLayout:
     """``export:lpff-layout``: write one kept face into LPFF's folder tree, and hand its label
     and record to the run-scope step (filtered faces stop at ``evaluate:lpff-density``)."""
 
-    def __init__(self, **_: Any) -> None:
-        pass
+    def __init__(self, lm_map: str = "lpff", **_: Any) -> None:
+        if lm_map not in LM_MAPS:
+            raise InputError(f"export:lpff-layout: lm_map must be one of {LM_MAPS}, got {lm_map!r}")
+        self.lm_map = lm_map
 
     def __call__(self, inputs: dict[str, Any], ctx: Any) -> dict[str, Any]:
         key = ctx.key
@@ -106,10 +214,11 @@ class LpffLayout:
         recon = inputs["recon"]
         label = np.asarray(inputs["label"], dtype=np.float64).reshape(25)
         ctx.save_image(f"realign/{key}.png", realign.image, compress_level=1)
-        coeffs = {k: np.asarray(v) for k, v in recon.coeffs.items()}
-        coeffs["lm68"] = np.asarray(recon.landmarks)
-        ctx.save_npy(f"epoch_20_000000/{key}.npy", np.array(coeffs, dtype=object), allow_pickle=True)
-        ctx.save_npy(f"lm_5p_pred/{key}.npy", recon.crop.to_source(np.asarray(recon.landmarks, np.float64)))
+        from fk.io.coeffs import lpff_coeff_npy
+
+        ctx.write_bytes(f"epoch_20_000000/{key}.npy", lpff_coeff_npy(recon.coeffs, recon.landmarks))
+        ctx.save_npy(f"lm_5p_pred/{key}.npy", model_landmarks_in_source(recon, self.lm_map))
+        record["camera"] = (recon.extra or {}).get("camera_source", "unknown")
         debug = (inputs.get("debug") or {}).get("png")
         if debug:
             ctx.write_bytes(f"debug/{key}.png", Path(ctx.run_path(debug)).read_bytes())
@@ -138,7 +247,15 @@ class CameraParameters:
         kept = {k: np.asarray(v, dtype=np.float64) for k, v in sorted(labels.items())
                 if v is not None and k not in rejected}
         path = ctx.write_text("camera_parameters/camera_parameters.json", camera_parameters_text(kept))
+        cameras = inputs.get("cameras") or {}
+        sources = {k: (cameras.get(k) or {}).get("camera", "unknown") for k in kept}
+        ctx.write_json("camera_parameters/metadata.json", {
+            "camera_source": sources,
+            "note": {"rnet": "Deep3D R-Net's regression, unchanged, as LPFF",
+                     "fit-fallback": "fk's fit:deep3d (no deep3d/epoch_20.pth): not LPFF's camera"},
+        })
         summary = {"kept": sorted(kept), "rejected_in_review": sorted(rejected & set(labels)),
+                   "camera_source": dict(sorted(sources.items())),
                    "filtered": sorted(k for k, r in records.items() if not r.get("keep")),
                    "faces": dict(sorted(records.items()))}
         ctx.write_json("density_filter.json", summary)

@@ -11,6 +11,9 @@ Automatic flags (``review/flags.json``), computed from files the pipeline wrote:
   the inter-ocular distance (a fit that does not match the photo).
 - ``blur``: the variance of the Laplacian of the grey EG3D crop is below ``blur_threshold``.
 - ``no-crop``: the face has a debug render but no EG3D crop.
+- ``poor camera fit``: without R-Net's checkpoint the lpff recipe's camera is fk's fit
+  (``realign/camera/{face}.json``, source ``fit-fallback``); a fit whose landmark RMS is
+  above its ``flag_rmse`` is kept and flagged here.
 - ``low score``: the detector's score for the face (``lm_facealignment_dlib/faces/*.json``)
   is below ``score_threshold``. LPFF keeps every dlib HOG box (no threshold) and relies on
   this review, so weak boxes, real faces or not, are shown for a decision, never dropped.
@@ -47,7 +50,7 @@ def lpff_paths(root: Path) -> dict[str, Path]:
     base = realign.parent if realign.name == "realign" else realign
     return {"debug": realign / "debug", "eg3d": realign / "crop" / "eg3d", "lm_pred": realign / "lm_5p_pred",
             "detections": realign / "detections", "review": base / "review", "realign": realign,
-            "faces": base / "lm_facealignment_dlib" / "faces"}
+            "faces": base / "lm_facealignment_dlib" / "faces", "camera": realign / "camera"}
 
 
 def detection_scores(faces_dir: Path) -> dict[str, float]:
@@ -88,6 +91,15 @@ def compute_flags(root: Path, lm_threshold: float = LM_THRESHOLD, blur_threshold
     for debug in sorted(p["debug"].glob("*.png")):
         face = debug.stem
         rec: dict = {"flags": [], "lm_error": None, "sharpness": None, "score": scores.get(face)}
+        camera = p["camera"] / f"{face}.json"
+        if camera.is_file():
+            try:
+                cam = json.loads(camera.read_text())
+                rec["camera"] = cam.get("source")
+                if cam.get("flag"):
+                    rec["flags"].append(str(cam["flag"]))
+            except (ValueError, AttributeError):
+                rec["flags"].append("unreadable camera record")
         if rec["score"] is not None and rec["score"] < score_threshold:
             rec["flags"].append(f"low detection score {rec['score']:.2f}: check that it is a face")
         lm, det = p["lm_pred"] / f"{face}.npy", p["detections"] / f"{face}.txt"

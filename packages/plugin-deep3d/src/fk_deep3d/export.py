@@ -32,16 +32,14 @@ from typing import Any
 import numpy as np
 
 from fk.errors import InputError
+from fk.io.coeffs import deep3d_coeff_dict as coeff_dict, lpff_coeff_npy
 
 FORMATS = ("mat", "obj", "glb", "png", "label", "npy", "overlay", "swing", "input")
 
 
 def deep3d_coeff_dict(recon) -> dict[str, np.ndarray]:
-    """Deep3D's saved coefficient dict: (1, n) float32 per key and lm68 (1, 68, 2)."""
-    out = {k: np.asarray(recon.coeffs[k], np.float32).reshape(1, -1)
-           for k in ("id", "exp", "tex", "angle", "gamma", "trans")}
-    out["lm68"] = np.asarray(recon.landmarks, np.float32).reshape(1, 68, 2)
-    return out
+    """Deep3D's saved coefficient dict for a reconstruction (:func:`fk.io.coeffs.deep3d_coeff_dict`)."""
+    return coeff_dict(recon.coeffs, recon.landmarks)
 
 
 def recon_mesh(recon, uvs: np.ndarray | None = None, uv_faces: np.ndarray | None = None,
@@ -87,8 +85,7 @@ class Deep3DExporter:
 
             files["mat"] = rel(ctx.write_bytes(f"{key}.mat", savemat_bytes(deep3d_coeff_dict(recon))))
         if "npy" in self.formats:
-            coeffs = {k: v.reshape(v.shape[1:]) for k, v in deep3d_coeff_dict(recon).items()}
-            files["npy"] = rel(ctx.save_npy(f"{key}.npy", np.array(coeffs, dtype=object), allow_pickle=True))
+            files["npy"] = rel(ctx.write_bytes(f"{key}.npy", lpff_coeff_npy(recon.coeffs, recon.landmarks)))
         if "label" in self.formats:
             files["label"] = rel(ctx.write_json(f"{key}_label.json", {f"{key}.png": label.tolist()}))
         if "png" in self.formats:

@@ -56,7 +56,9 @@ def fk_fit():
                       choices=("auto", "rnet", "mean")),
                 Param("checkpoint", "path", None, "R-Net checkpoint (default: the deep3d/epoch_20.pth asset)"),
                 Param("arcface", "path", None, "ArcFace r50 weights for the identity term "
-                      "(default: the deep3d/arcface_r50.pth asset; the term is skipped when absent)")),
+                      "(default: the deep3d/arcface_r50.pth asset; the term is skipped when absent)"),
+                Param("max_rmse", "float", 12.0, "fail faces whose landmark RMS (crop px) is above this "
+                      "(0: keep every finite fit)")),
         inputs=(_CROP_IN,), outputs=(_RECON_OUT,), devices=("cpu", "cuda"),
     )
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from fk.errors import FkError, InputError
 from fk.types import Crop, Reconstruction
+
 from fk_deep3d.choose import choose_model, resolve_checkpoint, resolve_device
 
 # A fit whose model landmarks sit this far (RMS, crop pixels) from the detected ones failed.
@@ -102,9 +102,10 @@ class _Base:
         return ctx.options.get("renderer", "auto") if self.renderer == "auto" else self.renderer
 
     def _finish(self, model, result, crop: Crop, ctx, extra: dict[str, Any]) -> dict[str, Any]:
-        if not np.isfinite(result.landmark_rmse) or result.landmark_rmse > MAX_LANDMARK_RMSE:
+        limit = getattr(self, "max_rmse", MAX_LANDMARK_RMSE)  # 0: keep every finite fit (the caller flags)
+        if not np.isfinite(result.landmark_rmse) or (limit > 0 and result.landmark_rmse > limit):
             raise FkError(f"{ctx.key}: the fit failed (landmark RMS {result.landmark_rmse:.1f} px > "
-                          f"{MAX_LANDMARK_RMSE:g})", hint="check the detection; profile faces beyond ~80° fail")
+                          f"{limit:g})", hint="check the detection; profile faces beyond ~80° fail")
         extra = {**extra, "landmark_rmse": result.landmark_rmse, "seconds": result.seconds,
                  "history": result.history}
         ctx.log(f"{model.name}: landmark RMS {result.landmark_rmse:.2f} px, "
@@ -134,9 +135,11 @@ class FitRunner(_Base):
     """Analysis-by-synthesis; starts from R-Net when its checkpoint is present (``init: auto``)."""
 
     def __init__(self, model: str = "auto", renderer: str = "auto", device: str = "cpu", iterations: int = 40,
-                 init: str = "auto", checkpoint: str | None = None, arcface: str | None = None, threads: int = 1):
+                 init: str = "auto", checkpoint: str | None = None, arcface: str | None = None, threads: int = 1,
+                 max_rmse: float = MAX_LANDMARK_RMSE):
         super().__init__(model, renderer, device, iterations, checkpoint, threads)
         self.init = init or "auto"
+        self.max_rmse = float(max_rmse)
         self.arcface = arcface
 
     def _identity(self, device: torch.device):

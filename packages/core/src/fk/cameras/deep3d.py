@@ -124,3 +124,38 @@ def eg3d_label_from_deep3d(angle: np.ndarray, trans: np.ndarray, focal: float = 
     """
     c2w = eg3d_cam2world_from_deep3d(angle, trans)
     return encode_label(c2w, normalized_intrinsics(focal))
+
+
+def deep3d_points_to_source(
+    points_crop: np.ndarray, trans_params: np.ndarray, target_size: int = IMAGE_SIZE
+) -> np.ndarray:
+    """Deep3D's/LPFF's own approximate inverse of ``align_img`` for y-up points (LPFF's
+    ``inverse_transformation``).
+
+    lm <- (lm + (w/2 - T/2, h/2 - T/2)) / s + (t_x - w0/2, t_y - h0/2), all y-up, with
+    trans_params = [w0, h0, s, t_x, t_y] and (w, h) = int(w0 s), int(h0 s). It ignores the
+    truncation of the crop box and the resize's half-pixel offset (up to ~1 crop px); the
+    crop's ``crop_from_source`` is the exact map.
+    """
+    w0, h0, s, tx, ty = (float(v) for v in np.asarray(trans_params, dtype=np.float64).reshape(-1)[:5])
+    w, h = int(w0 * s), int(h0 * s)
+    pts = np.asarray(points_crop)
+    offset = np.array([w / 2 - target_size / 2, h / 2 - target_size / 2])
+    return (pts + offset) / s + np.array([tx - w0 / 2, ty - h0 / 2])
+
+
+def lpff_lm_5p_pred(
+    landmarks_crop: np.ndarray, trans_params: np.ndarray, target_size: int = IMAGE_SIZE
+) -> np.ndarray:
+    """LPFF's ``lm_5p_pred/{face}.npy``: model landmarks in crop pixels (y down) mapped back to the
+    image the crop was cut from (y down), the way LPFF's ``2_predict_camera_parameter.py`` does it.
+
+    Steps as LPFF: R-Net's float32 y-up points (y_up = T - 1 - y, in float32), its approximate
+    :func:`deep3d_points_to_source` (float64), then y = h0 - 1 - y_up. (68, 2) float64.
+    """
+    lm = np.array(landmarks_crop, dtype=np.float32, copy=True)
+    lm[:, 1] = np.float32(target_size - 1) - lm[:, 1]
+    back = deep3d_points_to_source(lm, trans_params, target_size)
+    h0 = float(np.asarray(trans_params, dtype=np.float64).reshape(-1)[1])
+    back[:, 1] = h0 - 1 - back[:, 1]
+    return back
