@@ -191,16 +191,14 @@ def load_imagenet_backbone(net: ReconNet, path: str | Path) -> ReconNet:
     ``backbone.<key>`` and must cover the backbone exactly (``num_batches_tracked``, absent from older
     torchvision files, may be missing). The heads stay zero.
     """
+    from fk.io.weights import load_torch_weights
+
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: ImageNet ResNet-50 weights not found",
                          hint="download resnet50-0676ba61.pth (see `fk doctor`) or pass --init-path none")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated file, not a torch file, or disallowed pickle globals
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path}: not a readable torch state dict ({first[:160]})",
-                         hint="use torchvision's resnet50-0676ba61.pth (a plain state dict)") from None
+    state = load_torch_weights(path, "ImageNet ResNet-50 state dict",
+                               "use torchvision's resnet50-0676ba61.pth (a plain state dict)")
     if not isinstance(state, Mapping):
         raise InputError(f"{path}: expected a state dict, got {type(state).__name__}",
                          hint="use torchvision's resnet50-0676ba61.pth (a plain state dict)")
