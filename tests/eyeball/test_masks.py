@@ -13,10 +13,10 @@ def _read(path):
     return np.asarray(Image.open(path))
 
 
-def _pooled_iou(root, truth, folder_root=None):
+def _pooled_iou(root, truth, folder_root=None, names=None):
     folder_root = folder_root or root
     inter = union = 0
-    for name in truth["frames"]:
+    for name in names or truth["frames"]:
         for eye in ("leye", "reye"):
             got = _read(folder_root / f"{eye}_mask" / name)
             assert (
@@ -54,11 +54,19 @@ def test_corner_trap_avoided_and_perspective_option(subject_copy, tmp_path):
         img = _read(p).copy()
         img[-1, 0] = 255  # a white bottom-left texel: upstream's empty pixels sample it (uv = 0, 0)
         Image.fromarray(img).save(p)
-    s = render_eye_masks(root, root / "mesh_uv.obj", out=tmp_path / "persp", interpolation="perspective")
+    import json
+
+    meta = json.loads((root / "transforms.json").read_text())
+    meta["frames"] = meta["frames"][2:5]  # three frames are enough here
+    (root / "three.json").write_text(json.dumps(meta))
+    names = [f["file_path"].split("/")[-1] for f in meta["frames"]]
+    s = render_eye_masks(root, root / "mesh_uv.obj", meta="three.json", out=tmp_path / "persp",
+                         interpolation="perspective")  # fmt: skip
     assert s["corner_white"] == ["leye", "reye"]
-    m = _read(tmp_path / "persp" / "leye_mask" / truth["frames"][0])
+    assert s["frames"] == 3
+    m = _read(tmp_path / "persp" / "leye_mask" / names[0])
     assert m[0, 0, 0] == 0  # background stays 0 (upstream: round(0.25 * 255) = 64)
-    assert _pooled_iou(root, truth, tmp_path / "persp") >= 0.95
+    assert _pooled_iou(root, truth, tmp_path / "persp", names) >= 0.95
     assert not (root / "leye_mask").exists()  # nothing written outside --out
 
 
@@ -77,3 +85,18 @@ def test_bad_label_images_name_the_file(tmp_path):
     Image.fromarray(arr).save(rgba)
     m = decode_uv_mask(rgba)
     assert m[0, 0] == 0 and m.sum() == 63
+
+
+@pytest.mark.slow
+def test_demo_command_writes_a_page_with_its_figures(tmp_path, capsys):
+    from fk.cli.main import main
+
+    rc = main(["eyeball", "demo", "--out", str(tmp_path / "demo"), "--frames", "6", "--no-auto"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "render-eye-masks IoU vs truth" in out
+    page = (tmp_path / "demo" / "index.html").read_text()
+    figures = sorted(p.name for p in (tmp_path / "demo" / "figures").glob("*.png"))
+    assert len(figures) >= 8
+    assert all(f"figures/{f}" in page for f in figures)
+    assert (tmp_path / "demo" / "export" / "right" / "diffuse.png").is_file()

@@ -175,7 +175,10 @@ def run_demo(out: str | Path, scale: float = 0.5, n_frames: int = 24, auto: bool
                    lambda eye, p: photo_albedo(subject, eye, c_man[eye], p))  # fmt: skip
 
     # figures: three frames, manual and automatic masks against the truth
-    picks = [names[len(names) // 2], names[0], names[-1]]
+    axes = subject.cam2world[:, :3, 2]
+    mean_axis = axes.mean(0) / np.linalg.norm(axes.mean(0))
+    most_frontal = names[int(np.argmax(axes @ mean_axis))]
+    picks = list(dict.fromkeys([most_frontal, names[0], names[-1]]))
     for n in picks:
         rgb = load_image(root / "image" / n)
         truth_m = [_read_mask(root / "truth" / f"{e}_mask" / n) for e in ("leye", "reye")]

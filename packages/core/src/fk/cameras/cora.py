@@ -54,7 +54,7 @@ def opencv_cam2world_from_ngp(transform_matrix: Any) -> Any:
 
 
 def ngp_from_opencv_cam2world(cam2world: Any) -> Any:
-    """(*batch, 4, 4) OpenCV cam2world -> ``transforms.json`` matrix; inverse of :func:`opencv_cam2world_from_ngp`."""
+    """(*batch, 4, 4) OpenCV cam2world -> ``transforms.json`` matrix (inverse of ``opencv_cam2world_from_ngp``)."""
     check_shape(cam2world, "*batch 4 4", name="cam2world")
     flipped = _column_flip(cam2world[..., :3, :])
     inverse_rows = [0, 0, 0]
