@@ -109,3 +109,18 @@ def test_mask_of_the_wrong_size_names_the_file(subject_copy):
     s = load_subject(root)
     with pytest.raises(InputError, match="00004.png"):
         s.load("mask", 3)
+
+
+def test_inspect_command_reports_missing_files_and_bad_sizes(subject_copy, capsys):
+    from PIL import Image
+
+    from fk.cli.main import main
+
+    root, _ = subject_copy
+    assert main(["eyeball", "inspect", "--data-root", str(root)]) == 0
+    out = capsys.readouterr()
+    assert "12 frames of 360x480 in transforms.json" in out.out
+    assert "warning: zeros substituted as CoRA does for leye_mask/: 12 missing" in out.err
+    Image.new("RGB", (10, 10)).save(root / "hair_mask" / "00004.png")
+    assert main(["eyeball", "inspect", "--data-root", str(root)]) == 1
+    assert capsys.readouterr().err.splitlines()[0].endswith("hair_mask/00004.png: image is 10x10, the cameras say 360x480")

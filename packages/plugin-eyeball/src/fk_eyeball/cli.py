@@ -311,3 +311,19 @@ def demo(
     for line in report["lines"]:
         typer.echo(line)
     typer.echo(f"page: {report['page']}")
+
+
+@app.command()
+def inspect(
+    data_root: Path = typer.Option(..., "--data-root", help="a CoRA subject folder"),
+    meta: str = typer.Option(None, help="camera file (default transforms.json, else transforms_aligned.json)"),
+) -> None:
+    """Check a subject folder: cameras, every per-frame PNG's size, and the files CoRA would replace by zeros."""
+    from fk_eyeball.dataset import load_subject
+
+    s = load_subject(data_root, meta, check_sizes=True)
+    h, w = s.size
+    typer.echo(f"{len(s.frames)} frames of {w}x{h} in {s.meta_path.name} (focal {s.K[0, 0]:.1f} px); every PNG has "
+               "the cameras' size")
+    if s.warning():
+        warn(s.warning())
