@@ -99,3 +99,62 @@ def prepare_metfaces(
     _report(info, out)
     if info["coefficient_failures"]:
         raise typer.Exit(5)
+
+
+def resolve_generator(ckpt: str, dataset: str | None, config: Path | None, planes: int | None, w_avg: str):
+    """CKPT: a GMPI checkpoint folder, a StyleGAN2-ADA .pkl, or a dataset name (its StyleGAN2 pickle asset)."""
+    from fk.errors import InputError
+    from fk_gmpi.checkpoint import load_from_stylegan2_pickle, load_gmpi_checkpoint
+    from fk_gmpi.plugin import STYLEGAN2_PICKLES, pickle_asset
+
+    if ckpt in STYLEGAN2_PICKLES:
+        from fk.assets import require_asset
+
+        path = require_asset(pickle_asset(ckpt))  # exits 4 naming the file and where it goes
+        return load_from_stylegan2_pickle(path, ckpt, config, planes)
+    p = Path(ckpt)
+    if p.is_dir():
+        return load_gmpi_checkpoint(p, planes, w_avg=w_avg, config_path=config, dataset=dataset)
+    if p.suffix == ".pkl" and p.exists():
+        return load_from_stylegan2_pickle(p, dataset or "FFHQ256", config, planes)
+    raise InputError(f"{ckpt}: not a GMPI checkpoint folder, a .pkl or one of {', '.join(STYLEGAN2_PICKLES)}",
+                     hint="a GMPI run folder holds config.pth and ema.pth")
+
+
+@app.command()
+def generate(
+    ckpt: str = typer.Option(..., help="GMPI checkpoint folder (config.pth, ema.pth), a StyleGAN2 .pkl, or "
+                             "FFHQ256/FFHQ512/FFHQ1024/AFHQCat/MetFaces (the pickle asset, see fk doctor)"),
+    seeds: str = typer.Option("0-7", help="seeds, e.g. 0-7 or 1,5,9-10"),
+    out: Path = typer.Option(..., help="output folder"),
+    truncation: float = typer.Option(1.0, help="truncation psi (GMPI's evaluation: 1.0)"),
+    trajectory: str = typer.Option("yaw", help="yaw (GMPI's horizontal sweep), pitch, or sphere (a loop)"),
+    frames: int = typer.Option(60, help="views per seed"),
+    planes: Optional[int] = typer.Option(None, help="MPI planes (default: the config's n_gen_planes; paper: 96)"),  # noqa: UP007
+    size: Optional[int] = typer.Option(None, help="view side in pixels (default: the generator's)"),  # noqa: UP007
+    dataset: Optional[str] = typer.Option(None, help="dataset for a .pkl or to override the config"),  # noqa: UP007
+    config: Optional[Path] = typer.Option(None, help="GMPI config (configs/gmpi.yml or config.pth)"),  # noqa: UP007
+    noise: str = typer.Option("random", help="random (GMPI) or const"),
+    w_avg: str = typer.Option("gmpi", help="gmpi (zero, as GMPI's evaluation) or checkpoint (generator.pth's)"),
+    fps: int = typer.Option(15, help="video frame rate"),
+    device: str = typer.Option("cpu", help="torch device"),
+) -> None:
+    """MPIs from a GMPI generator: frames, video, depth, planes and an HTML page per seed."""
+    from fk.errors import UsageError
+    from fk_gmpi.generate import GenerateOptions, parse_seeds
+    from fk_gmpi.generate import generate as run
+    from fk_gmpi.views import TRAJECTORIES
+
+    if trajectory not in TRAJECTORIES:
+        raise UsageError(f"--trajectory {trajectory!r}: one of {', '.join(TRAJECTORIES)}")
+    if noise not in ("random", "const"):
+        raise UsageError(f"--noise {noise!r}: random or const")
+    seed_list = parse_seeds(seeds)
+    if not seed_list:
+        raise UsageError("--seeds names no seed", hint="e.g. 0-7")
+    loaded = resolve_generator(ckpt, dataset, config, planes, w_avg)
+    for note in loaded.notes:
+        typer.echo(f"note: {note}", err=True)
+    summary = run(loaded, out, GenerateOptions(seed_list, truncation, trajectory, frames, planes, size, fps, noise,
+                                               device))
+    typer.echo(f"{len(summary['seeds'])} seed(s) -> {out / 'index.html'}")
