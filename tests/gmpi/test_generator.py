@@ -20,7 +20,8 @@ def tiny(variant: str, n_planes: int = 4, **kw) -> GmpiGenerator:
 
 
 def planes(n: int = 4) -> PlaneInput:
-    return PlaneInput(torch.linspace(0, 1, n))
+    """n planes; the learnable variant's 32 tokens are interpolated to them as GMPI's render_video does."""
+    return PlaneInput(torch.linspace(0, 1, n), interpolation_weights(0.95, 1.12, 32, n))
 
 
 def stylegan2_twin(gen: GmpiGenerator) -> Generator:
@@ -106,14 +107,15 @@ def test_learnable_token_interpolation_weights():
     w = interpolation_weights(0.95, 1.12, 4, 4)
     assert w.shape == (4, 6)
     torch.testing.assert_close(w[:, 1:5], torch.eye(4), atol=1e-4, rtol=0)
-    w = interpolation_weights(0.95, 1.12, 4, 7)
+    w = interpolation_weights(0.95, 1.12, 32, 7)
     torch.testing.assert_close(w.sum(1), torch.ones(7), atol=1e-5, rtol=0)
     gen = tiny("learnable").eval()
+    assert gen.synthesis.b4.pos_enc_embed_learnable_param.shape[1] == 32  # GMPI's fixed token count
     with torch.no_grad():
         out = gen(torch.randn(1, 32), PlaneInput(torch.linspace(0, 1, 7), w), noise_mode="const")
     assert out.shape[1] == 7
-    with pytest.raises(ValueError, match="trained for 4 planes"):
-        gen(torch.randn(1, 32), planes(7))
+    with pytest.raises(ValueError, match="trained for 32 planes"):
+        gen(torch.randn(1, 32), PlaneInput(torch.linspace(0, 1, 7)))
 
 
 def test_gmpi_order_puts_plane_layers_first_in_each_block():

@@ -56,7 +56,9 @@ def plane_input(loaded: LoadedGenerator, n_planes: int) -> tuple[PlaneInput, np.
                                              cfg.train["normalized_xyz_range"]))
     interp = None
     if loaded.generator.variant == "learnable":
-        interp = interpolation_weights(setup.ray_start, setup.ray_end, cfg.n_planes, n_planes, method)
+        from fk_gmpi.generator import LEARNABLE_TOKENS
+
+        interp = interpolation_weights(setup.ray_start, setup.ray_end, LEARNABLE_TOKENS, n_planes, method)
     return PlaneInput(nz, interp), dhw
 
 

@@ -16,7 +16,8 @@ Variants (``configs/gmpi.yml`` ``torgba_cond_on_pos_enc`` / ``torgba_cond_on_pos
   the ToRGB w) gives that plane's alpha. Higher blocks add zeros.
 - ``normalize_add_z`` / ``learnable_param`` (``networks_pos_enc_learnable_param.py``): a learnt
   [1, N, C, 1, 1] token per block replaces the embedding; another plane count interpolates the tokens
-  linearly in depth (left pad zeros, right pad the last token), GMPI's ``get_xyz_interpolate_ws``.
+  linearly in depth (left pad zeros, right pad the last token), GMPI's ``get_xyz_interpolate_ws``. As in
+  GMPI there are always 32 tokens (its blocks never receive ``n_gen_planes``).
 - ``depth2alpha`` / ``modulated_lrelu`` (``networks_vanilla_depth2alpha.py``): ``todepth`` predicts one
   depth map d; alpha_i = (clamp(z_i - d, -Δ, Δ) + Δ) / (2Δ + 1e-8), Δ = z_range / n_bins.
 
@@ -50,6 +51,9 @@ from fk.nets.stylegan2 import (
 )
 
 FLOATING_EPS = 1e-8
+# GMPI's learnable tokens always number 32: its SynthesisBlock defaults n_planes=32 and its Generator never
+# passes n_gen_planes down (networks_pos_enc_learnable_param.py); other counts interpolate them in depth
+LEARNABLE_TOKENS = 32
 VARIANTS = {
     ("none", "none"): "vanilla",
     ("normalize_add_z", "modulated_lrelu"): "depth",
@@ -194,7 +198,7 @@ class GmpiGenerator(torch.nn.Module):
                 if self.variant == "depth":
                     block.pos_enc_embed = ModulatedEmbed(1, ch, w_dim, conv_clamp=conv_clamp)
                 else:
-                    block.pos_enc_embed_learnable_param = torch.nn.Parameter(torch.rand(1, n_planes, ch, 1, 1))
+                    block.pos_enc_embed_learnable_param = torch.nn.Parameter(torch.rand(1, LEARNABLE_TOKENS, ch, 1, 1))
                     block.register_buffer("pos_enc_embed_learnable_param_left_append", torch.zeros(1, 1, ch, 1, 1))
                 block.toalpha = ToRGBLayer(ch, 1, w_dim=w_dim, conv_clamp=conv_clamp)
 

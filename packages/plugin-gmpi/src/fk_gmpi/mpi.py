@@ -86,29 +86,33 @@ def render_mpi(rgba: torch.Tensor, dhw: torch.Tensor, c2w: torch.Tensor, K: torc
     rays = torch.einsum("bvij,hwj->bvhwi", rot, rays_cam)  # (B, V, H, W, 3)
     along_axis = rays_cam[..., 2]  # d . a = the camera-frame z of the unit ray
 
-    z = dhw[..., 0][:, None, :, None, None]  # (B, 1, N, 1, 1)
-    t = (z - eye[..., 2][:, :, None, None, None]) / rays[..., 2][:, :, None]  # (B, V, N, H, W)
-    px = eye[..., 0][:, :, None, None, None] + t * rays[..., 0][:, :, None]
-    py = eye[..., 1][:, :, None, None, None] + t * rays[..., 1][:, :, None]
-    u = 2 * px / dhw[..., 2][:, None, :, None, None]
-    vv = 2 * py / dhw[..., 1][:, None, :, None, None]
+    # fronto-parallel planes: with r = d / d_z per pixel, the hit on plane i is e + (z_i - e_z) r, so u, v and
+    # the depth are per-plane scalars times per-pixel maps (one multiply-add per sample)
+    dz = rays[..., 2]
+    rx, ry, ra = rays[..., 0] / dz, rays[..., 1] / dz, along_axis / dz  # (B, V, H, W)
+    step = (dhw[..., 0][:, None, :] - eye[..., 2][:, :, None])[..., None, None]  # (B, V, N, 1, 1): z_i - e_z
+    sx = (2 / dhw[..., 2])[:, None, :, None, None]
+    sy = (2 / dhw[..., 1])[:, None, :, None, None]
+    u = sx * eye[..., 0][:, :, None, None, None] + (sx * step) * rx[:, :, None]
+    vv = sy * eye[..., 1][:, :, None, None, None] + (sy * step) * ry[:, :, None]
     if not align_corners:
-        inside_u, inside_v = (u >= -1) & (u <= 1), (vv >= -1) & (vv <= 1)
-        u = torch.where(inside_u, u * 0.95, u)
-        vv = torch.where(inside_v, vv * 0.95, vv)
+        u = torch.where((u >= -1) & (u <= 1), u * 0.95, u)
+        vv = torch.where((vv >= -1) & (vv <= 1), vv * 0.95, vv)
     grid = torch.stack([u, vv], -1)  # (B, V, N, H, W, 2)
     # one grid_sample over (B*N) textures, the V views stacked along the output rows
-    grid = grid.permute(0, 2, 1, 3, 4, 5).reshape(b * n, v * h, w, 2)
+    grid = grid.transpose(1, 2).reshape(b * n, v * h, w, 2)
     sampled = F.grid_sample(rgba.reshape(b * n, 4, th, tw), grid, mode="bilinear", padding_mode="zeros",
                             align_corners=align_corners)
     sampled = sampled.reshape(b, n, 4, v, h, w).permute(0, 3, 1, 2, 4, 5)  # (B, V, N, 4, H, W)
-    in_front = (t > 0).to(dtype)[:, :, :, None]
-    colour, alpha = sampled[:, :, :, :3], sampled[:, :, :, 3:] * in_front
-    depth = (t * along_axis)[:, :, :, None]  # (B, V, N, 1, H, W)
+    t_pos = step * (1 / dz)[:, :, None]  # ray parameter t_i, (B, V, N, H, W)
+    colour = sampled[:, :, :, :3]
+    alpha = torch.where(t_pos[:, :, :, None] > 0, sampled[:, :, :, 3:], torch.zeros((), dtype=dtype, device=device))
+    depth = (step * ra[:, :, None])[:, :, :, None]  # z-depth t_i (d . a), (B, V, N, 1, H, W)
 
     trans = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :, :1]), 1 - alpha + ALPHA_EPS], 2), 2)[:, :, :-1]
     weights = alpha * trans
-    return MpiRender(rgb=(weights * colour).sum(2), depth=(weights * depth).sum(2), alpha=weights.sum(2))
+    return MpiRender(rgb=torch.einsum("bvnihw,bvnchw->bvchw", weights, colour),
+                     depth=(weights * depth).sum(2), alpha=weights.sum(2))
 
 
 def texel_xyz(dhw: torch.Tensor, height: int, width: int) -> torch.Tensor:
