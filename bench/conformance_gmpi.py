@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (GMPI's calls in the child script are kept on one line each)
 """Conformance of fk's GMPI pieces with apple/ml-gmpi's own functions, run side by side.
 
 What is compared (same inputs, GMPI's code in a throw-away venv, fk's here):
@@ -30,14 +31,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-VARIANTS = {"vanilla": ("none", "none"), "depth": ("normalize_add_z", "modulated_lrelu"),
-            "learnable": ("normalize_add_z", "learnable_param"), "depth2alpha": ("depth2alpha", "modulated_lrelu")}
+VARIANTS = {
+    "vanilla": ("none", "none"),
+    "depth": ("normalize_add_z", "modulated_lrelu"),
+    "learnable": ("normalize_add_z", "learnable_param"),
+    "depth2alpha": ("depth2alpha", "modulated_lrelu"),
+}
 YAWS = [0.0, 0.35, -0.5]
 PITCHES = [0.0, -0.2, 0.15]
 ANGLES = [[0.1, -0.2, 0.05], [-0.05, 0.3, -0.02], [0.0, 0.0, 0.0]]
 TRANS = [[0.3, -0.2, 0.5], [0.0, 0.1, -0.3], [0.0, 0.0, 0.0]]
 
-CHILD = r'''
+CHILD = r"""
 import sys, types, json
 import numpy as np, torch
 tb = types.ModuleType("torch.utils.tensorboard"); tb.SummaryWriter = object
@@ -113,15 +118,33 @@ for name, (cond, embed) in VARIANTS.items():
     out[f"gen_{name}_z"] = z.numpy()
 np.savez(OUT_DIR + "/gmpi.npz", **out)
 print("gmpi side done")
-'''
+"""
 
 
 def ensure_venv(venv: Path) -> Path:
     py = venv / "bin" / "python"
     if not py.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "torch==2.13.0", "numpy", "scipy", "tqdm", "lazy",
-                        "pillow", "pyyaml", "yacs", "requests", "dill"], check=True)
+        subprocess.run(
+            [
+                str(py),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "torch==2.13.0",
+                "numpy",
+                "scipy",
+                "tqdm",
+                "lazy",
+                "pillow",
+                "pyyaml",
+                "yacs",
+                "requests",
+                "dill",
+            ],
+            check=True,
+        )
     return py
 
 
@@ -143,25 +166,40 @@ def main() -> None:
 
     py = ensure_venv(args.venv)
     work = Path(tempfile.mkdtemp(prefix="gmpi_conf_"))
-    eg3d_c2w = eg3d.lookat_cam2world(np.array([np.pi / 2, np.pi / 2 + 0.2, np.pi / 2 - 0.15]),
-                                     np.array([np.pi / 2, np.pi / 2 - 0.1, np.pi / 2 + 0.1]), radius=2.7,
-                                     pivot=(0, 0, 0))
+    eg3d_c2w = eg3d.lookat_cam2world(
+        np.array([np.pi / 2, np.pi / 2 + 0.2, np.pi / 2 - 0.15]),
+        np.array([np.pi / 2, np.pi / 2 - 0.1, np.pi / 2 + 0.1]),
+        radius=2.7,
+        pivot=(0, 0, 0),
+    )
     np.save(work / "eg3d.npy", eg3d_c2w)
-    header = (f"SRC = {str(args.gmpi_src)!r}\nOUT_DIR = {str(work)!r}\nEG3D_C2W = {str(work / 'eg3d.npy')!r}\n"
-              f"YAWS = {YAWS!r}\nPITCHES = {PITCHES!r}\nANGLES = {ANGLES!r}\nTRANS = {TRANS!r}\n"
-              f"VARIANTS = {VARIANTS!r}\n")
+    header = (
+        f"SRC = {str(args.gmpi_src)!r}\nOUT_DIR = {str(work)!r}\nEG3D_C2W = {str(work / 'eg3d.npy')!r}\n"
+        f"YAWS = {YAWS!r}\nPITCHES = {PITCHES!r}\nANGLES = {ANGLES!r}\nTRANS = {TRANS!r}\n"
+        f"VARIANTS = {VARIANTS!r}\n"
+    )
     (work / "child.py").write_text(header + textwrap.dedent(CHILD))
     subprocess.run([str(py), str(work / "child.py")], check=True, cwd=work)
     ref = np.load(work / "gmpi.npz")
 
     setup = cams.camera_setup("FFHQ")
     worst = {}
-    worst["c2w"] = report("gen_sphere_path c2w (FFHQ)", cams.c2w_from_yaw_pitch(YAWS, PITCHES, setup), ref["c2w_ffhq"])
-    worst["w2c"] = report("w2c from Deep3D pose (normalize_trans)",
-                          cams.w2c_from_deep3d_pose(ANGLES, TRANS, 1.0, 1.0, True), ref["w2c_deep3d"])
-    report("w2c from Deep3D pose (raw)", cams.w2c_from_deep3d_pose(ANGLES, TRANS, 1.0, 1.0, False),
-           ref["w2c_deep3d_raw"])
-    report("w2c from EG3D c2w (AFHQCat)", cams.w2c_from_eg3d_cam2world(eg3d_c2w, 2.7, 2.7, True), ref["w2c_afhq"])
+    worst["c2w"] = report(
+        "gen_sphere_path c2w (FFHQ)", cams.c2w_from_yaw_pitch(YAWS, PITCHES, setup), ref["c2w_ffhq"]
+    )
+    worst["w2c"] = report(
+        "w2c from Deep3D pose (normalize_trans)",
+        cams.w2c_from_deep3d_pose(ANGLES, TRANS, 1.0, 1.0, True),
+        ref["w2c_deep3d"],
+    )
+    report(
+        "w2c from Deep3D pose (raw)",
+        cams.w2c_from_deep3d_pose(ANGLES, TRANS, 1.0, 1.0, False),
+        ref["w2c_deep3d_raw"],
+    )
+    report(
+        "w2c from EG3D c2w (AFHQCat)", cams.w2c_from_eg3d_cam2world(eg3d_c2w, 2.7, 2.7, True), ref["w2c_afhq"]
+    )
     y, p = cams.yaw_pitch_from_w2c(np.linalg.inv(ref["c2w_ffhq"]), (0, 0, 1.0))
     report("yaw/pitch from w2c", np.concatenate([y, p]), np.concatenate([ref["yaw_back"], ref["pitch_back"]]))
     dhw = plane_dhw(setup, 32)
@@ -178,17 +216,27 @@ def main() -> None:
     nz = torch.from_numpy((zs - np.float32(0.95)) / np.float32(1.12 - 0.95))
     for name, (cond, embed) in VARIANTS.items():
         saved = torch.load(work / f"G_{name}.pt", weights_only=True)
-        gen = GmpiGenerator(z_dim=32, w_dim=32, img_resolution=16, n_planes=4, torgba_cond_on_pos_enc=cond,
-                            torgba_cond_on_pos_enc_embed_func=embed, gen_alpha_largest_res=8,
-                            mapping_kwargs={"num_layers": 2},
-                            synthesis_kwargs={"channel_base": 512, "channel_max": 32, "num_fp16_res": 0,
-                                              "conv_clamp": None}).eval()
+        gen = GmpiGenerator(
+            z_dim=32,
+            w_dim=32,
+            img_resolution=16,
+            n_planes=4,
+            torgba_cond_on_pos_enc=cond,
+            torgba_cond_on_pos_enc_embed_func=embed,
+            gen_alpha_largest_res=8,
+            mapping_kwargs={"num_layers": 2},
+            synthesis_kwargs={"channel_base": 512, "channel_max": 32, "num_fp16_res": 0, "conv_clamp": None},
+        ).eval()
         gen.load_state_dict(saved["state"], strict=True)
         assert gen.gmpi_parameter_names() == saved["params"], f"{name}: parameter order differs"
         interp = interpolation_weights(0.95, 1.12, 32, 4) if name == "learnable" else None
         with torch.no_grad():
-            mine = gen(torch.from_numpy(ref[f"gen_{name}_z"]), PlaneInput(nz, interp), truncation_psi=0.8,
-                       noise_mode="const")
+            mine = gen(
+                torch.from_numpy(ref[f"gen_{name}_z"]),
+                PlaneInput(nz, interp),
+                truncation_psi=0.8,
+                noise_mode="const",
+            )
         worst[name] = report(f"generator {name} (B=2, 4 planes, 16²)", mine.numpy(), ref[f"gen_{name}"])
     print("names and parameter order: identical to GMPI's for all four variants (strict load)")
     print(f"worst: {max(worst.values()):.3g}")

@@ -1,4 +1,4 @@
-"""Shared fixtures for the GMPI tests: face images cut from the astronaut, a faceless image, a StyleGAN2 zip."""
+"""Shared fixtures for the GMPI tests: astronaut faces, a faceless image, a StyleGAN2 zip."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from PIL import Image
 
 
 def face_images(size: int = 256) -> list[np.ndarray]:
-    """Three FFHQ-like crops of scikit-image's astronaut (plain, mirrored, tighter) and one faceless gradient."""
+    """Three FFHQ-like crops of scikit-image's astronaut (plain, mirrored, tight) and a faceless gradient."""
     from skimage import data
 
     photo = data.astronaut()
@@ -45,6 +45,6 @@ def metfaces_dir(tmp_path):
     """A MetFaces-like folder of 4 PNGs; b.png has no face."""
     folder = tmp_path / "metfaces1024x1024_xflip"
     folder.mkdir()
-    for name, img in zip(["a", "d", "b", "c"], face_images(192)):
+    for name, img in zip(["a", "d", "b", "c"], face_images(192), strict=False):
         Image.fromarray(img).save(folder / f"{name}.png")
     return folder

@@ -1,15 +1,20 @@
-"""fk_gmpi.generator and checkpoint: GMPI's four alpha variants on fk's StyleGAN2, GMPI's checkpoint format."""
+"""fk_gmpi.generator and checkpoint: the four alpha variants on fk's StyleGAN2, GMPI's checkpoints."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-
 from fk.errors import InputError
 from fk.nets.stylegan2 import Generator
 from fk_gmpi.checkpoint import config_from_dict, load_from_stylegan2_pickle, load_gmpi_checkpoint, read_config
-from fk_gmpi.generator import GmpiGenerator, PlaneInput, background_features, gmpi_order, interpolation_weights
+from fk_gmpi.generator import (
+    GmpiGenerator,
+    PlaneInput,
+    background_features,
+    gmpi_order,
+    interpolation_weights,
+)
 from fk_gmpi.mpi import depth_to_alpha
 from fk_gmpi.testing import VARIANT_KEYS, tiny_config, write_gmpi_checkpoint, write_malicious_checkpoint
 
@@ -26,9 +31,15 @@ def planes(n: int = 4) -> PlaneInput:
 
 def stylegan2_twin(gen: GmpiGenerator) -> Generator:
     """NVIDIA's plain generator carrying the same StyleGAN2 weights (GMPI's extra layers dropped)."""
-    sg = Generator(z_dim=gen.z_dim, c_dim=0, w_dim=gen.w_dim, img_resolution=gen.img_resolution, img_channels=3,
-                   mapping_kwargs={"num_layers": 2}, synthesis_kwargs={"channel_base": 512, "channel_max": 32,
-                                                                       "num_fp16_res": 0, "conv_clamp": None})
+    sg = Generator(
+        z_dim=gen.z_dim,
+        c_dim=0,
+        w_dim=gen.w_dim,
+        img_resolution=gen.img_resolution,
+        img_channels=3,
+        mapping_kwargs={"num_layers": 2},
+        synthesis_kwargs={"channel_base": 512, "channel_max": 32, "num_fp16_res": 0, "conv_clamp": None},
+    )
     own = gen.state_dict()
     sg.load_state_dict({k: own[k] for k in sg.state_dict()})
     return sg.eval()
@@ -41,11 +52,16 @@ def test_all_four_variants_run_and_are_differentiable(variant):
     z = torch.randn(2, 32)
     out = gen(z, planes(), noise_mode="const")
     assert out.shape == (2, 4, 4, 16, 16)
-    assert out.min() >= 0 and out.max() <= 1
+    assert out.min() >= 0
+    assert out.max() <= 1
     out[:, :, 3].mean().backward()  # the alpha branch learns
     trained = {n for n, p in gen.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
-    alpha_layer = {"vanilla": "toalpha", "depth": "pos_enc_embed", "learnable": "pos_enc_embed_learnable_param",
-                   "depth2alpha": "todepth"}[variant]
+    alpha_layer = {
+        "vanilla": "toalpha",
+        "depth": "pos_enc_embed",
+        "learnable": "pos_enc_embed_learnable_param",
+        "depth2alpha": "todepth",
+    }[variant]
     assert any(alpha_layer in n for n in trained)
     assert any(n.startswith("mapping.") for n in trained)
 
@@ -119,13 +135,26 @@ def test_learnable_token_interpolation_weights():
 
 
 def test_gmpi_order_puts_plane_layers_first_in_each_block():
-    names = ["synthesis.b4.const", "synthesis.b4.conv1.weight", "synthesis.b4.torgb.weight",
-             "synthesis.b4.pos_enc_embed.weight1", "synthesis.b4.toalpha.weight", "synthesis.b8.conv0.weight",
-             "synthesis.b4.pos_enc_embed_learnable_param", "mapping.fc0.weight"]
-    assert gmpi_order(names) == ["synthesis.b4.pos_enc_embed_learnable_param", "synthesis.b4.const",
-                                 "synthesis.b4.pos_enc_embed.weight1", "synthesis.b4.conv1.weight",
-                                 "synthesis.b4.torgb.weight", "synthesis.b4.toalpha.weight",
-                                 "synthesis.b8.conv0.weight", "mapping.fc0.weight"]
+    names = [
+        "synthesis.b4.const",
+        "synthesis.b4.conv1.weight",
+        "synthesis.b4.torgb.weight",
+        "synthesis.b4.pos_enc_embed.weight1",
+        "synthesis.b4.toalpha.weight",
+        "synthesis.b8.conv0.weight",
+        "synthesis.b4.pos_enc_embed_learnable_param",
+        "mapping.fc0.weight",
+    ]
+    assert gmpi_order(names) == [
+        "synthesis.b4.pos_enc_embed_learnable_param",
+        "synthesis.b4.const",
+        "synthesis.b4.pos_enc_embed.weight1",
+        "synthesis.b4.conv1.weight",
+        "synthesis.b4.torgb.weight",
+        "synthesis.b4.toalpha.weight",
+        "synthesis.b8.conv0.weight",
+        "mapping.fc0.weight",
+    ]
 
 
 @pytest.mark.parametrize("variant", list(VARIANT_KEYS))
@@ -162,13 +191,22 @@ def test_checkpoint_errors_and_malicious_config(tmp_path):
 
 def test_reads_gmpis_yaml_config(tmp_path):
     (tmp_path / "gmpi.yml").write_text(
-        "GMPI:\n  TRAIN:\n    dataset: \"MetFaces\"\n  MPI:\n    n_gen_planes: 32\n  MODEL:\n    STYLEGAN2:\n"
-        "      torgba_cond_on_pos_enc: \"depth2alpha\"\n      torgba_cond_on_pos_enc_embed_func: \"modulated_lrelu\"\n")
+        'GMPI:\n  TRAIN:\n    dataset: "MetFaces"\n  MPI:\n    n_gen_planes: 32\n  MODEL:\n    STYLEGAN2:\n'
+        '      torgba_cond_on_pos_enc: "depth2alpha"\n      torgba_cond_on_pos_enc_embed_func: "modulated_lrelu"\n'
+    )
     cfg = read_config(tmp_path / "gmpi.yml")
     assert (cfg.dataset, cfg.resolution, cfg.n_planes) == ("MetFaces", 1024, 32)
     kw = cfg.generator_kwargs()
-    assert kw["synthesis_kwargs"] == {"channel_base": 32768, "channel_max": 512, "num_fp16_res": 4, "conv_clamp": 256}
-    assert read_config(tmp_path / "gmpi.yml", "FFHQ256").generator_kwargs()["synthesis_kwargs"]["channel_base"] == 16384
+    assert kw["synthesis_kwargs"] == {
+        "channel_base": 32768,
+        "channel_max": 512,
+        "num_fp16_res": 4,
+        "conv_clamp": 256,
+    }
+    assert (
+        read_config(tmp_path / "gmpi.yml", "FFHQ256").generator_kwargs()["synthesis_kwargs"]["channel_base"]
+        == 16384
+    )
     assert cfg.camera_setup().h_stddev == 0.339
 
 

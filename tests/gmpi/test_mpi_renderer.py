@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from fk.cameras import gmpi as cams
 from fk_gmpi.mpi import plane_dhw, render_mpi, texel_xyz
 
@@ -58,9 +57,15 @@ def test_matches_float64_reference_for_random_mpi_and_oblique_cameras():
     rgba[-1, 3] = 1.0
     c2w = cams.c2w_from_yaw_pitch([0.35, -0.2], [0.1, -0.2], setup)
     K = cams.intrinsics(setup.fov_deg, 12, 10)
-    out = render_mpi(torch.from_numpy(rgba)[None], torch.from_numpy(dhw), torch.from_numpy(c2w)[None],
-                     torch.from_numpy(K), (12, 10))
-    assert out.rgb.shape == (1, 2, 3, 12, 10) and out.depth.shape == (1, 2, 1, 12, 10)
+    out = render_mpi(
+        torch.from_numpy(rgba)[None],
+        torch.from_numpy(dhw),
+        torch.from_numpy(c2w)[None],
+        torch.from_numpy(K),
+        (12, 10),
+    )
+    assert out.rgb.shape == (1, 2, 3, 12, 10)
+    assert out.depth.shape == (1, 2, 1, 12, 10)
     for v in range(2):
         ref_rgb, ref_depth, ref_acc = _reference(rgba, dhw, c2w[v], K, (12, 10))
         np.testing.assert_allclose(out.rgb[0, v].numpy(), ref_rgb, atol=1e-10)
@@ -69,20 +74,32 @@ def test_matches_float64_reference_for_random_mpi_and_oblique_cameras():
 
 
 def test_single_opaque_plane_renders_the_exact_warp_of_a_linear_texture():
-    # bilinear sampling reproduces a texture linear in (x, y) exactly, so colour = that function at the hit point
+    # bilinear sampling reproduces a texture linear in (x, y) exactly: colour = that function at the hit
     z, ph, pw = 2.0, 3.0, 4.0
     dhw = torch.tensor([[z, ph, pw]], dtype=torch.float64)
     xyz = texel_xyz(dhw, 33, 41)[0]
-    rgba = torch.stack([0.5 + 0.1 * xyz[..., 0], 0.5 + 0.2 * xyz[..., 1], 0.3 + 0 * xyz[..., 0],
-                        torch.ones_like(xyz[..., 0])], 0)[None, None]
-    c2w = torch.from_numpy(cams.c2w_from_yaw_pitch([0.3], [0.15], cams.CameraSetup(20, 1.5, 2.5, 2.0, 2.0, 0.1, 0.1, 2)))
+    rgba = torch.stack(
+        [
+            0.5 + 0.1 * xyz[..., 0],
+            0.5 + 0.2 * xyz[..., 1],
+            0.3 + 0 * xyz[..., 0],
+            torch.ones_like(xyz[..., 0]),
+        ],
+        0,
+    )[None, None]
+    c2w = torch.from_numpy(
+        cams.c2w_from_yaw_pitch([0.3], [0.15], cams.CameraSetup(20, 1.5, 2.5, 2.0, 2.0, 0.1, 0.1, 2))
+    )
     K = torch.from_numpy(cams.intrinsics(20.0, 16, 16))
     out = render_mpi(rgba, dhw, c2w[None], K, (16, 16))
     # analytic hit points
-    rays = torch.linalg.inv(K) @ torch.stack(torch.meshgrid(torch.arange(16.0, dtype=torch.float64),
-                                                            torch.arange(16.0, dtype=torch.float64),
-                                                            indexing="xy") + (torch.ones(16, 16, dtype=torch.float64),),
-                                             0).reshape(3, -1)
+    rays = torch.linalg.inv(K) @ torch.stack(
+        torch.meshgrid(
+            torch.arange(16.0, dtype=torch.float64), torch.arange(16.0, dtype=torch.float64), indexing="xy"
+        )
+        + (torch.ones(16, 16, dtype=torch.float64),),
+        0,
+    ).reshape(3, -1)
     rays = rays / rays.norm(dim=0)
     world = c2w[0, :3, :3] @ rays
     eye = c2w[0, :3, 3]
@@ -115,7 +132,9 @@ def test_frontal_camera_sees_plane_depth_and_half_alpha_composites():
 def test_off_plane_rays_are_transparent():
     dhw = torch.tensor([[1.0, 0.05, 0.05]])
     rgba = torch.ones(1, 1, 4, 4, 4)
-    out = render_mpi(rgba, dhw, torch.eye(4)[None, None], torch.from_numpy(cams.intrinsics(40, 9, 9)).float(), (9, 9))
+    out = render_mpi(
+        rgba, dhw, torch.eye(4)[None, None], torch.from_numpy(cams.intrinsics(40, 9, 9)).float(), (9, 9)
+    )
     assert out.alpha[0, 0, 0, 4, 4] == pytest.approx(1.0)
     assert out.alpha[0, 0, 0, 0, 0] == 0.0
 
@@ -131,11 +150,12 @@ def test_batched_views_equal_single_renders_and_gradients_flow():
     out = render_mpi(rgba, dhw, c2w, K, (20, 20))
     for b in range(2):
         for v in range(3):
-            single = render_mpi(rgba[b:b + 1], dhw, c2w[b:b + 1, v:v + 1], K, (20, 20))
+            single = render_mpi(rgba[b : b + 1], dhw, c2w[b : b + 1, v : v + 1], K, (20, 20))
             torch.testing.assert_close(out.rgb[b, v], single.rgb[0, 0])
             torch.testing.assert_close(out.depth[b, v], single.depth[0, 0])
     (out.rgb.sum() + out.depth.sum()).backward()
-    assert rgba.grad is not None and rgba.grad.abs().sum() > 0
+    assert rgba.grad is not None
+    assert rgba.grad.abs().sum() > 0
     assert out.rgb.dtype == torch.float32
 
 
@@ -150,8 +170,11 @@ def test_gradcheck_float64():
 
 def test_plane_table_matches_gmpi_extents():
     t = plane_dhw(cams.camera_setup("FFHQ256"), 32)
-    assert t.shape == (32, 3) and t.dtype == np.float32
-    np.testing.assert_allclose(t[:-1, 1:], 0.2473, atol=1e-3)  # confined: the frontal frustum on the far plane
+    assert t.shape == (32, 3)
+    assert t.dtype == np.float32
+    np.testing.assert_allclose(
+        t[:-1, 1:], 0.2473, atol=1e-3
+    )  # confined: the frontal frustum on the far plane
     np.testing.assert_allclose(t[-1, 1:], [0.4146, 0.4945], atol=1e-3)  # union of frusta x 1.001
     wide = cams.CameraSetup(12.6, 0.95, 1.12, 1.0, 1.0, 1.2, 0.1, 2)
     with pytest.raises(ValueError, match="too wide"):

@@ -6,11 +6,10 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
-from scipy.io import loadmat
-
 from fk.cameras import gmpi as cams
 from fk_gmpi import prepare
+from PIL import Image
+from scipy.io import loadmat
 
 
 def test_gmpi_point_format_and_five_point_face():
@@ -27,7 +26,9 @@ def test_fail_list_quirks(tmp_path):
 
         def __call__(self, inputs, ctx):
             ok = self.faces.pop(0)
-            return {"faces": [prepare.face_for_five_points(np.arange(10.0).reshape(5, 2), (8, 8))] if ok else []}
+            return {
+                "faces": [prepare.face_for_five_points(np.arange(10.0).reshape(5, 2), (8, 8))] if ok else []
+            }
 
     def run(out, flags, existing=None):
         comps = prepare.Components(Fake(list(flags)), "fake", None, None, "", None)
@@ -50,33 +51,42 @@ def test_prepare_ffhq_layout_on_a_stylegan2_zip(stylegan2_zip, tmp_path):
     from fk.cli.main import main
 
     out = tmp_path / "mtcnn_ffhq_256"
-    rc = main(["gmpi", "prepare-ffhq", "--zip", str(stylegan2_zip), "--out", str(out), "--fit-iterations", "2"])
+    rc = main(
+        ["gmpi", "prepare-ffhq", "--zip", str(stylegan2_zip), "--out", str(out), "--fit-iterations", "2"]
+    )
     assert rc == 0
     res = out / "detections" / "results" / "00000"
     assert sorted(p.name for p in res.iterdir()) == ["img00000000.txt", "img00000001.txt", "img00000003.txt"]
     assert (out / "detections" / "fail_list.txt").read_text() == "00000/img00000002.png\n"
     lines = (res / "img00000000.txt").read_text().splitlines()
-    assert len(lines) == 5 and all(len(line.split("\t")) == 2 for line in lines)
+    assert len(lines) == 5
+    assert all(len(line.split("\t")) == 2 for line in lines)
     pts = np.array([[int(v) for v in line.split("\t")] for line in lines], dtype=float)
     # MTCNN order: left eye, right eye (image left to right), nose between, mouth corners below
-    assert pts[0, 0] < pts[2, 0] < pts[1, 0] and pts[3, 0] < pts[4, 0]
+    assert pts[0, 0] < pts[2, 0] < pts[1, 0]
+    assert pts[3, 0] < pts[4, 0]
     assert pts[[0, 1], 1].max() < pts[2, 1] < pts[[3, 4], 1].min()
     # the mirror's points are the original's mirrored (x -> 255 - x, left/right swapped), within truncation
-    mirrored = np.array([[int(v) for v in line.split("\t")] for line in
-                         (res / "img00000001.txt").read_text().splitlines()], dtype=float)
+    mirrored = np.array(
+        [[int(v) for v in line.split("\t")] for line in (res / "img00000001.txt").read_text().splitlines()],
+        dtype=float,
+    )
     np.testing.assert_allclose(255 - mirrored[[1, 0, 2, 4, 3], 0], pts[:, 0], atol=3)
     mats = sorted((out / "epoch_20_000000" / "00000").iterdir())
     assert [p.name for p in mats] == ["img00000000.mat", "img00000001.mat", "img00000003.mat"]
     m = loadmat(mats[0])
     assert {"id", "exp", "tex", "angle", "gamma", "trans", "lm68"} <= set(m)
-    assert m["angle"].shape == (1, 3) and m["trans"].shape == (1, 3) and m["lm68"].shape == (1, 68, 2)
+    assert m["angle"].shape == (1, 3)
+    assert m["trans"].shape == (1, 3)
+    assert m["lm68"].shape == (1, 68, 2)
     # GMPI's camera from the pose; the mirror's yaw has the other sign
     a0, a1 = loadmat(mats[0])["angle"][0], loadmat(mats[1])["angle"][0]
     assert np.sign(a0[1]) != np.sign(a1[1]) or max(abs(a0[1]), abs(a1[1])) < 0.02
     w2c = cams.w2c_from_deep3d_pose(np.stack([a0, a1]), np.stack([m["trans"][0]] * 2), normalize_trans=True)
     assert np.allclose(np.linalg.norm(np.linalg.inv(w2c)[:, :3, 3] - [0, 0, 1], axis=1), 1.0)
     info = json.loads((out / "fk_prepare.json").read_text())
-    assert info["no_face"] == ["00000/img00000002.png"] and info["coefficient_failures"] == []
+    assert info["no_face"] == ["00000/img00000002.png"]
+    assert info["coefficient_failures"] == []
     assert info["notes"]  # fallbacks are labelled (no epoch_20.pth here)
 
 
@@ -86,15 +96,35 @@ def test_prepare_metfaces_xflip_layout(metfaces_dir, tmp_path):
 
     before = sorted(p.name for p in metfaces_dir.iterdir())
     out = tmp_path / "metfaces_detect"
-    rc = main(["gmpi", "prepare-metfaces", "--data-dir", str(metfaces_dir), "--out", str(out), "--xflip",
-               "--skip-coeffs"])
+    rc = main(
+        [
+            "gmpi",
+            "prepare-metfaces",
+            "--data-dir",
+            str(metfaces_dir),
+            "--out",
+            str(out),
+            "--xflip",
+            "--skip-coeffs",
+        ]
+    )
     assert rc == 0
     assert sorted(p.name for p in metfaces_dir.iterdir()) == before  # nothing written beside the originals
     folder = out / metfaces_dir.name
-    assert sorted(p.name for p in folder.iterdir()) == ["a.png", "a_xflip.png", "b.png", "b_xflip.png", "c.png",
-                                                        "c_xflip.png", "d.png", "d_xflip.png"]
-    np.testing.assert_array_equal(np.asarray(Image.open(folder / "a_xflip.png")),
-                                  np.asarray(Image.open(metfaces_dir / "a.png"))[:, ::-1])
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "a.png",
+        "a_xflip.png",
+        "b.png",
+        "b_xflip.png",
+        "c.png",
+        "c_xflip.png",
+        "d.png",
+        "d_xflip.png",
+    ]
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(folder / "a_xflip.png")),
+        np.asarray(Image.open(metfaces_dir / "a.png"))[:, ::-1],
+    )
     # image 0 (a.png) has a face, so the xflip pass's blank line stays in front of the failures
     assert (out / "detections" / "fail_list.txt").read_text() == "\nb.png\nb_xflip.png\n"
     names = sorted(p.name for p in (out / "detections" / "results").iterdir())

@@ -2,7 +2,7 @@
 
 - ``configs/gmpi.yml``: YAML (``yaml.safe_load``); the dataset picks the resolution and camera setup as
   GMPI's ``modify_curriculums`` does (FFHQ256/512/1024, AFHQCat 512, MetFaces 1024).
-- ``config.pth``: ``torch.save({"config": <plain nested dict>})``, read with ``torch.load(weights_only=True)``.
+- ``config.pth``: ``torch.save({"config": <plain nested dict>})``, read weights-only.
 - ``ema.pth``: torch_ema's state (``decay``, ``num_updates``, ``shadow_params`` = a **positional** list in
   the generator's ``parameters()`` order, ``collected_params``); ``generator.pth``: the raw state_dict.
   GMPI's evaluation copies the EMA shadows onto the parameters and leaves every buffer at its initial
@@ -23,23 +23,42 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from fk.errors import InputError
 
 # configs/gmpi.yml defaults for the keys the generator and renderer need (gmpi.md §3.4)
 DEFAULTS: dict[str, Any] = {
     "GMPI": {
-        "TRAIN": {"dataset": "FFHQ256", "use_normalized_xyz": True, "normalized_xyz_range": "01",
-                  "use_xyz_ztype": "depth"},
-        "MPI": {"align_corners": True, "use_confined_volume": True, "n_gen_planes": 32,
-                "depth2alpha_n_z_bins": 256, "distance_sample_method": "inverse", "cam_ray_from_pix_center": True},
-        "MODEL": {"STYLEGAN2": {
-            "G_final_img_act": "tanh", "truncation_psi": 1.0, "torgba_cond_on_pos_enc": "normalize_add_z",
-            "torgba_cond_on_pos_enc_embed_func": "modulated_lrelu", "pos_enc_multires": 0,
-            "torgba_sep_background": True, "build_background_from_rgb": True,
-            "build_background_from_rgb_ratio": 0.05, "cond_on_pos_enc_only_alpha": True,
-            "gen_alpha_largest_res": 256, "background_alpha_full": True,
-            "mapping_kwargs": {"num_layers": 8}, "synthesis_kwargs": {"channel_base": 32768, "channel_max": 512}}},
+        "TRAIN": {
+            "dataset": "FFHQ256",
+            "use_normalized_xyz": True,
+            "normalized_xyz_range": "01",
+            "use_xyz_ztype": "depth",
+        },
+        "MPI": {
+            "align_corners": True,
+            "use_confined_volume": True,
+            "n_gen_planes": 32,
+            "depth2alpha_n_z_bins": 256,
+            "distance_sample_method": "inverse",
+            "cam_ray_from_pix_center": True,
+        },
+        "MODEL": {
+            "STYLEGAN2": {
+                "G_final_img_act": "tanh",
+                "truncation_psi": 1.0,
+                "torgba_cond_on_pos_enc": "normalize_add_z",
+                "torgba_cond_on_pos_enc_embed_func": "modulated_lrelu",
+                "pos_enc_multires": 0,
+                "torgba_sep_background": True,
+                "build_background_from_rgb": True,
+                "build_background_from_rgb_ratio": 0.05,
+                "cond_on_pos_enc_only_alpha": True,
+                "gen_alpha_largest_res": 256,
+                "background_alpha_full": True,
+                "mapping_kwargs": {"num_layers": 8},
+                "synthesis_kwargs": {"channel_base": 32768, "channel_max": 512},
+            }
+        },
     }
 }
 RESOLUTIONS = {"FFHQ256": 256, "FFHQ512": 512, "FFHQ1024": 1024, "AFHQCat": 512, "MetFaces": 1024}
@@ -86,8 +105,15 @@ class GmpiConfig:
 
     def synthesis_kwargs(self, channel_base: int | None = None, channel_max: int | None = None) -> dict:
         sk = dict(self.stylegan2["synthesis_kwargs"])
-        base = channel_base if channel_base is not None else int(FMAPS.get(self.resolution, 1.0) * sk["channel_base"])
-        out = {"channel_base": base, "channel_max": channel_max if channel_max is not None else sk["channel_max"]}
+        base = (
+            channel_base
+            if channel_base is not None
+            else int(FMAPS.get(self.resolution, 1.0) * sk["channel_base"])
+        )
+        out = {
+            "channel_base": base,
+            "channel_max": channel_max if channel_max is not None else sk["channel_max"],
+        }
         if self.resolution <= 128:
             out.update(num_fp16_res=0, conv_clamp=None)
         else:
@@ -98,33 +124,49 @@ class GmpiConfig:
         s = self.stylegan2
         z_range = {"01": 1.0, "-11": 2.0}[self.train["normalized_xyz_range"]]
         return dict(
-            z_dim=self.z_dim, c_dim=0, w_dim=self.w_dim, img_resolution=self.resolution,
+            z_dim=self.z_dim,
+            c_dim=0,
+            w_dim=self.w_dim,
+            img_resolution=self.resolution,
             n_planes=n_planes or self.n_planes,
             torgba_cond_on_pos_enc=s["torgba_cond_on_pos_enc"],
             torgba_cond_on_pos_enc_embed_func=s["torgba_cond_on_pos_enc_embed_func"],
-            pos_enc_multires=s["pos_enc_multires"], torgba_sep_background=s["torgba_sep_background"],
+            pos_enc_multires=s["pos_enc_multires"],
+            torgba_sep_background=s["torgba_sep_background"],
             build_background_from_rgb=s["build_background_from_rgb"],
             build_background_from_rgb_ratio=s["build_background_from_rgb_ratio"],
             cond_on_pos_enc_only_alpha=s["cond_on_pos_enc_only_alpha"],
-            gen_alpha_largest_res=s["gen_alpha_largest_res"], background_alpha_full=s["background_alpha_full"],
-            G_final_img_act=s["G_final_img_act"], depth2alpha_z_range=z_range,
+            gen_alpha_largest_res=s["gen_alpha_largest_res"],
+            background_alpha_full=s["background_alpha_full"],
+            G_final_img_act=s["G_final_img_act"],
+            depth2alpha_z_range=z_range,
             depth2alpha_n_z_bins=self.mpi.get("depth2alpha_n_z_bins"),
-            mapping_kwargs=dict(s["mapping_kwargs"]), synthesis_kwargs=self.synthesis_kwargs(**synthesis_overrides),
+            mapping_kwargs=dict(s["mapping_kwargs"]),
+            synthesis_kwargs=self.synthesis_kwargs(**synthesis_overrides),
         )
 
 
 def config_from_dict(raw: dict, source: str = "config") -> GmpiConfig:
     if not isinstance(raw, dict) or "GMPI" not in raw:
-        raise InputError(f"{source}: not a GMPI config (no GMPI section)", hint="pass configs/gmpi.yml or config.pth")
+        raise InputError(
+            f"{source}: not a GMPI config (no GMPI section)", hint="pass configs/gmpi.yml or config.pth"
+        )
     merged = _merge(DEFAULTS, raw)
     dataset = merged["GMPI"]["TRAIN"]["dataset"]
     if dataset not in RESOLUTIONS:
-        raise InputError(f"{source}: unknown GMPI dataset {dataset!r}", hint=f"one of {', '.join(RESOLUTIONS)}")
+        raise InputError(
+            f"{source}: unknown GMPI dataset {dataset!r}", hint=f"one of {', '.join(RESOLUTIONS)}"
+        )
     sg = merged["GMPI"]["MODEL"]["STYLEGAN2"]
     res = int(sg.get("max_out_dim") or RESOLUTIONS[dataset])
     # latent sizes are curriculum constants in GMPI (512); a config may state them (fk's tiny test nets do)
-    return GmpiConfig(raw=merged, dataset=dataset, resolution=res, z_dim=int(sg.get("z_dim", 512)),
-                      w_dim=int(sg.get("w_dim", 512)))
+    return GmpiConfig(
+        raw=merged,
+        dataset=dataset,
+        resolution=res,
+        z_dim=int(sg.get("z_dim", 512)),
+        w_dim=int(sg.get("w_dim", 512)),
+    )
 
 
 def read_config(path: Path, dataset: str | None = None) -> GmpiConfig:
@@ -150,11 +192,15 @@ def _torch_load(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as exc:
-        raise InputError(f"{path}: no such file", hint="fk gmpi generate --ckpt FOLDER (config.pth, ema.pth)") from exc
+        raise InputError(
+            f"{path}: no such file", hint="fk gmpi generate --ckpt FOLDER (config.pth, ema.pth)"
+        ) from exc
     except Exception as exc:  # noqa: BLE001 - anything else means: not plain tensors/containers
-        raise InputError(f"{path}: not a plain torch checkpoint, refused ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0][:160]})",
-                         hint="fk reads checkpoints with weights_only=True and never runs pickled code") from exc
+        raise InputError(
+            f"{path}: not a plain torch checkpoint, refused ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:160]})",
+            hint="fk reads checkpoints with weights_only=True and never runs pickled code",
+        ) from exc
 
 
 @dataclass
@@ -165,19 +211,31 @@ class LoadedGenerator:
     notes: list[str]
 
 
-def load_gmpi_checkpoint(folder: Path, n_planes: int | None = None, w_avg: str = "gmpi",
-                         config_path: Path | None = None, dataset: str | None = None) -> LoadedGenerator:
-    """A GMPI run folder (``config.pth`` + ``ema.pth`` [+ ``generator.pth``]) -> the EMA generator, eval mode."""
+def load_gmpi_checkpoint(
+    folder: Path,
+    n_planes: int | None = None,
+    w_avg: str = "gmpi",
+    config_path: Path | None = None,
+    dataset: str | None = None,
+) -> LoadedGenerator:
+    """A GMPI run folder (``config.pth`` + ``ema.pth`` [+ ``generator.pth``]) -> the EMA generator."""
     from fk_gmpi.generator import GmpiGenerator
 
     folder = Path(folder)
-    cfg_file = config_path or next((folder / n for n in ("config.pth", "gmpi.yml", "config.yml")
-                                    if (folder / n).exists()), None)
+    cfg_file = config_path or next(
+        (folder / n for n in ("config.pth", "gmpi.yml", "config.yml") if (folder / n).exists()), None
+    )
     if cfg_file is None:
-        raise InputError(f"{folder}: no config.pth", hint="pass the GMPI checkpoint folder, or --config gmpi.yml")
+        raise InputError(
+            f"{folder}: no config.pth", hint="pass the GMPI checkpoint folder, or --config gmpi.yml"
+        )
     cfg = read_config(cfg_file, dataset)
-    n_build = cfg.n_planes if cfg.stylegan2["torgba_cond_on_pos_enc"] != "normalize_add_z" or \
-        cfg.stylegan2["torgba_cond_on_pos_enc_embed_func"] == "learnable_param" else (n_planes or cfg.n_planes)
+    n_build = (
+        cfg.n_planes
+        if cfg.stylegan2["torgba_cond_on_pos_enc"] != "normalize_add_z"
+        or cfg.stylegan2["torgba_cond_on_pos_enc_embed_func"] == "learnable_param"
+        else (n_planes or cfg.n_planes)
+    )
     gen = GmpiGenerator(**cfg.generator_kwargs(n_build))
     params = dict(gen.named_parameters())
     ema_file = folder / "ema.pth"
@@ -191,9 +249,11 @@ def load_gmpi_checkpoint(folder: Path, n_planes: int | None = None, w_avg: str =
             raise InputError(f"{ema_file}: no shadow_params list", hint="expected torch_ema's state_dict")
         names = [k for k in state if k in params] if state is not None else gen.gmpi_parameter_names()
         if len(names) != len(shadows):
-            raise InputError(f"{ema_file}: {len(shadows)} shadow tensors for {len(names)} generator parameters",
-                             hint="the config does not describe this checkpoint's network")
-        weights = dict(zip(names, shadows))
+            raise InputError(
+                f"{ema_file}: {len(shadows)} shadow tensors for {len(names)} generator parameters",
+                hint="the config does not describe this checkpoint's network",
+            )
+        weights = dict(zip(names, shadows, strict=False))
         source = "ema.pth"
     elif state is not None:
         weights = {k: v for k, v in state.items() if k in params}
@@ -205,12 +265,17 @@ def load_gmpi_checkpoint(folder: Path, n_planes: int | None = None, w_avg: str =
         if name not in params:
             raise InputError(f"{source}: unexpected parameter {name}", hint="config and checkpoint disagree")
         if tuple(tensor.shape) != tuple(params[name].shape):
-            raise InputError(f"{source}: {name} has shape {tuple(tensor.shape)}, the config builds "
-                             f"{tuple(params[name].shape)}", hint="config and checkpoint disagree")
+            raise InputError(
+                f"{source}: {name} has shape {tuple(tensor.shape)}, the config builds "
+                f"{tuple(params[name].shape)}",
+                hint="config and checkpoint disagree",
+            )
     missing = sorted(set(params) - set(weights))
     if missing:
-        raise InputError(f"{source}: {len(missing)} parameter(s) missing, e.g. {missing[0]}",
-                         hint="config and checkpoint disagree")
+        raise InputError(
+            f"{source}: {len(missing)} parameter(s) missing, e.g. {missing[0]}",
+            hint="config and checkpoint disagree",
+        )
     with torch.no_grad():
         for name, tensor in weights.items():
             params[name].copy_(tensor)
@@ -224,14 +289,19 @@ def load_gmpi_checkpoint(folder: Path, n_planes: int | None = None, w_avg: str =
     return LoadedGenerator(gen.eval().requires_grad_(False), cfg, f"{folder} ({source})", notes)
 
 
-def load_from_stylegan2_pickle(path: Path, dataset: str, config_path: Path | None = None,
-                               n_planes: int | None = None, seed: int = 0) -> LoadedGenerator:
-    """A StyleGAN2-ADA pickle -> GMPI's generator at training start (StyleGAN2 weights, random plane layers)."""
+def load_from_stylegan2_pickle(
+    path: Path, dataset: str, config_path: Path | None = None, n_planes: int | None = None, seed: int = 0
+) -> LoadedGenerator:
+    """A StyleGAN2-ADA pickle -> GMPI's generator at iteration 0 (random plane layers)."""
     from fk.nets.stylegan2 import read_stylegan2_pickle
+
     from fk_gmpi.generator import GmpiGenerator
 
-    cfg = read_config(config_path, dataset) if config_path else config_from_dict({"GMPI": {"TRAIN": {
-        "dataset": dataset}}}, "configs/gmpi.yml defaults")
+    cfg = (
+        read_config(config_path, dataset)
+        if config_path
+        else config_from_dict({"GMPI": {"TRAIN": {"dataset": dataset}}}, "configs/gmpi.yml defaults")
+    )
     data = read_stylegan2_pickle(path)
     record = data.get("G_ema")
     if record is None:
@@ -239,12 +309,19 @@ def load_from_stylegan2_pickle(path: Path, dataset: str, config_path: Path | Non
     kw = dict(record.init_kwargs)
     sk = dict(kw.get("synthesis_kwargs") or {})
     gk = cfg.generator_kwargs(n_planes)
-    gk.update(z_dim=kw["z_dim"], w_dim=kw["w_dim"], img_resolution=kw["img_resolution"],
-              mapping_kwargs=dict(kw.get("mapping_kwargs") or {}),
-              synthesis_kwargs={k: sk[k] for k in ("channel_base", "channel_max", "num_fp16_res", "conv_clamp")
-                                if k in sk})
+    gk.update(
+        z_dim=kw["z_dim"],
+        w_dim=kw["w_dim"],
+        img_resolution=kw["img_resolution"],
+        mapping_kwargs=dict(kw.get("mapping_kwargs") or {}),
+        synthesis_kwargs={
+            k: sk[k] for k in ("channel_base", "channel_max", "num_fp16_res", "conv_clamp") if k in sk
+        },
+    )
     if kw.get("c_dim", 0):
-        raise InputError(f"{path}: a conditional StyleGAN2 (c_dim {kw['c_dim']}); GMPI's generator is unconditional")
+        raise InputError(
+            f"{path}: a conditional StyleGAN2 (c_dim {kw['c_dim']}); GMPI's generator is unconditional"
+        )
     cfg.resolution = kw["img_resolution"]
     torch.manual_seed(seed)
     gen = GmpiGenerator(**gk)
@@ -256,8 +333,10 @@ def load_from_stylegan2_pickle(path: Path, dataset: str, config_path: Path | Non
             if name in own and tuple(own[name].shape) == tuple(tensor.shape):
                 own[name].copy_(torch.as_tensor(tensor))
                 copied += 1
-    notes = [f"{copied} StyleGAN2 tensors from {Path(path).name}; the alpha branch is GMPI's random "
-             "initialisation (an untrained GMPI: planes are not yet 3D)"]
+    notes = [
+        f"{copied} StyleGAN2 tensors from {Path(path).name}; the alpha branch is GMPI's random "
+        "initialisation (an untrained GMPI: planes are not yet 3D)"
+    ]
     return LoadedGenerator(gen.eval().requires_grad_(False), cfg, f"{path} (G_ema)", notes)
 
 

@@ -2,7 +2,7 @@
 
     fk gmpi prepare-ffhq --zip ffhq256x256.zip --out DIR
     fk gmpi prepare-metfaces --data-dir metfaces1024x1024_xflip --out DIR [--xflip]
-    fk gmpi generate --ckpt CKPT --seeds 0-7 [--truncation 0.7] [--trajectory sphere|yaw] [--frames 60] --out DIR
+    fk gmpi generate --ckpt CKPT --seeds 0-7 [--truncation 0.7] [--trajectory yaw] [--frames 60] --out DIR
     fk gmpi mpi-from-photo [--photo PATH] [--out DIR]
 
 Heavy imports live inside the commands.
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -26,22 +25,27 @@ def demo_recipe() -> Path:
 
 @app.command("mpi-from-photo")
 def mpi_from_photo(
-    photo: Optional[str] = typer.Option(None, help="a photo or folder (default: builtin:astronaut)"),  # noqa: UP007
+    photo: str | None = typer.Option(None, help="a photo or folder (default: builtin:astronaut)"),  # noqa: UP007
     out: Path = typer.Option(Path("runs/gmpi_demo"), help="output folder"),
     planes: int = typer.Option(32, help="MPI planes"),
     frames: int = typer.Option(30, help="novel views"),
     trajectory: str = typer.Option("sphere", help="sphere, yaw or pitch"),
     size: int = typer.Option(256, help="texture and view side in pixels"),
     iterations: int = typer.Option(20, help="face-fit iterations"),
-    set_: Optional[list[str]] = typer.Option(None, "--set", help="recipe override k=v (repeatable)"),  # noqa: UP007
+    set_: list[str] | None = typer.Option(None, "--set", help="recipe override k=v (repeatable)"),  # noqa: UP007
 ) -> None:
-    """Photo -> fk's face fit -> depth -> MPI (alpha from depth) -> novel views, video and page (no weights)."""
+    """Photo -> fk's face fit -> depth -> MPI (alpha from depth) -> novel views, video, page (no weights)."""
     from fk.engine.runner import RunOptions, run_plan
     from fk.errors import ExitCode
     from fk.recipe import load_recipe
 
-    overrides = [f"mpi.planes={planes}", f"mpi.frames={frames}", f"mpi.trajectory={trajectory}",
-                 f"mpi.size={size}", f"fit.iterations={iterations}"]
+    overrides = [
+        f"mpi.planes={planes}",
+        f"mpi.frames={frames}",
+        f"mpi.trajectory={trajectory}",
+        f"mpi.size={size}",
+        f"fit.iterations={iterations}",
+    ]
     if photo:
         overrides.append(f"inputs.photos={photo}")
     plan = load_recipe(demo_recipe(), overrides + list(set_ or []))
@@ -55,8 +59,10 @@ def _report(info: dict, out: Path) -> None:
     for note in info["notes"]:
         typer.echo(f"note: {note}", err=True)
     coeff = info["coefficients"] or "skipped"
-    typer.echo(f"{info['images']} image(s): {len(info['no_face'])} without a face (detections/fail_list.txt), "
-               f"{len(info['coefficient_failures'])} coefficient failure(s); coefficients by {coeff} -> {out}")
+    typer.echo(
+        f"{info['images']} image(s): {len(info['no_face'])} without a face (detections/fail_list.txt), "
+        f"{len(info['coefficient_failures'])} coefficient failure(s); coefficients by {coeff} -> {out}"
+    )
 
 
 @app.command("prepare-ffhq")
@@ -65,7 +71,7 @@ def prepare_ffhq(
     out: Path = typer.Option(..., help="output folder (GMPI's mtcnn_ffhq_<R> and epoch_20_000000 layout)"),
     device: str = typer.Option("cpu", help="torch device for R-Net / the fit"),
     fit_iterations: int = typer.Option(40, help="iterations of the fallback fit (without epoch_20.pth)"),
-    checkpoint: Optional[Path] = typer.Option(None, help="R-Net epoch_20.pth (default: the deep3d asset)"),  # noqa: UP007
+    checkpoint: Path | None = typer.Option(None, help="R-Net epoch_20.pth (default: the deep3d asset)"),  # noqa: UP007
     skip_coeffs: bool = typer.Option(False, "--skip-coeffs", help="landmarks only"),
 ) -> None:
     """MTCNN 5-point landmarks and Deep3D coefficients for every image of the zip, in GMPI's files."""
@@ -83,11 +89,15 @@ def prepare_ffhq(
 def prepare_metfaces(
     data_dir: Path = typer.Option(..., help="MetFaces folder of *.png, e.g. metfaces1024x1024_xflip"),
     out: Path = typer.Option(..., help="output folder"),
-    xflip: bool = typer.Option(False, "--xflip", help="also write <name>_xflip.png mirrors (into OUT/<folder>/) "
-                               "and detect on both, as GMPI's two passes"),
+    xflip: bool = typer.Option(
+        False,
+        "--xflip",
+        help="also write <name>_xflip.png mirrors (into OUT/<folder>/) "
+        "and detect on both, as GMPI's two passes",
+    ),
     device: str = typer.Option("cpu", help="torch device for R-Net / the fit"),
     fit_iterations: int = typer.Option(40, help="iterations of the fallback fit (without epoch_20.pth)"),
-    checkpoint: Optional[Path] = typer.Option(None, help="R-Net epoch_20.pth (default: the deep3d asset)"),  # noqa: UP007
+    checkpoint: Path | None = typer.Option(None, help="R-Net epoch_20.pth (default: the deep3d asset)"),  # noqa: UP007
     skip_coeffs: bool = typer.Option(False, "--skip-coeffs", help="landmarks only"),
 ) -> None:
     """MetFaces: optional mirrors, MTCNN landmarks and Deep3D coefficients, in GMPI's files."""
@@ -102,8 +112,9 @@ def prepare_metfaces(
 
 
 def resolve_generator(ckpt: str, dataset: str | None, config: Path | None, planes: int | None, w_avg: str):
-    """CKPT: a GMPI checkpoint folder, a StyleGAN2-ADA .pkl, or a dataset name (its StyleGAN2 pickle asset)."""
+    """CKPT: a GMPI checkpoint folder, a StyleGAN2-ADA .pkl, or a dataset name (its pickle asset)."""
     from fk.errors import InputError
+
     from fk_gmpi.checkpoint import load_from_stylegan2_pickle, load_gmpi_checkpoint
     from fk_gmpi.plugin import STYLEGAN2_PICKLES, pickle_asset
 
@@ -117,30 +128,40 @@ def resolve_generator(ckpt: str, dataset: str | None, config: Path | None, plane
         return load_gmpi_checkpoint(p, planes, w_avg=w_avg, config_path=config, dataset=dataset)
     if p.suffix == ".pkl" and p.exists():
         return load_from_stylegan2_pickle(p, dataset or "FFHQ256", config, planes)
-    raise InputError(f"{ckpt}: not a GMPI checkpoint folder, a .pkl or one of {', '.join(STYLEGAN2_PICKLES)}",
-                     hint="a GMPI run folder holds config.pth and ema.pth")
+    raise InputError(
+        f"{ckpt}: not a GMPI checkpoint folder, a .pkl or one of {', '.join(STYLEGAN2_PICKLES)}",
+        hint="a GMPI run folder holds config.pth and ema.pth",
+    )
 
 
 @app.command()
 def generate(
-    ckpt: str = typer.Option(..., help="GMPI checkpoint folder (config.pth, ema.pth), a StyleGAN2 .pkl, or "
-                             "FFHQ256/FFHQ512/FFHQ1024/AFHQCat/MetFaces (the pickle asset, see fk doctor)"),
+    ckpt: str = typer.Option(
+        ...,
+        help="GMPI checkpoint folder (config.pth, ema.pth), a StyleGAN2 .pkl, or "
+        "FFHQ256/FFHQ512/FFHQ1024/AFHQCat/MetFaces (the pickle asset, see fk doctor)",
+    ),
     seeds: str = typer.Option("0-7", help="seeds, e.g. 0-7 or 1,5,9-10"),
     out: Path = typer.Option(..., help="output folder"),
     truncation: float = typer.Option(1.0, help="truncation psi (GMPI's evaluation: 1.0)"),
     trajectory: str = typer.Option("yaw", help="yaw (GMPI's horizontal sweep), pitch, or sphere (a loop)"),
     frames: int = typer.Option(60, help="views per seed"),
-    planes: Optional[int] = typer.Option(None, help="MPI planes (default: the config's n_gen_planes; paper: 96)"),  # noqa: UP007
-    size: Optional[int] = typer.Option(None, help="view side in pixels (default: the generator's)"),  # noqa: UP007
-    dataset: Optional[str] = typer.Option(None, help="dataset for a .pkl or to override the config"),  # noqa: UP007
-    config: Optional[Path] = typer.Option(None, help="GMPI config (configs/gmpi.yml or config.pth)"),  # noqa: UP007
+    planes: int | None = typer.Option(
+        None, help="MPI planes (default: the config's n_gen_planes; paper: 96)"
+    ),  # noqa: UP007
+    size: int | None = typer.Option(None, help="view side in pixels (default: the generator's)"),  # noqa: UP007
+    dataset: str | None = typer.Option(None, help="dataset for a .pkl or to override the config"),  # noqa: UP007
+    config: Path | None = typer.Option(None, help="GMPI config (configs/gmpi.yml or config.pth)"),  # noqa: UP007
     noise: str = typer.Option("random", help="random (GMPI) or const"),
-    w_avg: str = typer.Option("gmpi", help="gmpi (zero, as GMPI's evaluation) or checkpoint (generator.pth's)"),
+    w_avg: str = typer.Option(
+        "gmpi", help="gmpi (zero, as GMPI's evaluation) or checkpoint (generator.pth's)"
+    ),
     fps: int = typer.Option(15, help="video frame rate"),
     device: str = typer.Option("cpu", help="torch device"),
 ) -> None:
     """MPIs from a GMPI generator: frames, video, depth, planes and an HTML page per seed."""
     from fk.errors import UsageError
+
     from fk_gmpi.generate import GenerateOptions, parse_seeds
     from fk_gmpi.generate import generate as run
     from fk_gmpi.views import TRAJECTORIES
@@ -155,6 +176,9 @@ def generate(
     loaded = resolve_generator(ckpt, dataset, config, planes, w_avg)
     for note in loaded.notes:
         typer.echo(f"note: {note}", err=True)
-    summary = run(loaded, out, GenerateOptions(seed_list, truncation, trajectory, frames, planes, size, fps, noise,
-                                               device))
+    summary = run(
+        loaded,
+        out,
+        GenerateOptions(seed_list, truncation, trajectory, frames, planes, size, fps, noise, device),
+    )
     typer.echo(f"{len(summary['seeds'])} seed(s) -> {out / 'index.html'}")

@@ -39,7 +39,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from fk.nets.stylegan2 import (
     FullyConnectedLayer,
     MappingNetwork,
@@ -86,14 +85,15 @@ class ModulatedEmbed(torch.nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor, fused_modconv: bool = True) -> torch.Tensor:
         for k in range(4):
             styles = getattr(self, f"affine{k + 1}")(w) * self.gains[k]
-            x = modulated_conv2d(x, getattr(self, f"weight{k + 1}"), styles, demodulate=False,
-                                 fused_modconv=fused_modconv)
+            x = modulated_conv2d(
+                x, getattr(self, f"weight{k + 1}"), styles, demodulate=False, fused_modconv=fused_modconv
+            )
             x = bias_act(x, getattr(self, f"bias{k + 1}").to(x.dtype), act="lrelu", clamp=self.conv_clamp)
         return x
 
 
 def instance_normalize(x: torch.Tensor) -> torch.Tensor:
-    """GMPI's ``calc_mean_std`` normalisation: (x - mean) / (sqrt(var_unbiased + 1e-8) + 1e-8) per sample and channel."""
+    """GMPI's ``calc_mean_std`` normalisation: (x - mean) / (sqrt(var_unbiased + 1e-8) + 1e-8)."""
     n, c = x.shape[:2]
     flat = x.reshape(n, c, -1)
     std = (flat.var(dim=2) + FLOATING_EPS).sqrt().reshape(n, c, 1, 1)
@@ -102,7 +102,7 @@ def instance_normalize(x: torch.Tensor) -> torch.Tensor:
 
 
 def background_features(x: torch.Tensor, ratio: float, eps_in_ratio: bool) -> torch.Tensor:
-    """GMPI's background features: left/right border strips kept, the columns between interpolated (detached)."""
+    """GMPI's background features: side strips kept, columns between interpolated."""
     res = x.shape[-1]
     with torch.no_grad():
         out = torch.zeros_like(x)
@@ -113,14 +113,16 @@ def background_features(x: torch.Tensor, ratio: float, eps_in_ratio: bool) -> to
         if start < end:
             cols = torch.arange(start, end, device=x.device).reshape(1, 1, 1, -1)
             right = (cols - start) / (end - start + (FLOATING_EPS if eps_in_ratio else 0.0))
-            left_feat = x[..., start:start + 1]
-            right_feat = x[..., end - 1:end]
+            left_feat = x[..., start : start + 1]
+            right_feat = x[..., end - 1 : end]
             out[..., start:end] = ((1 - right) * left_feat + right * right_feat).to(x.dtype)
     return out
 
 
-def interpolation_weights(near: float, far: float, n_src: int, n_tgt: int, method: str = "inverse") -> torch.Tensor:
-    """GMPI's ``get_xyz_interpolate_ws``: (n_tgt, n_src + 2) weights over [left pad, tokens, right pad], float32."""
+def interpolation_weights(
+    near: float, far: float, n_src: int, n_tgt: int, method: str = "inverse"
+) -> torch.Tensor:
+    """GMPI's ``get_xyz_interpolate_ws``: (n_tgt, n_src + 2) weights: [left pad, tokens, right pad]."""
     from fk.cameras.gmpi import sample_plane_depths
 
     src = torch.zeros(n_src + 2)
@@ -151,21 +153,38 @@ class PlaneInput:
 class GmpiGenerator(torch.nn.Module):
     """GMPI's generator. ``forward(z, planes, truncation_psi=1, noise_mode='random') -> [B, N, 4, R, R]``."""
 
-    def __init__(self, z_dim: int = 512, c_dim: int = 0, w_dim: int = 512, img_resolution: int = 256,
-                 n_planes: int = 32, torgba_cond_on_pos_enc: str = "normalize_add_z",
-                 torgba_cond_on_pos_enc_embed_func: str = "modulated_lrelu", pos_enc_multires: int = 0,
-                 torgba_sep_background: bool = True, build_background_from_rgb: bool = True,
-                 build_background_from_rgb_ratio: float = 0.05, cond_on_pos_enc_only_alpha: bool = True,
-                 gen_alpha_largest_res: int = 256, background_alpha_full: bool = True,
-                 G_final_img_act: str = "tanh", depth2alpha_z_range: float = 1.0,  # noqa: N803 - GMPI's name
-                 depth2alpha_n_z_bins: int | None = 256, mapping_kwargs: dict | None = None,
-                 synthesis_kwargs: dict | None = None):
+    def __init__(
+        self,
+        z_dim: int = 512,
+        c_dim: int = 0,
+        w_dim: int = 512,
+        img_resolution: int = 256,
+        n_planes: int = 32,
+        torgba_cond_on_pos_enc: str = "normalize_add_z",
+        torgba_cond_on_pos_enc_embed_func: str = "modulated_lrelu",
+        pos_enc_multires: int = 0,
+        torgba_sep_background: bool = True,
+        build_background_from_rgb: bool = True,
+        build_background_from_rgb_ratio: float = 0.05,
+        cond_on_pos_enc_only_alpha: bool = True,
+        gen_alpha_largest_res: int = 256,
+        background_alpha_full: bool = True,
+        G_final_img_act: str = "tanh",
+        depth2alpha_z_range: float = 1.0,  # noqa: N803 - GMPI's name
+        depth2alpha_n_z_bins: int | None = 256,
+        mapping_kwargs: dict | None = None,
+        synthesis_kwargs: dict | None = None,
+    ):
         super().__init__()
         self.variant = variant_of(torgba_cond_on_pos_enc, torgba_cond_on_pos_enc_embed_func)
         if pos_enc_multires != 0:
-            raise NotImplementedError("pos_enc_multires > 0 (a NeRF embedding of z) is not used by any GMPI config")
+            raise NotImplementedError(
+                "pos_enc_multires > 0 (a NeRF embedding of z) is not used by any GMPI config"
+            )
         if self.variant in ("depth", "learnable") and not cond_on_pos_enc_only_alpha:
-            raise NotImplementedError("cond_on_pos_enc_only_alpha: False (one ToRGBA on conditioned features)")
+            raise NotImplementedError(
+                "cond_on_pos_enc_only_alpha: False (one ToRGBA on conditioned features)"
+            )
         if torgba_sep_background and not build_background_from_rgb:
             raise ValueError("torgba_sep_background needs build_background_from_rgb (GMPI raises too)")
         if G_final_img_act not in ("none", "sigmoid", "tanh"):
@@ -182,11 +201,13 @@ class GmpiGenerator(torch.nn.Module):
         self.n_z_bins = depth2alpha_n_z_bins
         synthesis_kwargs = dict(synthesis_kwargs or {})
         conv_clamp = synthesis_kwargs.get("conv_clamp")
-        self.synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution, img_channels=3,
-                                          **synthesis_kwargs)
+        self.synthesis = SynthesisNetwork(
+            w_dim=w_dim, img_resolution=img_resolution, img_channels=3, **synthesis_kwargs
+        )
         self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws,
-                                      **(mapping_kwargs or {}))
+        self.mapping = MappingNetwork(
+            z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **(mapping_kwargs or {})
+        )
         for res in self.synthesis.block_resolutions:
             block = getattr(self.synthesis, f"b{res}")
             ch = block.conv1.weight.shape[0]
@@ -198,39 +219,54 @@ class GmpiGenerator(torch.nn.Module):
                 if self.variant == "depth":
                     block.pos_enc_embed = ModulatedEmbed(1, ch, w_dim, conv_clamp=conv_clamp)
                 else:
-                    block.pos_enc_embed_learnable_param = torch.nn.Parameter(torch.rand(1, LEARNABLE_TOKENS, ch, 1, 1))
-                    block.register_buffer("pos_enc_embed_learnable_param_left_append", torch.zeros(1, 1, ch, 1, 1))
+                    block.pos_enc_embed_learnable_param = torch.nn.Parameter(
+                        torch.rand(1, LEARNABLE_TOKENS, ch, 1, 1)
+                    )
+                    block.register_buffer(
+                        "pos_enc_embed_learnable_param_left_append", torch.zeros(1, 1, ch, 1, 1)
+                    )
                 block.toalpha = ToRGBLayer(ch, 1, w_dim=w_dim, conv_clamp=conv_clamp)
 
     # -- the alpha branch ------------------------------------------------------------------------
-    def _plane_features(self, block, x: torch.Tensor, w_conv1: torch.Tensor, planes: PlaneInput,
-                        fused: bool) -> torch.Tensor:
+    def _plane_features(
+        self, block, x: torch.Tensor, w_conv1: torch.Tensor, planes: PlaneInput, fused: bool
+    ) -> torch.Tensor:
         """(B * N, C, H, W) conditioned features: normalised x + the plane's depth embedding or token."""
         bs, n = x.shape[0], planes.normalized_z.shape[0]
         if self.variant == "depth":
-            z = planes.normalized_z.to(x).reshape(1, n, 1, 1, 1).expand(bs, -1, -1, -1, -1).reshape(bs * n, 1, 1, 1)
+            z = (
+                planes.normalized_z.to(x)
+                .reshape(1, n, 1, 1, 1)
+                .expand(bs, -1, -1, -1, -1)
+                .reshape(bs * n, 1, 1, 1)
+            )
             embed = block.pos_enc_embed(z, w_conv1.repeat_interleave(n, 0), fused_modconv=fused)
         else:
             tokens = block.pos_enc_embed_learnable_param
             if planes.interpolation is not None:
-                padded = torch.cat([block.pos_enc_embed_learnable_param_left_append, tokens, tokens[:, -1:]], 1)
+                padded = torch.cat(
+                    [block.pos_enc_embed_learnable_param_left_append, tokens, tokens[:, -1:]], 1
+                )
                 wts = planes.interpolation.to(tokens).reshape(1, n, -1, 1, 1, 1)
                 tokens = (padded.unsqueeze(1) * wts).sum(2)
             elif tokens.shape[1] != n:
-                raise ValueError(f"learnable tokens were trained for {tokens.shape[1]} planes; pass interpolation "
-                                 f"weights for {n}")
+                raise ValueError(
+                    f"learnable tokens were trained for {tokens.shape[1]} planes; pass interpolation "
+                    f"weights for {n}"
+                )
             embed = tokens.expand(bs, -1, -1, -1, -1).reshape(bs * n, -1, 1, 1)
         cond = instance_normalize(x)
         cond = cond.unsqueeze(1).expand(-1, n, -1, -1, -1).reshape(bs * n, *x.shape[1:])
         return cond + embed
 
-    def synthesize(self, ws: torch.Tensor, planes: PlaneInput, noise_mode: str = "random",
-                   force_fp32: bool = True) -> torch.Tensor:
+    def synthesize(
+        self, ws: torch.Tensor, planes: PlaneInput, noise_mode: str = "random", force_fp32: bool = True
+    ) -> torch.Tensor:
         n = planes.normalized_z.shape[0]
         if self.variant == "vanilla" and n != self.n_planes:
             raise ValueError(f"the vanilla variant outputs exactly its {self.n_planes} planes, asked for {n}")
         x = rgb = background = extra = None
-        for res, block_ws in zip(self.synthesis.block_resolutions, self.synthesis.split_ws(ws)):
+        for res, block_ws in zip(self.synthesis.block_resolutions, self.synthesis.split_ws(ws), strict=False):
             block = getattr(self.synthesis, f"b{res}")
             x, rgb = block(x, rgb, block_ws, force_fp32=force_fp32, noise_mode=noise_mode)
             fused = not self.training and (x.dtype == torch.float32 or ws.shape[0] == 1)
@@ -241,7 +277,9 @@ class GmpiGenerator(torch.nn.Module):
             if extra is not None:
                 extra = upsample2d(extra, block.resample_filter)
             if self.sep_background:
-                bg_x = background_features(x, self.background_ratio, eps_in_ratio=self.variant in ("depth", "learnable"))
+                bg_x = background_features(
+                    x, self.background_ratio, eps_in_ratio=self.variant in ("depth", "learnable")
+                )
                 y = block.torgb(bg_x, w_rgb, fused_modconv=fused).float()
                 background = y if background is None else background.add_(y)
             if self.variant in ("vanilla", "depth2alpha"):
@@ -276,9 +314,16 @@ class GmpiGenerator(torch.nn.Module):
             return torch.sigmoid(img)
         return (img.clamp(-1.0, 1.0) + 1.0) / 2.0
 
-    def forward(self, z: torch.Tensor, planes: PlaneInput, truncation_psi: float = 1.0,
-                truncation_cutoff: int | None = None, noise_mode: str = "random", c: torch.Tensor | None = None,
-                force_fp32: bool = True) -> torch.Tensor:
+    def forward(
+        self,
+        z: torch.Tensor,
+        planes: PlaneInput,
+        truncation_psi: float = 1.0,
+        truncation_cutoff: int | None = None,
+        noise_mode: str = "random",
+        c: torch.Tensor | None = None,
+        force_fp32: bool = True,
+    ) -> torch.Tensor:
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
         return self.synthesize(ws, planes, noise_mode=noise_mode, force_fp32=force_fp32)
 
@@ -288,19 +333,35 @@ class GmpiGenerator(torch.nn.Module):
 
 
 # GMPI registers its plane layers before StyleGAN2's in each block (own tensors first, then children)
-_BLOCK_RANK = {"pos_enc_embed_learnable_param": 0, "pos_enc_embed_learnable_param_left_append": 0,
-               "resample_filter": 0, "const": 1, "pos_enc_embed": 2, "conv0": 3, "conv1": 4, "torgb": 5,
-               "toalpha": 6, "todepth": 6}
+_BLOCK_RANK = {
+    "pos_enc_embed_learnable_param": 0,
+    "pos_enc_embed_learnable_param_left_append": 0,
+    "resample_filter": 0,
+    "const": 1,
+    "pos_enc_embed": 2,
+    "conv0": 3,
+    "conv1": 4,
+    "torgb": 5,
+    "toalpha": 6,
+    "todepth": 6,
+}
 
 
 def gmpi_order(names: list[str]) -> list[str]:
-    """Sort state/parameter names into GMPI's registration order: synthesis blocks (plane layers first), mapping."""
+    """Sort state/parameter names into GMPI's registration order: blocks (plane layers first), mapping."""
+
     def key(item: tuple[int, str]) -> tuple:
         idx, name = item
         parts = name.split(".")
         if parts[0] == "synthesis" and len(parts) > 2 and parts[1].startswith("b"):
             own = len(parts) == 3
-            return (0, int(parts[1][1:]), 0 if own and parts[2] != "const" else 1, _BLOCK_RANK.get(parts[2], 9), idx)
+            return (
+                0,
+                int(parts[1][1:]),
+                0 if own and parts[2] != "const" else 1,
+                _BLOCK_RANK.get(parts[2], 9),
+                idx,
+            )
         return (1, 0, 0, 0, idx)
 
     return [n for _, n in sorted(enumerate(names), key=key)]

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from fk.cameras import gmpi as cams
 
 ALPHA_EPS = 1e-10  # GMPI's 1 - alpha + 1e-10 in the transmittance product
@@ -44,15 +43,24 @@ class MpiRender:
 
 def camera_rays(K: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """(H, W, 3) unit ray directions in the camera frame through fk pixel centres (x = j, y = i)."""
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=K.dtype, device=K.device),
-                            torch.arange(width, dtype=K.dtype, device=K.device), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(height, dtype=K.dtype, device=K.device),
+        torch.arange(width, dtype=K.dtype, device=K.device),
+        indexing="ij",
+    )
     pix = torch.stack([xs, ys, torch.ones_like(xs)], -1)
     d = pix @ torch.linalg.inv(K).T
     return d / d.norm(dim=-1, keepdim=True)
 
 
-def render_mpi(rgba: torch.Tensor, dhw: torch.Tensor, c2w: torch.Tensor, K: torch.Tensor,
-               size: tuple[int, int], align_corners: bool = True) -> MpiRender:
+def render_mpi(
+    rgba: torch.Tensor,
+    dhw: torch.Tensor,
+    c2w: torch.Tensor,
+    K: torch.Tensor,
+    size: tuple[int, int],
+    align_corners: bool = True,
+) -> MpiRender:
     """Render MPIs to cameras.
 
     Args:
@@ -101,18 +109,30 @@ def render_mpi(rgba: torch.Tensor, dhw: torch.Tensor, c2w: torch.Tensor, K: torc
     grid = torch.stack([u, vv], -1)  # (B, V, N, H, W, 2)
     # one grid_sample over (B*N) textures, the V views stacked along the output rows
     grid = grid.transpose(1, 2).reshape(b * n, v * h, w, 2)
-    sampled = F.grid_sample(rgba.reshape(b * n, 4, th, tw), grid, mode="bilinear", padding_mode="zeros",
-                            align_corners=align_corners)
+    sampled = F.grid_sample(
+        rgba.reshape(b * n, 4, th, tw),
+        grid,
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=align_corners,
+    )
     sampled = sampled.reshape(b, n, 4, v, h, w).permute(0, 3, 1, 2, 4, 5)  # (B, V, N, 4, H, W)
     t_pos = step * (1 / dz)[:, :, None]  # ray parameter t_i, (B, V, N, H, W)
     colour = sampled[:, :, :, :3]
-    alpha = torch.where(t_pos[:, :, :, None] > 0, sampled[:, :, :, 3:], torch.zeros((), dtype=dtype, device=device))
+    alpha = torch.where(
+        t_pos[:, :, :, None] > 0, sampled[:, :, :, 3:], torch.zeros((), dtype=dtype, device=device)
+    )
     depth = (step * ra[:, :, None])[:, :, :, None]  # z-depth t_i (d . a), (B, V, N, 1, H, W)
 
-    trans = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :, :1]), 1 - alpha + ALPHA_EPS], 2), 2)[:, :, :-1]
+    trans = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :, :1]), 1 - alpha + ALPHA_EPS], 2), 2)[
+        :, :, :-1
+    ]
     weights = alpha * trans
-    return MpiRender(rgb=torch.einsum("bvnihw,bvnchw->bvchw", weights, colour),
-                     depth=(weights * depth).sum(2), alpha=weights.sum(2))
+    return MpiRender(
+        rgb=torch.einsum("bvnihw,bvnchw->bvchw", weights, colour),
+        depth=(weights * depth).sum(2),
+        alpha=weights.sum(2),
+    )
 
 
 def texel_xyz(dhw: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -142,8 +162,13 @@ def _frustum_bounds_on_plane(c2w: np.ndarray, fov_deg: float, plane_z: float) ->
 MAX_PLANE_BOUND = 5.0  # GMPI's assertion (PR #13): larger planes mean the camera range is too wide for an MPI
 
 
-def plane_dhw(setup: cams.CameraSetup, n_planes: int, method: str = "inverse", confined: bool = True,
-              plane_zs: np.ndarray | None = None) -> np.ndarray:
+def plane_dhw(
+    setup: cams.CameraSetup,
+    n_planes: int,
+    method: str = "inverse",
+    confined: bool = True,
+    plane_zs: np.ndarray | None = None,
+) -> np.ndarray:
     """(N, 3) float32 plane table (z, height, width) as GMPI's ``compute_mpi_spatial_volume``.
 
     The last plane covers the union of the frusta of a 100 x 100 grid of (yaw, pitch) within
@@ -151,8 +176,11 @@ def plane_dhw(setup: cams.CameraSetup, n_planes: int, method: str = "inverse", c
     the others share the frontal frustum's footprint on the last plane (``confined``) or scale
     it by z_i / z_last. Raises ValueError where a bound exceeds 5 world units (GMPI asserts).
     """
-    zs = cams.sample_plane_depths(setup.ray_start, setup.ray_end, n_planes, method) if plane_zs is None \
+    zs = (
+        cams.sample_plane_depths(setup.ray_start, setup.ray_end, n_planes, method)
+        if plane_zs is None
         else np.asarray(plane_zs, dtype=np.float32)
+    )
     zs = np.clip(zs, setup.ray_start, setup.ray_end)
     k = setup.n_truncated_stds
     yaws = np.linspace(setup.h_mean - k * setup.h_stddev, setup.h_mean + k * setup.h_stddev, 100)
@@ -167,8 +195,10 @@ def plane_dhw(setup: cams.CameraSetup, n_planes: int, method: str = "inverse", c
     confined_h, confined_w = 2 * max(abs(mid[2]), abs(mid[3])), 2 * max(abs(mid[0]), abs(mid[1]))
     union = np.array([bounds[:, 0].min(), bounds[:, 1].max(), bounds[:, 2].min(), bounds[:, 3].max()])
     if np.abs(union).max() > MAX_PLANE_BOUND:
-        raise ValueError(f"an MPI plane would reach {np.abs(union).max():.2f} world units (> {MAX_PLANE_BOUND}): "
-                         "the camera range is too wide for an MPI; reduce the yaw/pitch spread")
+        raise ValueError(
+            f"an MPI plane would reach {np.abs(union).max():.2f} world units (> {MAX_PLANE_BOUND}): "
+            "the camera range is too wide for an MPI; reduce the yaw/pitch spread"
+        )
     last_h = 2 * max(abs(union[2]), abs(union[3])) * setup.spatial_enlarge_factor
     last_w = 2 * max(abs(union[0]), abs(union[1])) * setup.spatial_enlarge_factor
     rows = []
@@ -189,7 +219,9 @@ def normalized_plane_z(zs, near: float, far: float, xyz_range: str = "01") -> np
     return nz
 
 
-def depth_to_alpha(plane_z: torch.Tensor, depth: torch.Tensor, z_range: float = 1.0, n_bins: int = 256) -> torch.Tensor:
+def depth_to_alpha(
+    plane_z: torch.Tensor, depth: torch.Tensor, z_range: float = 1.0, n_bins: int = 256
+) -> torch.Tensor:
     """GMPI's depth-to-alpha (variant 4, ``networks_vanilla_depth2alpha.py``): a steep soft step.
 
     Args:

@@ -22,22 +22,24 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from fk.cameras import deep3d
 from fk.cameras import gmpi as cams
 from fk.errors import InputError
 from fk.io import as_rgb
 from fk.types import Reconstruction
+
 from fk_gmpi import media
 from fk_gmpi.mpi import depth_to_alpha, sample_planes_frustum
 from fk_gmpi.views import render_views, trajectory
 
-DEMO_NOTE = ("Demo without StyleGAN2 weights: an MPI built from the photo (colour) and fk's face fit (depth, "
-             "alpha by GMPI's depth-to-alpha step), rendered by GMPI's MPI renderer. Not a GMPI generation.")
+DEMO_NOTE = (
+    "Demo without StyleGAN2 weights: an MPI built from the photo (colour) and fk's face fit (depth, "
+    "alpha by GMPI's depth-to-alpha step), rendered by GMPI's MPI renderer. Not a GMPI generation."
+)
 
 
 def crop_from_source(photo: np.ndarray, crop_from_src: np.ndarray, base: int, size: int) -> np.ndarray:
-    """Resample the source photo into a ``size``² crop equal to the ``base``² crop scaled (pixel centres kept)."""
+    """Resample the source photo into a ``size``² crop = the ``base``² crop scaled (centres kept)."""
     s = size / base
     scale = np.array([[s, 0.0, 0.5 * s - 0.5], [0.0, s, 0.5 * s - 0.5], [0.0, 0.0, 1.0]])
     src_from_out = np.linalg.inv(scale @ np.asarray(crop_from_src, dtype=np.float64))
@@ -47,12 +49,15 @@ def crop_from_source(photo: np.ndarray, crop_from_src: np.ndarray, base: int, si
     h, w = photo.shape[:2]
     grid = torch.from_numpy(np.stack([(2 * pts[:, 0] + 1) / w - 1, (2 * pts[:, 1] + 1) / h - 1], -1))
     img = torch.from_numpy(photo.astype(np.float64) / 255.0).permute(2, 0, 1)[None]
-    out = F.grid_sample(img, grid.reshape(1, size, size, 2), mode="bilinear", padding_mode="border",
-                        align_corners=False)
+    out = F.grid_sample(
+        img, grid.reshape(1, size, size, 2), mode="bilinear", padding_mode="border", align_corners=False
+    )
     return out[0].permute(1, 2, 0).numpy()
 
 
-def face_depth(recon: Reconstruction, size: int, renderer: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def face_depth(
+    recon: Reconstruction, size: int, renderer: str = "auto"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render the fitted mesh's camera z in the ``size``² crop: (depth in GMPI units (H, W), mask, K)."""
     from fk.render.mesh import render_mesh
 
@@ -61,14 +66,28 @@ def face_depth(recon: Reconstruction, size: int, renderer: str = "auto") -> tupl
     K[:2, :2] *= s
     K[:2, 2] = (K[:2, 2] + 0.5) * s - 0.5
     verts = deep3d.opencv_from_deep3d_camera(deep3d.to_camera(np.asarray(recon.vertices, dtype=np.float64)))
-    out = render_mesh(torch.from_numpy(verts)[None].float(), recon.triangles, torch.from_numpy(K)[None].float(),
-                      (size, size), backend=renderer)
+    out = render_mesh(
+        torch.from_numpy(verts)[None].float(),
+        recon.triangles,
+        torch.from_numpy(K)[None].float(),
+        (size, size),
+        backend=renderer,
+    )
     depth = out.depth[0].double().numpy() / deep3d.CAMERA_DISTANCE
     return depth, out.mask[0].numpy(), K
 
 
-def mpi_from_photo(image: np.ndarray, depth: np.ndarray, mask: np.ndarray, K: np.ndarray, n_planes: int = 32,
-                   pad: int = 64, background_gap: float = 0.03, n_bins: int = 256, smooth: float = 2.0):
+def mpi_from_photo(
+    image: np.ndarray,
+    depth: np.ndarray,
+    mask: np.ndarray,
+    K: np.ndarray,
+    n_planes: int = 32,
+    pad: int = 64,
+    background_gap: float = 0.03,
+    n_bins: int = 256,
+    smooth: float = 2.0,
+):
     """Colour (H, W, 3) in [0, 1] + face depth -> (rgba (N, 4, H + 2 pad, W + 2 pad), dhw (N, 3), near, far).
 
     Background pixels (outside ``mask``) go to the far plane ``background_gap`` behind the farthest face
@@ -99,8 +118,15 @@ def mpi_from_photo(image: np.ndarray, depth: np.ndarray, mask: np.ndarray, K: np
 class PhotoMpi:
     """Runner of ``export:gmpi-photo-mpi``."""
 
-    def __init__(self, planes: int = 32, size: int = 256, frames: int = 30, trajectory: str = "sphere",
-                 fps: int = 15, renderer: str = "auto"):
+    def __init__(
+        self,
+        planes: int = 32,
+        size: int = 256,
+        frames: int = 30,
+        trajectory: str = "sphere",
+        fps: int = 15,
+        renderer: str = "auto",
+    ):
         self.planes, self.size, self.frames, self.kind, self.fps = planes, size, frames, trajectory, fps
         self.renderer = renderer or "auto"
 
@@ -121,7 +147,7 @@ class PhotoMpi:
         files: dict[str, Any] = {"key": key, "near": near, "far": far, "planes": self.planes}
         frames = [media.to_uint8(f) for f in rgb]
         depth_frames = [media.depth_picture(d, near, far) for d in dep]
-        for i, (f, d) in enumerate(zip(frames, depth_frames)):
+        for i, (f, d) in enumerate(zip(frames, depth_frames, strict=False)):
             ctx.save_image(f"{key}/frames/{i:03d}.png", f)
             ctx.save_image(f"{key}/depth/{i:03d}.png", d)
         video = media.write_video(ctx.path(f"{key}/video"), frames, self.fps)
@@ -137,12 +163,18 @@ class PhotoMpi:
         ctx.save_image(f"{key}/input_depth.png", media.depth_picture(np.where(mask, depth, far), near, far))
         np.save(ctx.path(f"{key}/mpi_dhw.npy"), dhw.numpy())
         rel = lambda p: Path(os.path.relpath(p, ctx.run_dir)).as_posix()  # noqa: E731
-        files.update({"video": rel(video), "depth_video": rel(depth_video),
-                      "input": rel(ctx.path(f"{key}/input_crop.png")), "input_depth": rel(ctx.path(f"{key}/input_depth.png")),
-                      "planes_alpha": rel(ctx.path(f"{key}/planes_alpha.png")),
-                      "planes_rgba": rel(ctx.path(f"{key}/planes_rgba.png")),
-                      "frame0": rel(ctx.path(f"{key}/frames/000.png")),
-                      "coverage_min": float(acc.min())})
+        files.update(
+            {
+                "video": rel(video),
+                "depth_video": rel(depth_video),
+                "input": rel(ctx.path(f"{key}/input_crop.png")),
+                "input_depth": rel(ctx.path(f"{key}/input_depth.png")),
+                "planes_alpha": rel(ctx.path(f"{key}/planes_alpha.png")),
+                "planes_rgba": rel(ctx.path(f"{key}/planes_rgba.png")),
+                "frame0": rel(ctx.path(f"{key}/frames/000.png")),
+                "coverage_min": float(acc.min()),
+            }
+        )
         return {"files": files}
 
 
@@ -163,13 +195,18 @@ class PhotoPage:
         for key, f in sorted((inputs.get("files") or {}).items()):
             if not f:
                 continue
-            sections.append({
-                "title": key,
-                "text": f"{f['planes']} planes from z = {f['near']:.3f} to {f['far']:.3f} (GMPI units; "
-                        f"camera sphere radius 1); lowest coverage of a pixel {f['coverage_min']:.3f}",
-                "videos": [("novel views", rel(f["video"])), ("expected depth", rel(f["depth_video"]))],
-                "images": [("input crop", rel(f["input"])), ("fitted depth", rel(f["input_depth"])),
-                           ("plane alphas (plane 0 = nearest)", rel(f["planes_alpha"]))],
-            })
+            sections.append(
+                {
+                    "title": key,
+                    "text": f"{f['planes']} planes from z = {f['near']:.3f} to {f['far']:.3f} (GMPI units; "
+                    f"camera sphere radius 1); lowest coverage of a pixel {f['coverage_min']:.3f}",
+                    "videos": [("novel views", rel(f["video"])), ("expected depth", rel(f["depth_video"]))],
+                    "images": [
+                        ("input crop", rel(f["input"])),
+                        ("fitted depth", rel(f["input_depth"])),
+                        ("plane alphas (plane 0 = nearest)", rel(f["planes_alpha"])),
+                    ],
+                }
+            )
         media.write_page(page, self.title, DEMO_NOTE, sections)
         return {"page": Path(os.path.relpath(page, ctx.run_dir)).as_posix()}

@@ -30,20 +30,32 @@ def pickle_asset(dataset: str) -> str:
 @hookimpl
 def fk_export():
     yield Component(
-        stage="export", name="gmpi-photo-mpi",
+        stage="export",
+        name="gmpi-photo-mpi",
         summary="MPI from a photo and fk's face fit (depth -> per-plane alpha), rendered to novel views by GMPI's "
-                "MPI renderer: frames, depth, planes, video (no StyleGAN2 weights needed)",
+        "MPI renderer: frames, depth, planes, video (no StyleGAN2 weights needed)",
         factory="fk_gmpi.photo:PhotoMpi",
-        params=(Param("planes", "int", 32, "MPI planes"), Param("size", "int", 256, "texture and view side"),
-                Param("frames", "int", 30, "views along the trajectory"),
-                Param("trajectory", "str", "sphere", "camera path", choices=("sphere", "yaw", "pitch")),
-                Param("fps", "int", 15, "video frame rate"),
-                Param("renderer", "str", "auto", "rasteriser for the fitted depth", choices=("auto", "cpu", "nvdiffrast"))),
+        params=(
+            Param("planes", "int", 32, "MPI planes"),
+            Param("size", "int", 256, "texture and view side"),
+            Param("frames", "int", 30, "views along the trajectory"),
+            Param("trajectory", "str", "sphere", "camera path", choices=("sphere", "yaw", "pitch")),
+            Param("fps", "int", 15, "video frame rate"),
+            Param(
+                "renderer",
+                "str",
+                "auto",
+                "rasteriser for the fitted depth",
+                choices=("auto", "cpu", "nvdiffrast"),
+            ),
+        ),
         inputs=(Port("recon", "recon", "fit:deep3d's reconstruction"), Port("image", "image", "the photo")),
         outputs=(Port("files", "json", "written files, relative to the run folder"),),
     )
     yield Component(
-        stage="export", name="gmpi-page", scope="run",
+        stage="export",
+        name="gmpi-page",
+        scope="run",
         summary="A static index.html with each photo MPI's novel-view video, depth video and planes",
         factory="fk_gmpi.photo:PhotoPage",
         params=(Param("title", "str", "fk gmpi: MPI from a photo", "page title"),),
@@ -56,10 +68,11 @@ def fk_export():
 def fk_assets():
     for dataset, name in STYLEGAN2_PICKLES.items():
         yield Asset(
-            name=pickle_asset(dataset), path=pickle_asset(dataset),
+            name=pickle_asset(dataset),
+            path=pickle_asset(dataset),
             summary=f"StyleGAN2-ADA pickle GMPI fine-tunes for {dataset} (read without running its code)",
             instructions=f"download {_NVIDIA}/{name} (NVIDIA Source Code License-NC) and put it here; "
-                         f"`fk gmpi generate --ckpt {dataset}` then uses it",
+            f"`fk gmpi generate --ckpt {dataset}` then uses it",
         )
 
 

@@ -41,17 +41,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from fk import atomic
 from fk.engine.context import ItemContext
 from fk.errors import FkError, InputError
 from fk.types import Face
 
 MTCNN_ORDER = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
-DLIB_FALLBACK_NOTE = ("detect:mtcnn is not installed: 5 points from detect:dlib's 68 landmarks (eye centres, nose "
-                      "tip, mouth corners), not MTCNN's; files keep GMPI's format")
-FIT_FALLBACK_NOTE = ("deep3d/epoch_20.pth is missing: coefficients from fk's fit:deep3d (analysis-by-synthesis), "
-                     "not Deep3D's R-Net; angle/trans are comparable, the numbers are not GMPI's")
+DLIB_FALLBACK_NOTE = (
+    "detect:mtcnn is not installed: 5 points from detect:dlib's 68 landmarks (eye centres, nose "
+    "tip, mouth corners), not MTCNN's; files keep GMPI's format"
+)
+FIT_FALLBACK_NOTE = (
+    "deep3d/epoch_20.pth is missing: coefficients from fk's fit:deep3d (analysis-by-synthesis), "
+    "not Deep3D's R-Net; angle/trans are comparable, the numbers are not GMPI's"
+)
 
 
 def zip_image_names(path: Path) -> list[str]:
@@ -63,7 +66,9 @@ def zip_image_names(path: Path) -> list[str]:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
     except (OSError, zipfile.BadZipFile) as exc:
-        raise InputError(f"{path}: not a readable zip ({exc})", hint="pass a StyleGAN2 dataset_tool zip") from exc
+        raise InputError(
+            f"{path}: not a readable zip ({exc})", hint="pass a StyleGAN2 dataset_tool zip"
+        ) from exc
     return sorted(n for n in names if os.path.splitext(n)[1].lower() in Image.EXTENSION)
 
 
@@ -75,7 +80,7 @@ def read_zip_image(zf: zipfile.ZipFile, name: str) -> np.ndarray:
 
 
 def five_from_68(lm: np.ndarray) -> np.ndarray:
-    """Deep3D's / MTCNN's 5 points from iBUG 68 (0-based): eye centres (36+39, 42+45)/2, nose 30, mouth 48, 54."""
+    """Deep3D's / MTCNN's 5 points from iBUG 68 (0-based): eye centres, nose 30, mouth 48, 54."""
     lm = np.asarray(lm, dtype=np.float64)
     return np.stack([(lm[36] + lm[39]) / 2, (lm[42] + lm[45]) / 2, lm[30], lm[48], lm[54]])
 
@@ -151,8 +156,9 @@ class Components:
     notes: list[str] = field(default_factory=list)
 
 
-def load_components(device: str = "cpu", fit_iterations: int = 40, checkpoint: str | None = None,
-                    detector: str = "auto") -> Components:
+def load_components(
+    device: str = "cpu", fit_iterations: int = 40, checkpoint: str | None = None, detector: str = "auto"
+) -> Components:
     from fk.assets import asset_path
     from fk.plugins import get_plugin_manager
 
@@ -187,8 +193,14 @@ def load_components(device: str = "cpu", fit_iterations: int = 40, checkpoint: s
 
 def _ctx(out: Path, step_dir: Path, key: str, source: Path | None = None) -> ItemContext:
     step_dir.mkdir(parents=True, exist_ok=True)
-    return ItemContext(key=key, source=source, step_id="gmpi-prepare", run_dir=out, step_dir=step_dir,
-                       options={"device": "cpu"})
+    return ItemContext(
+        key=key,
+        source=source,
+        step_id="gmpi-prepare",
+        run_dir=out,
+        step_dir=step_dir,
+        options={"device": "cpu"},
+    )
 
 
 def detect_five(comps: Components, image: np.ndarray, out: Path, key: str) -> np.ndarray | None:
@@ -239,8 +251,9 @@ def read_fail_list(path: Path) -> set[str]:
     return {line.strip() for line in path.read_text().splitlines()} if path.exists() else set()
 
 
-def coefficient_pass(out: Path, comps: Components, items: list[tuple[str, str, Any]],
-                     coeff_root: Path) -> list[dict[str, str]]:
+def coefficient_pass(
+    out: Path, comps: Components, items: list[tuple[str, str, Any]], coeff_root: Path
+) -> list[dict[str, str]]:
     """Stage 2: one Deep3D .mat per image not in fail_list; returns failures [{item, error}]."""
     failed = read_fail_list(out / "detections" / "fail_list.txt")
     todo = [it for it in items if it[0] not in failed]
@@ -270,8 +283,10 @@ def write_coefficients(out: Path, comps: Components, stem: str, image: np.ndarra
         try:
             faces = comps.crop_landmarks({"image": crop.image}, ctx)["faces"]
         except FkError as exc:
-            raise InputError(f"{stem}: detect:dlib finds no 68 landmarks on the Deep3D crop for the fallback fit",
-                             hint="install deep3d/epoch_20.pth for R-Net (fk doctor)") from exc
+            raise InputError(
+                f"{stem}: detect:dlib finds no 68 landmarks on the Deep3D crop for the fallback fit",
+                hint="install deep3d/epoch_20.pth for R-Net (fk doctor)",
+            ) from exc
         crop = replace(crop, landmarks=np.asarray(faces[0].landmarks, dtype=np.float64))
     recon = comps.coeffs({"crop": crop}, ctx)["recon"]
     sub = Path(stem).parent
@@ -297,9 +312,17 @@ def prepare_ffhq(zip_path: Path, out: Path, comps: Components, skip_coeffs: bool
         stage = LandmarkPass(out, comps)
         stage.run(items)
         problems = [] if skip_coeffs else coefficient_pass(out, comps, items, out)
-    info = {"dataset": "FFHQ", "source": str(zip_path), "images": len(names), "no_face": stage.failed,
-            "detector": comps.detector_ref, "coefficients": None if skip_coeffs else comps.coeffs_ref,
-            "coefficient_failures": problems, "notes": comps.notes, "seconds": round(time.time() - t0, 1)}
+    info = {
+        "dataset": "FFHQ",
+        "source": str(zip_path),
+        "images": len(names),
+        "no_face": stage.failed,
+        "detector": comps.detector_ref,
+        "coefficients": None if skip_coeffs else comps.coeffs_ref,
+        "coefficient_failures": problems,
+        "notes": comps.notes,
+        "seconds": round(time.time() - t0, 1),
+    }
     write_provenance(out, info)
     shutil.rmtree(out / ".fk" / "scratch", ignore_errors=True)
     return info
@@ -319,8 +342,9 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def prepare_metfaces(data_dir: Path, out: Path, comps: Components, xflip: bool = False,
-                     skip_coeffs: bool = False) -> dict[str, Any]:
+def prepare_metfaces(
+    data_dir: Path, out: Path, comps: Components, xflip: bool = False, skip_coeffs: bool = False
+) -> dict[str, Any]:
     """``fk gmpi prepare-metfaces``: optional mirrors, then detections/ and epoch_20_000000/.
 
     With ``xflip`` the images and their ``<name>_xflip.png`` mirrors are gathered in
@@ -362,10 +386,19 @@ def prepare_metfaces(data_dir: Path, out: Path, comps: Components, xflip: bool =
     stage = LandmarkPass(out, comps)
     stage.run(items)
     problems = [] if skip_coeffs else coefficient_pass(out, comps, items, out)
-    info = {"dataset": "MetFaces", "source": str(data_dir), "images_folder": str(folder), "images": len(paths),
-            "xflip": xflip, "no_face": stage.failed, "detector": comps.detector_ref,
-            "coefficients": None if skip_coeffs else comps.coeffs_ref, "coefficient_failures": problems,
-            "notes": comps.notes, "seconds": round(time.time() - t0, 1)}
+    info = {
+        "dataset": "MetFaces",
+        "source": str(data_dir),
+        "images_folder": str(folder),
+        "images": len(paths),
+        "xflip": xflip,
+        "no_face": stage.failed,
+        "detector": comps.detector_ref,
+        "coefficients": None if skip_coeffs else comps.coeffs_ref,
+        "coefficient_failures": problems,
+        "notes": comps.notes,
+        "seconds": round(time.time() - t0, 1),
+    }
     write_provenance(out, info)
     shutil.rmtree(out / ".fk" / "scratch", ignore_errors=True)
     return info

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
 from fk.cameras import gmpi as cams
 
 TRAJECTORIES = ("yaw", "pitch", "sphere")
 
 
-def trajectory(kind: str, frames: int, setup: cams.CameraSetup, yaw_range: float = 0.5,
-               pitch_range: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+def trajectory(
+    kind: str, frames: int, setup: cams.CameraSetup, yaw_range: float = 0.5, pitch_range: float = 0.3
+) -> tuple[np.ndarray, np.ndarray]:
     """(yaws, pitches), each (frames,), radians about the setup's mean pose.
 
     ``yaw``: GMPI's ``render_video.py`` horizontal sweep, yaw from +0.5 to -0.5 (pitch at the mean);
@@ -30,9 +30,10 @@ def trajectory(kind: str, frames: int, setup: cams.CameraSetup, yaw_range: float
     raise ValueError(f"unknown trajectory {kind!r}: one of {', '.join(TRAJECTORIES)}")
 
 
-def render_views(rgba: torch.Tensor, dhw: torch.Tensor, c2w: np.ndarray, K: np.ndarray, size: int,
-                 chunk: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One MPI (N, 4, H, W) to every camera in ``c2w`` (V, 4, 4): (rgb (V, S, S, 3), depth (V, S, S), alpha)."""
+def render_views(
+    rgba: torch.Tensor, dhw: torch.Tensor, c2w: np.ndarray, K: np.ndarray, size: int, chunk: int = 8
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One MPI (N, 4, H, W) to every camera in ``c2w`` (V, 4, 4): (rgb (V, S, S, 3), depth, alpha)."""
     from fk_gmpi.mpi import render_mpi
 
     rgbs, depths, alphas = [], [], []
@@ -40,7 +41,7 @@ def render_views(rgba: torch.Tensor, dhw: torch.Tensor, c2w: np.ndarray, K: np.n
     k = torch.as_tensor(K, dtype=rgba.dtype, device=rgba.device)
     with torch.no_grad():
         for start in range(0, cam.shape[0], chunk):
-            out = render_mpi(rgba[None], dhw, cam[None, start:start + chunk], k, (size, size))
+            out = render_mpi(rgba[None], dhw, cam[None, start : start + chunk], k, (size, size))
             rgbs.append(out.rgb[0].permute(0, 2, 3, 1).cpu().numpy())
             depths.append(out.depth[0, :, 0].cpu().numpy())
             alphas.append(out.alpha[0, :, 0].cpu().numpy())

@@ -1,4 +1,4 @@
-"""GMPI's cameras: the MPI world, sphere sampling, trajectories and poses from Deep3D / EG3D (gmpi.md §1.3-1.4).
+"""GMPI's cameras: the MPI world, sphere sampling, trajectories and Deep3D/EG3D poses (gmpi.md §1.3-1.4).
 
 Convention (numpy, float64, vectorised over a leading batch):
 - GMPI world ("MPI world"): +x right, +y **down**, +z forward; the MPI centre (sphere centre)
@@ -68,7 +68,9 @@ def camera_setup(dataset: str) -> CameraSetup:
     for name, setup in CAMERA_SETUPS.items():
         if name.lower() == key.lower():
             return setup
-    raise ValueError(f"unknown GMPI dataset {dataset!r}: one of FFHQ256, FFHQ512, FFHQ1024, MetFaces, AFHQCat")
+    raise ValueError(
+        f"unknown GMPI dataset {dataset!r}: one of FFHQ256, FFHQ512, FFHQ1024, MetFaces, AFHQCat"
+    )
 
 
 def focal_from_fov(fov_deg: float, width: int) -> float:
@@ -77,7 +79,7 @@ def focal_from_fov(fov_deg: float, width: int) -> float:
 
 
 def intrinsics(fov_deg: float, height: int, width: int) -> np.ndarray:
-    """(3, 3) K in fk's pixels (centres at integers): GMPI's K = [[f, 0, W/2], [0, f, H/2]] shifted by -0.5."""
+    """(3, 3) K in fk's pixels (centres at integers): GMPI's [[f, 0, W/2], [0, f, H/2]] minus 0.5."""
     f = focal_from_fov(fov_deg, width)
     return np.array([[f, 0.0, width / 2.0 - 0.5], [0.0, f, height / 2.0 - 0.5], [0.0, 0.0, 1.0]])
 
@@ -109,7 +111,9 @@ def sample_plane_depths(near: float, far: float, n: int, method: str = "inverse"
     elif method == "inverse":
         z = (1.0 / np.linspace(1.0 / far, 1.0 / near, n))[::-1]
     else:
-        raise ValueError(f"unknown plane placement {method!r}: inverse, uniform, log-uniform, sqrt or squared")
+        raise ValueError(
+            f"unknown plane placement {method!r}: inverse, uniform, log-uniform, sqrt or squared"
+        )
     return np.asarray(z, dtype=np.float32)
 
 
@@ -170,9 +174,14 @@ def sample_camera_positions_sphere(
         yaws = np.asarray(given_yaws, dtype=np.float64).reshape(-1, 1)
         pitches = np.asarray(given_pitches, dtype=np.float64).reshape(-1, 1)
         n = yaws.shape[0]
-    pos = np.concatenate([r * np.abs(np.cos(pitches)) * np.cos(yaws),
-                          r * np.abs(np.cos(pitches)) * np.sin(yaws),
-                          r * np.sin(pitches)], axis=1)
+    pos = np.concatenate(
+        [
+            r * np.abs(np.cos(pitches)) * np.cos(yaws),
+            r * np.abs(np.cos(pitches)) * np.sin(yaws),
+            r * np.sin(pitches),
+        ],
+        axis=1,
+    )
     return pos, pitches, yaws
 
 
@@ -227,8 +236,20 @@ def gen_sphere_path(
     if sphere_r is None:
         sphere_r = float(np.linalg.norm(centre))
     pos, pitches, yaws = sample_camera_positions_sphere(
-        n_cams, sphere_r, yaw_mean, yaw_std, pitch_mean, pitch_std, given_yaws, given_pitches,
-        flag_rnd, flag_det_horizontal, sample_method, n_truncated_stds, rng)
+        n_cams,
+        sphere_r,
+        yaw_mean,
+        yaw_std,
+        pitch_mean,
+        pitch_std,
+        given_yaws,
+        given_pitches,
+        flag_rnd,
+        flag_det_horizontal,
+        sample_method,
+        n_truncated_stds,
+        rng,
+    )
     cam2sphere = create_cam2sphere_sys_matrix(_unit(-pos), pos)
     return sphere2world_matrix(centre) @ cam2sphere, yaws, pitches
 
@@ -237,8 +258,9 @@ def c2w_from_yaw_pitch(yaws, pitches, setup: CameraSetup) -> np.ndarray:
     """(n,) yaws and pitches (rad) -> (n, 4, 4) look-at c2w on the setup's sphere."""
     y = np.atleast_1d(np.asarray(yaws, dtype=np.float64))
     p = np.broadcast_to(np.atleast_1d(np.asarray(pitches, dtype=np.float64)), y.shape)
-    c2w, _, _ = gen_sphere_path(len(y), (0.0, 0.0, setup.sphere_center_z), setup.sphere_r,
-                                given_yaws=y, given_pitches=p)
+    c2w, _, _ = gen_sphere_path(
+        len(y), (0.0, 0.0, setup.sphere_center_z), setup.sphere_r, given_yaws=y, given_pitches=p
+    )
     return c2w
 
 
@@ -274,8 +296,9 @@ def _snap_to_sphere(w2c: np.ndarray, sphere_center_z: float, sphere_r: float) ->
     return out
 
 
-def w2c_from_deep3d_pose(angles, trans, sphere_center_z: float = 1.0, sphere_r: float = 1.0,
-                         normalize_trans: bool = False) -> np.ndarray:
+def w2c_from_deep3d_pose(
+    angles, trans, sphere_center_z: float = 1.0, sphere_r: float = 1.0, normalize_trans: bool = False
+) -> np.ndarray:
     """GMPI's ``compute_w2c_mat_from_estimated_pose_ffhq``: Deep3D ``angle``/``trans`` -> (n, 4, 4) w2c.
 
     Args:
@@ -298,8 +321,9 @@ def w2c_from_deep3d_pose(angles, trans, sphere_center_z: float = 1.0, sphere_r: 
 compute_w2c_mat_from_estimated_pose_ffhq = w2c_from_deep3d_pose
 
 
-def w2c_from_eg3d_cam2world(cam2world, sphere_center_z: float = 2.7, sphere_r: float = 2.7,
-                            normalize_trans: bool = False) -> np.ndarray:
+def w2c_from_eg3d_cam2world(
+    cam2world, sphere_center_z: float = 2.7, sphere_r: float = 2.7, normalize_trans: bool = False
+) -> np.ndarray:
     """GMPI's ``compute_w2c_mat_from_estimated_pose_afhq``: EG3D OpenCV cam2world (n, 4, 4) -> GMPI w2c."""
     c2w = np.asarray(cam2world, dtype=np.float64)
     check_shape(c2w, "n 4 4", name="cam2world")
@@ -322,8 +346,10 @@ def read_eg3d_dataset_json(path) -> dict[str, np.ndarray]:
         labels = json.loads(p.read_text())["labels"]
         return {str(name): np.asarray(lab, dtype=np.float64).reshape(25) for name, lab in labels}
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"{p}: not an EG3D dataset.json ({exc})",
-                         hint='expected {"labels": [[file name, 25 floats], ...]}') from exc
+        raise InputError(
+            f"{p}: not an EG3D dataset.json ({exc})",
+            hint='expected {"labels": [[file name, 25 floats], ...]}',
+        ) from exc
 
 
 def afhq_w2c_from_dataset_json(path, normalize_trans: bool = True) -> dict[str, np.ndarray]:
@@ -335,4 +361,4 @@ def afhq_w2c_from_dataset_json(path, normalize_trans: bool = True) -> dict[str, 
     c2w, _ = decode_label(np.stack([labels[n] for n in names]))
     s = CAMERA_SETUPS["AFHQCat"]
     w2c = w2c_from_eg3d_cam2world(c2w, s.sphere_center_z, s.sphere_r, normalize_trans)
-    return dict(zip(names, w2c))
+    return dict(zip(names, w2c, strict=False))
