@@ -38,10 +38,16 @@ DEMO_NOTE = (
 )
 
 
-def crop_from_source(photo: np.ndarray, crop_from_src: np.ndarray, base: int, size: int) -> np.ndarray:
-    """Resample the source photo into a ``size``² crop = the ``base``² crop scaled (centres kept)."""
+def crop_from_source(
+    photo: np.ndarray, crop_from_src: np.ndarray, base: int, size: int, pad: int = 0
+) -> np.ndarray:
+    """Resample the photo into the ``base``² crop scaled to ``size``² (centres kept), ``pad`` more pixels a side.
+
+    The margin comes from the photo itself (its border pixels repeat only beyond the photo's edge).
+    """
     s = size / base
-    scale = np.array([[s, 0.0, 0.5 * s - 0.5], [0.0, s, 0.5 * s - 0.5], [0.0, 0.0, 1.0]])
+    scale = np.array([[s, 0.0, 0.5 * s - 0.5 + pad], [0.0, s, 0.5 * s - 0.5 + pad], [0.0, 0.0, 1.0]])
+    size = size + 2 * pad
     src_from_out = np.linalg.inv(scale @ np.asarray(crop_from_src, dtype=np.float64))
     ys, xs = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
     pts = np.stack([xs, ys, np.ones_like(xs)], -1).reshape(-1, 3) @ src_from_out.T
@@ -55,16 +61,23 @@ def crop_from_source(photo: np.ndarray, crop_from_src: np.ndarray, base: int, si
     return out[0].permute(1, 2, 0).numpy()
 
 
-def face_depth(
-    recon: Reconstruction, size: int, renderer: str = "auto"
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Render the fitted mesh's camera z in the ``size``² crop: (depth in GMPI units (H, W), mask, K)."""
-    from fk.render.mesh import render_mesh
-
+def crop_intrinsics(size: int, pad: int = 0) -> np.ndarray:
+    """Deep3D's render camera for the crop scaled to ``size``² and padded by ``pad`` pixels a side."""
     s = size / deep3d.IMAGE_SIZE
     K = deep3d.K_RENDER.copy()
     K[:2, :2] *= s
-    K[:2, 2] = (K[:2, 2] + 0.5) * s - 0.5
+    K[:2, 2] = (K[:2, 2] + 0.5) * s - 0.5 + pad
+    return K
+
+
+def face_depth(
+    recon: Reconstruction, size: int, renderer: str = "auto", pad: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Render the fitted mesh's camera z in the padded crop: (depth in GMPI units (H, W), mask, K)."""
+    from fk.render.mesh import render_mesh
+
+    K = crop_intrinsics(size, pad)
+    size = size + 2 * pad
     verts = deep3d.opencv_from_deep3d_camera(deep3d.to_camera(np.asarray(recon.vertices, dtype=np.float64)))
     out = render_mesh(
         torch.from_numpy(verts)[None].float(),
@@ -135,10 +148,11 @@ class PhotoMpi:
         if not isinstance(recon, Reconstruction):
             raise InputError(f"{ctx.key}: export:gmpi-photo-mpi needs a reconstruction (fit:deep3d's recon)")
         photo = as_rgb(inputs["image"])
-        image = crop_from_source(photo, recon.crop.crop_from_source, recon.crop.image.shape[0], self.size)
-        depth, mask, K = face_depth(recon, self.size, self.renderer)
-        pad = self.size // 2  # novel views at ±0.5 rad yaw still land on the padded planes
-        rgba, dhw, near, far = mpi_from_photo(image, depth, mask, K, self.planes, pad=pad)
+        pad = self.size // 2  # novel views at ±0.5 rad yaw still land on the planes
+        image = crop_from_source(photo, recon.crop.crop_from_source, recon.crop.image.shape[0], self.size, pad)
+        depth, mask, K_tex = face_depth(recon, self.size, self.renderer, pad)
+        rgba, dhw, near, far = mpi_from_photo(image, depth, mask, K_tex, self.planes, pad=0)
+        K = crop_intrinsics(self.size)  # the views: the unpadded crop camera
         setup = cams.camera_setup("FFHQ")
         yaws, pitches = trajectory(self.kind, self.frames, setup)
         c2w = cams.c2w_from_yaw_pitch(yaws, pitches, setup)
@@ -159,8 +173,11 @@ class PhotoMpi:
         ctx.save_image(f"{key}/planes_rgba.png", rgba_sheet)
         for i in range(self.planes):
             ctx.save_image(f"{key}/planes/{i:02d}.png", media.to_uint8(planes[i]))
-        ctx.save_image(f"{key}/input_crop.png", media.to_uint8(image))
-        ctx.save_image(f"{key}/input_depth.png", media.depth_picture(np.where(mask, depth, far), near, far))
+        inner = (slice(pad, pad + self.size), slice(pad, pad + self.size))
+        ctx.save_image(f"{key}/input_crop.png", media.to_uint8(image[inner]))
+        ctx.save_image(
+            f"{key}/input_depth.png", media.depth_picture(np.where(mask, depth, far)[inner], near, far)
+        )
         np.save(ctx.path(f"{key}/mpi_dhw.npy"), dhw.numpy())
         rel = lambda p: Path(os.path.relpath(p, ctx.run_dir)).as_posix()  # noqa: E731
         files.update(
