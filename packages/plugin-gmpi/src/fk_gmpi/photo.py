@@ -41,7 +41,7 @@ DEMO_NOTE = (
 def crop_from_source(
     photo: np.ndarray, crop_from_src: np.ndarray, base: int, size: int, pad: int = 0
 ) -> np.ndarray:
-    """Resample the photo into the ``base``² crop scaled to ``size``² (centres kept), ``pad`` more pixels a side.
+    """Resample the photo into the ``base``² crop scaled to ``size``² (centres kept), plus ``pad`` px a side.
 
     The margin comes from the photo itself (its border pixels repeat only beyond the photo's edge).
     """
@@ -149,7 +149,8 @@ class PhotoMpi:
             raise InputError(f"{ctx.key}: export:gmpi-photo-mpi needs a reconstruction (fit:deep3d's recon)")
         photo = as_rgb(inputs["image"])
         pad = self.size // 2  # novel views at ±0.5 rad yaw still land on the planes
-        image = crop_from_source(photo, recon.crop.crop_from_source, recon.crop.image.shape[0], self.size, pad)
+        crop = recon.crop
+        image = crop_from_source(photo, crop.crop_from_source, crop.image.shape[0], self.size, pad)
         depth, mask, K_tex = face_depth(recon, self.size, self.renderer, pad)
         rgba, dhw, near, far = mpi_from_photo(image, depth, mask, K_tex, self.planes, pad=0)
         K = crop_intrinsics(self.size)  # the views: the unpadded crop camera

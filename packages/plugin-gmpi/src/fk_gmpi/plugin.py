@@ -32,7 +32,7 @@ def fk_export():
     yield Component(
         stage="export",
         name="gmpi-photo-mpi",
-        summary="MPI from a photo and fk's face fit (depth -> per-plane alpha), rendered to novel views by GMPI's "
+        summary="MPI from a photo and fk's face fit (depth -> per-plane alpha), novel views by GMPI's "
         "MPI renderer: frames, depth, planes, video (no StyleGAN2 weights needed)",
         factory="fk_gmpi.photo:PhotoMpi",
         params=(
