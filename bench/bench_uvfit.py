@@ -55,7 +55,7 @@ def main() -> None:
     runs = [one_run(args.uv_size) for _ in range(args.repeats)]
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     print(
-        f"{'embedded uvfit, astronaut, uv ' + str(args.uv_size) + '²':<44}{'fk (s, median)':>16}{'reference':>26}"
+        f"{f'embedded uvfit, astronaut, uv {args.uv_size}²':<44}{'fk (s, median)':>16}{'reference':>26}"
     )
     for key in runs[0]:
         value = statistics.median(r[key] for r in runs)

@@ -17,8 +17,9 @@ from fk.components import Asset, Component, Param, Port
 from fk.hookspecs import hookimpl
 from fk_deep3d.constants import ARCFACE_ASSET, CHECKPOINT_ASSET, IMAGENET_RESNET50_ASSET, IMAGENET_RESNET50_URL
 
-_MODEL = Param("model", "str", "auto", "face model: auto (bfm09 when its file is present, else demo), demo or bfm09",
-               choices=("auto", "demo", "bfm09"), role="face-model")
+_MODEL = Param("model", "str", "auto", "face model: auto (bfm09 when its file is present, else demo), demo, "
+               "bfm09 or hifi3dpp (FFHQ-UV's model; needs hifi3dpp/hifi3dpp_model_info.mat)",
+               choices=("auto", "demo", "bfm09", "hifi3dpp"), role="face-model")
 _RENDERER = Param("renderer", "str", "auto", "rasteriser backend", choices=("auto", "cpu", "nvdiffrast"))
 _DEVICE = Param("device", "str", "cpu", "torch device (cpu, cuda, cuda:1...)", role="device")
 _THREADS = Param("threads", "int", 1, "torch CPU threads for this step's R-Net and fit, restored afterwards "

@@ -25,7 +25,26 @@ from fk.errors import InputError
 
 TEXTURE_LABEL = "projected texture, no GAN"
 EYEBALL_LABEL = "procedural eyeballs (no FFHQ-UV template): generated UV sphere and iris texture"
+TEMPLATE_EYEBALL_LABEL = (
+    "FFHQ-UV template eyeballs: anchor similarity fit + depth/height refinement (upstream)"
+)
 BLOCKS = ("id", "exp", "tex", "angle", "gamma", "trans")
+
+
+def eyeball_templates() -> dict[str, Any] | None:
+    """FFHQ-UV's template eyeballs (and texture, or None) when both OBJs are installed, else None."""
+    from fk.assets import asset_path
+
+    from fk_uvfit.assets import ASSETS, EYE_LEFT, EYE_RIGHT, EYE_TEX
+
+    where = {a.name: asset_path(a.path) for a in ASSETS if a.name in (EYE_LEFT, EYE_RIGHT, EYE_TEX)}
+    if not (where[EYE_LEFT].is_file() and where[EYE_RIGHT].is_file()):
+        return None
+    return {
+        "L": where[EYE_LEFT],
+        "R": where[EYE_RIGHT],
+        "texture": where[EYE_TEX] if where[EYE_TEX].is_file() else None,
+    }
 
 
 def model_uv_layout(model) -> tuple[np.ndarray, np.ndarray, str]:
@@ -86,6 +105,7 @@ class UVFitExporter:
     def _run(self, inputs: dict[str, Any], ctx) -> dict[str, Any]:
         import torch
         from fk.cameras.deep3d import K_LANDMARKS, opencv_from_deep3d_camera, to_camera
+        from fk.io import as_rgb
         from fk.render.uv_projection import project_photo_to_uv
         from fk.types import Reconstruction
 
@@ -161,13 +181,22 @@ class UVFitExporter:
 
         t0 = time.perf_counter()
         keypoints = model.keypoints.cpu().numpy()
-        eye_tex = eb.iris_texture()
+        # upstream's eyeball fit uses HiFi3D++'s vertex ids: only for the real 20,481-vertex head
+        hifi_head = recon.model == "hifi3dpp" and model.n_vertices == eb.HIFI3DPP_VERTICES
+        templates = eyeball_templates() if hifi_head else None
+        if templates is not None and templates["texture"] is not None:
+            eye_tex = as_rgb(templates["texture"])
+        else:
+            eye_tex = eb.iris_texture()
         ctx.save_image(f"{key}/eye_ball_tex.png", eye_tex)
         ctx.write_text(f"{key}/eye_ball_tex.mtl", F.mtl_text("eye_ball_tex.png"))
         balls: dict[str, eb.Eyeball] = {}
         for tag, shape in (("", shape_id), ("_exp", shape_exp)):
             for side, ids in (("L", eb.LEFT_EYE), ("R", eb.RIGHT_EYE)):
-                ball = eb.place_procedural(shape, keypoints, ids)
+                if templates is not None:  # upstream's fit; written as the OBJ stores the head (%f, float32)
+                    ball = eb.fit_template(np.round(shape, 6).astype(np.float32), templates[side], side)
+                else:
+                    ball = eb.place_procedural(shape, keypoints, ids)
                 balls[f"{side}{tag}"] = ball
                 files[f"{side}_ball{tag}"] = rel(
                     ctx.write_text(
@@ -175,6 +204,7 @@ class UVFitExporter:
                         F.eyeball_obj_text(ball.vertices, ball.uvs, ball.normals, ball.polygons),
                     )
                 )
+        eyeball_label = TEMPLATE_EYEBALL_LABEL if templates is not None else EYEBALL_LABEL
         seconds["eyeballs"] = time.perf_counter() - t0
 
         head = TexturedMesh(shape_exp, faces, uvs, uv_faces, proj.texture)
@@ -234,7 +264,7 @@ class UVFitExporter:
             "model": recon.model,
             "uv_layout": layout,
             "uv_size": self.uv_size,
-            "eyeballs": EYEBALL_LABEL,
+            "eyeballs": eyeball_label,
             "coverage": {k: round(v, 4) for k, v in proj.stats.items()},
             "landmark_rmse": recon.extra.get("landmark_rmse"),
             "seconds": {

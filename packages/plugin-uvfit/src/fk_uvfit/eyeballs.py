@@ -128,3 +128,167 @@ def place_procedural(
         centre=centre,
         radius=radius,
     )
+
+
+# --------------------------------------------------------------------------- FFHQ-UV's template fit (§4)
+# Vertex ids (0-based) on HiFi3D++'s 20,481-vertex head and on the 770-vertex template eyeballs.
+HIFI3DPP_VERTICES = 20481
+EYE_HALF = np.r_[0:129, 243:531]  # the template's front half
+CONTOUR = {
+    "L": (
+        7196,
+        7635,
+        7223,
+        1250,
+        7199,
+        1352,
+        1883,
+        8472,
+        8483,
+        8466,
+        8502,
+        8567,
+        8477,
+        16946,
+        16950,
+        8492,
+        8489,
+        8495,
+        8491,
+    ),
+    "R": (
+        3790,
+        12773,
+        12357,
+        3897,
+        12382,
+        3795,
+        4428,
+        13576,
+        13586,
+        13570,
+        13602,
+        13659,
+        13579,
+        13584,
+        13573,
+        13593,
+        13590,
+        13597,
+        13594,
+    ),
+}
+EYE_BAG = {"L": (8536, 8560, 1883, 8517, 8523), "R": (13640, 13663, 4428, 13618, 13625)}
+BALL_ANCHORS = {"L": (755, 152, 442, 160, 176), "R": (755, 136, 458, 160, 208)}
+
+
+def read_template(path) -> tuple[np.ndarray, np.ndarray, list[tuple[tuple[int, int], ...]]]:
+    """A template eyeball OBJ (``eyeLeft_mesh_move.obj``): (vertices (770, 3) float32, uvs float32, polygons
+    of (vertex, uv) 0-based corners, quads and triangles kept). ``vn`` and groups are ignored, as upstream."""
+    from pathlib import Path
+
+    from fk.errors import InputError
+
+    v, vt, polys = [], [], []
+    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
+        tok = line.split()
+        if not tok:
+            continue
+        if tok[0] == "v":
+            v.append([float(x) for x in tok[1:4]])
+        elif tok[0] == "vt":
+            vt.append([float(x) for x in tok[1:3]])
+        elif tok[0] == "f":
+            corners = [c.split("/") for c in tok[1:]]
+            polys.append(tuple((int(c[0]) - 1, int(c[1]) - 1 if len(c) > 1 and c[1] else 0) for c in corners))
+    if len(v) <= max(max(BALL_ANCHORS["L"]), max(BALL_ANCHORS["R"]), int(EYE_HALF[-1])) or not polys:
+        raise InputError(
+            f"{path}: not FFHQ-UV's template eyeball ({len(v)} vertices, {len(polys)} faces)",
+            hint="copy eyeLeft_mesh_move.obj / eyeRight_mesh_move.obj from FFHQ-UV's "
+            "Mesh_Add_EyeBall/eye_ball_assets/",
+        )
+    return np.asarray(v, np.float32), np.asarray(vt, np.float32), polys
+
+
+def similarity_fit(source: np.ndarray, target: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Upstream's anchor fit: rotation from the SVD of Tᵀ S (no reflection check), scale = L1 norm ratio
+    Σ|T̃| / Σ|R S̃|, translation = mean(T − s R S); returns ``points`` moved by it (float32 like upstream)."""
+    src, dst = np.asarray(source, np.float32), np.asarray(target, np.float32)
+    s_c, t_c = src - src.mean(0), dst - dst.mean(0)
+    u, _, vt = np.linalg.svd(t_c.T @ s_c)
+    rot = u @ vt
+    scale = np.abs(t_c).sum() / np.abs(rot @ s_c.T).sum()
+    trans = (dst - scale * (rot @ src.T).T).mean(0)
+    return ((scale * rot) @ np.asarray(points, np.float32).T).T + trans
+
+
+def refine_depth_height(contour: np.ndarray, ball: np.ndarray, iterations: int = 100) -> np.ndarray:
+    """Upstream's iterative refinement: walk the eye contour back (z −0.0005, and y −0.0002 while it sits
+    above the ball) until its 3-nearest-neighbour distance to the ball's front half stops improving by
+    0.001, grows, or the contour dips 0.0025 behind the ball; then shift the ball by what was walked."""
+    from scipy.spatial import cKDTree
+
+    half = ball[EYE_HALF]
+    tree = cKDTree(half)
+    eye = np.array(contour, np.float32)
+    last, count, i, d_min = 10.0, 0, 0, 0.0
+    for i in range(iterations):  # noqa: B007 - the stopping step is used after the loop
+        dist, idx = tree.query(eye, k=3, p=2)
+        dis = float(np.sum(dist.astype(np.float32)))
+        res = eye - half[idx[:, 0]]
+        height = float(np.sum(res[:6, 1]))
+        d_min = float(np.min(res[:6, 2]))
+        if (last - dis) < 0.001 or dis > last or d_min < -0.0025:
+            break
+        eye[:, 2] -= 0.0005
+        last = dis
+        if height > 0.0001:
+            eye[:, 1] -= 0.0002
+            count += 1
+    out = np.array(ball, np.float32)
+    out[:, 2] += 0.0005 * (i + 2)
+    out[:, 1] += 0.0002 * count - d_min * 1.5
+    return out
+
+
+def polygon_normals(vertices: np.ndarray, polygons) -> np.ndarray:
+    """Upstream's eyeball normals: face normals (v2 − v3) × (v1 − v3) of the triangulated polygons (quads
+    split (0, 1, 2), (0, 2, 3)) summed per vertex, normalised, times −1 (outward for the templates)."""
+    tris = []
+    for poly in polygons:
+        ids = [c[0] for c in poly]
+        tris.append(ids[:3])
+        if len(ids) == 4:
+            tris.append([ids[0], ids[2], ids[3]])
+    tri = np.asarray(tris)
+    v = np.asarray(vertices, np.float32)
+    face = np.cross(v[tri[:, 1]] - v[tri[:, 2]], v[tri[:, 0]] - v[tri[:, 2]])
+    acc = np.zeros_like(v)
+    for k in range(3):
+        np.add.at(acc, tri[:, k], face)
+    return -acc / np.linalg.norm(acc, axis=1, keepdims=True)
+
+
+def fit_template(head_vertices: np.ndarray, template_path, side: str) -> Eyeball:
+    """FFHQ-UV's eyeball for ``side`` ("L" or "R") of a HiFi3D++ head (N = 20,481 vertices, model frame)."""
+    from fk.errors import InputError
+
+    head = np.asarray(head_vertices, np.float32)
+    if len(head) <= max(max(CONTOUR[side]), max(EYE_BAG[side])):
+        raise InputError(
+            f"the template eyeball fit needs a HiFi3D++ head (20,481 vertices), got {len(head)}",
+            hint="use model: hifi3dpp, or let fk build procedural eyeballs",
+        )
+    verts, uvs, polys = read_template(template_path)
+    placed = similarity_fit(verts[list(BALL_ANCHORS[side])], head[list(EYE_BAG[side])], verts)
+    placed = refine_depth_height(head[list(CONTOUR[side])], placed)
+    centre = placed[EYE_HALF].mean(0)
+    return Eyeball(
+        vertices=placed.astype(np.float64),
+        uvs=uvs.astype(np.float64),
+        normals=polygon_normals(placed, polys).astype(np.float64),
+        polygons=polys,
+        centre=centre,
+        radius=float(np.linalg.norm(placed - placed.mean(0), axis=1).mean()),
+        method="template",
+    )
