@@ -129,3 +129,17 @@ def test_prepare_metfaces_xflip_layout(metfaces_dir, tmp_path):
     assert (out / "detections" / "fail_list.txt").read_text() == "\nb.png\nb_xflip.png\n"
     names = sorted(p.name for p in (out / "detections" / "results").iterdir())
     assert names == ["a.txt", "a_xflip.txt", "c.txt", "c_xflip.txt", "d.txt", "d_xflip.txt"]
+
+
+def test_detector_keypoints_are_used_as_they_are(tmp_path):
+    class Mtcnn:
+        def __call__(self, inputs, ctx):
+            face = prepare.face_for_five_points(np.zeros((5, 2)), (8, 8))
+            face.landmarks = None
+            face.keypoints = np.array([[1.5, 2], [5, 2], [3, 4], [2, 6], [4.9, 6]])
+            return {"faces": [face]}
+
+    comps = prepare.Components(Mtcnn(), "detect:mtcnn", None, None, "", None)
+    pts = prepare.detect_five(comps, np.zeros((8, 8, 3), np.uint8), tmp_path, "k")
+    np.testing.assert_array_equal(pts[0], [1.5, 2])
+    assert prepare.format_gmpi_points(pts).splitlines()[0] == "1\t2"

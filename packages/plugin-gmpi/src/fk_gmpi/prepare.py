@@ -8,7 +8,8 @@ Two stages, as GMPI's scripts (``data_preprocess/prepare_landmarks_*.py`` and th
    torch port of ipazc/mtcnn, the package GMPI uses) finds the faces; the first face's 5 keypoints
    (left eye, right eye, nose, mouth left, mouth right) go to
    ``detections/results/<name without extension>.txt`` as ``x<TAB>y`` lines of integers (mtcnn 0.1.1
-   truncates with ``int()``). An image with no face is appended to ``detections/fail_list.txt``
+   truncates with ``int()``); the first face in the mtcnn package's order (confidence), as GMPI's
+   ``result[0]``. An image with no face is appended to ``detections/fail_list.txt``
    (FFHQ: the zip-internal path; MetFaces: the basename). Quirks kept: the list is opened for
    writing when the *first* image fails and appended otherwise, and a list holding one blank line
    is written when nothing failed; MetFaces' ``--xflip`` pass (which writes ``<name>_xflip.png``
@@ -175,7 +176,7 @@ def load_components(
         detector = "detect:mtcnn" if "detect:mtcnn" in comps else "detect:dlib"
         if detector == "detect:dlib":
             notes.append(DLIB_FALLBACK_NOTE)
-    det = build(detector)
+    det = build(detector, order="confidence")  # mtcnn: the package's order, whose first face GMPI takes
     crop = build("crop:deep3d", save=False)
     export = build("export:deep3d", formats=["mat"])
     ckpt = Path(checkpoint) if checkpoint else asset_path("deep3d/epoch_20.pth")
@@ -211,6 +212,9 @@ def detect_five(comps: Components, image: np.ndarray, out: Path, key: str) -> np
         return None
     if not faces:
         return None
+    keypoints = getattr(faces[0], "keypoints", None)  # detect:mtcnn's own 5 points
+    if keypoints is not None:
+        return np.asarray(keypoints, dtype=np.float64)
     lm = np.asarray(faces[0].landmarks, dtype=np.float64)
     return lm if lm.shape == (5, 2) else five_from_68(lm)
 
