@@ -174,6 +174,10 @@ def generate(
     if not seed_list:
         raise UsageError("--seeds names no seed", hint="e.g. 0-7")
     loaded = resolve_generator(ckpt, dataset, config, planes, w_avg)
+    if loaded.generator.variant == "vanilla" and planes not in (None, loaded.generator.n_planes):
+        n_fixed = loaded.generator.n_planes
+        raise UsageError(f"--planes {planes}: the vanilla variant outputs exactly its {n_fixed}",
+                         hint="drop --planes; the depth-conditioned variants take any count")
     for note in loaded.notes:
         typer.echo(f"note: {note}", err=True)
     summary = run(

@@ -299,8 +299,15 @@ def write_coefficients(out: Path, comps: Components, stem: str, image: np.ndarra
     return out / files["mat"]
 
 
-def write_provenance(out: Path, info: dict[str, Any]) -> None:
+def finish(out: Path, info: dict[str, Any], stage: LandmarkPass, comps: Components, problems: list,
+           skip_coeffs: bool, t0: float) -> dict[str, Any]:
+    """Record what was done in ``fk_prepare.json`` (detector, coefficient source, notes) and clean up."""
+    info.update({"no_face": stage.failed, "detector": comps.detector_ref,
+                 "coefficients": None if skip_coeffs else comps.coeffs_ref, "coefficient_failures": problems,
+                 "notes": comps.notes, "seconds": round(time.time() - t0, 1)})
     atomic.write_json(out / "fk_prepare.json", info)
+    shutil.rmtree(out / ".fk" / "scratch", ignore_errors=True)
+    return info
 
 
 def prepare_ffhq(zip_path: Path, out: Path, comps: Components, skip_coeffs: bool = False) -> dict[str, Any]:
@@ -316,20 +323,8 @@ def prepare_ffhq(zip_path: Path, out: Path, comps: Components, skip_coeffs: bool
         stage = LandmarkPass(out, comps)
         stage.run(items)
         problems = [] if skip_coeffs else coefficient_pass(out, comps, items, out)
-    info = {
-        "dataset": "FFHQ",
-        "source": str(zip_path),
-        "images": len(names),
-        "no_face": stage.failed,
-        "detector": comps.detector_ref,
-        "coefficients": None if skip_coeffs else comps.coeffs_ref,
-        "coefficient_failures": problems,
-        "notes": comps.notes,
-        "seconds": round(time.time() - t0, 1),
-    }
-    write_provenance(out, info)
-    shutil.rmtree(out / ".fk" / "scratch", ignore_errors=True)
-    return info
+    info = {"dataset": "FFHQ", "source": str(zip_path), "images": len(names)}
+    return finish(out, info, stage, comps, problems, skip_coeffs, t0)
 
 
 def _png_list(folder: Path) -> list[Path]:
@@ -390,22 +385,9 @@ def prepare_metfaces(
     stage = LandmarkPass(out, comps)
     stage.run(items)
     problems = [] if skip_coeffs else coefficient_pass(out, comps, items, out)
-    info = {
-        "dataset": "MetFaces",
-        "source": str(data_dir),
-        "images_folder": str(folder),
-        "images": len(paths),
-        "xflip": xflip,
-        "no_face": stage.failed,
-        "detector": comps.detector_ref,
-        "coefficients": None if skip_coeffs else comps.coeffs_ref,
-        "coefficient_failures": problems,
-        "notes": comps.notes,
-        "seconds": round(time.time() - t0, 1),
-    }
-    write_provenance(out, info)
-    shutil.rmtree(out / ".fk" / "scratch", ignore_errors=True)
-    return info
+    info = {"dataset": "MetFaces", "source": str(data_dir), "images_folder": str(folder),
+            "images": len(paths), "xflip": xflip}
+    return finish(out, info, stage, comps, problems, skip_coeffs, t0)
 
 
 def iter_zip_images(path: Path) -> Iterator[tuple[str, np.ndarray]]:
