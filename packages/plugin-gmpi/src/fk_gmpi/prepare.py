@@ -36,7 +36,6 @@ import shutil
 import sys
 import time
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -389,10 +388,3 @@ def prepare_metfaces(
             "images": len(paths), "xflip": xflip}
     return finish(out, info, stage, comps, problems, skip_coeffs, t0)
 
-
-def iter_zip_images(path: Path) -> Iterator[tuple[str, np.ndarray]]:
-    """(zip-internal name, RGB array) for every image of a StyleGAN2 dataset zip, in sorted order."""
-    names = zip_image_names(path)
-    with zipfile.ZipFile(path) as zf:
-        for n in names:
-            yield n, read_zip_image(zf, n)
