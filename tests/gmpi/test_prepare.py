@@ -47,7 +47,7 @@ def test_fail_list_quirks(tmp_path):
 
 
 @pytest.mark.slow
-def test_prepare_ffhq_layout_on_a_stylegan2_zip(stylegan2_zip, tmp_path):
+def test_prepare_ffhq_layout_on_a_stylegan2_zip(stylegan2_zip, tmp_path, fk_home):
     from fk.cli.main import main
 
     out = tmp_path / "mtcnn_ffhq_256"
@@ -91,7 +91,7 @@ def test_prepare_ffhq_layout_on_a_stylegan2_zip(stylegan2_zip, tmp_path):
 
 
 @pytest.mark.slow
-def test_prepare_metfaces_xflip_layout(metfaces_dir, tmp_path):
+def test_prepare_metfaces_xflip_layout(metfaces_dir, tmp_path, fk_home):
     from fk.cli.main import main
 
     before = sorted(p.name for p in metfaces_dir.iterdir())
@@ -143,3 +143,32 @@ def test_detector_keypoints_are_used_as_they_are(tmp_path):
     pts = prepare.detect_five(comps, np.zeros((8, 8, 3), np.uint8), tmp_path, "k")
     np.testing.assert_array_equal(pts[0], [1.5, 2])
     assert prepare.format_gmpi_points(pts).splitlines()[0] == "1\t2"
+
+
+@pytest.mark.slow
+def test_prepare_ffhq_with_rnet_writes_deep3ds_257_coefficients(stylegan2_zip, tmp_path, fk_home):
+    """With epoch_20.pth (and BFM09) the coefficients come from reconstruct:deep3d, Deep3D's 80/64/80/3/27/3."""
+    import torch
+
+    from fk.cli.main import main
+    from fk.models.synthetic import write_bfm_front
+    from fk_deep3d.rnet import ReconNet  # test data only: a random R-Net in Deep3D's checkpoint format
+
+    write_bfm_front(fk_home / "assets" / "bfm" / "BFM_model_front.mat", seed=1)
+    torch.manual_seed(0)
+    net = ReconNet()
+    with torch.no_grad():
+        for head in net.final_layers:
+            head.weight.normal_(0, 1e-3)
+    ckpt = fk_home / "assets" / "deep3d" / "epoch_20.pth"
+    ckpt.parent.mkdir(parents=True)
+    torch.save({"net_recon": net.state_dict(), "epoch": 20}, ckpt)
+    out = tmp_path / "out"
+    assert main(["gmpi", "prepare-ffhq", "--zip", str(stylegan2_zip), "--out", str(out)]) == 0
+    m = loadmat(out / "epoch_20_000000" / "00000" / "img00000000.mat")
+    shapes = {k: m[k].shape for k in ("id", "exp", "tex", "angle", "gamma", "trans", "lm68")}
+    assert shapes == {"id": (1, 80), "exp": (1, 64), "tex": (1, 80), "angle": (1, 3), "gamma": (1, 27),
+                      "trans": (1, 3), "lm68": (1, 68, 2)}
+    info = json.loads((out / "fk_prepare.json").read_text())
+    assert info["coefficients"] == "reconstruct:deep3d"
+    assert not any("epoch_20.pth is missing" in n for n in info["notes"])
