@@ -1,3 +1,4 @@
+import contextlib
 import json
 import os
 import shutil
@@ -106,17 +107,14 @@ def _chromium() -> tuple[str, str] | None:
     return (browser, driver) if browser and driver else None
 
 
-@pytest.mark.browser
-@pytest.mark.skipif(_chromium() is None, reason="needs Chromium, chromedriver and selenium")
-def test_review_page_in_headless_chromium(lpff_tree, tmp_path):
+@contextlib.contextmanager
+def review_in_chromium(root: Path, tmp_path: Path):
+    """The review page of ``root`` served on 127.0.0.1 and opened in headless Chromium."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support.ui import WebDriverWait
 
     browser, driver_path = _chromium()
-    server = make_server(ReviewState(lpff_tree))
+    server = make_server(ReviewState(root))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     opts = webdriver.ChromeOptions()
     opts.binary_location = browser
@@ -127,6 +125,21 @@ def test_review_page_in_headless_chromium(lpff_tree, tmp_path):
     driver = webdriver.Chrome(service=Service(driver_path), options=opts)
     try:
         driver.get(f"http://127.0.0.1:{server.server_address[1]}/")
+        yield driver
+    finally:
+        driver.quit()
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(_chromium() is None, reason="needs Chromium, chromedriver and selenium")
+def test_review_page_in_headless_chromium(lpff_tree, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with review_in_chromium(lpff_tree, tmp_path) as driver:
         wait = WebDriverWait(driver, 20)
         wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
         cards = driver.find_elements(By.CSS_SELECTOR, ".card")
@@ -150,10 +163,6 @@ def test_review_page_in_headless_chromium(lpff_tree, tmp_path):
             shutil.copy(shot, Path(os.environ["FK_SCREENSHOT_DIR"]) / "datasets_review.png")
         img = np.asarray(Image.open(shot).convert("RGB"))
         assert img.shape[0] > 500 and img.std() > 10  # a real page, not a blank screen
-    finally:
-        driver.quit()
-        server.shutdown()
-        server.server_close()
     assert read_rejects(lpff_tree / "review" / "rejects.json") == {"c_01", "d_02"}
 
 
@@ -172,24 +181,11 @@ def lpff_tree_20k(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(_chromium() is None, reason="needs Chromium, chromedriver and selenium")
 def test_review_page_at_20k_faces_holds_one_page_of_images(lpff_tree_20k, tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    browser, driver_path = _chromium()
-    server = make_server(ReviewState(lpff_tree_20k))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = browser
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1200,900", f"--user-data-dir={tmp_path / 'chrome-profile'}"):
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=opts)
-    try:
-        driver.get(f"http://127.0.0.1:{server.server_address[1]}/")
+    with review_in_chromium(lpff_tree_20k, tmp_path) as driver:
         wait = WebDriverWait(driver, 60)
         wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
         assert "20000 faces, 20000 flagged" in driver.find_element(By.ID, "counts").text
@@ -205,8 +201,4 @@ def test_review_page_at_20k_faces_holds_one_page_of_images(lpff_tree_20k, tmp_pa
         body.send_keys("x")  # rejects the focused face, the first of page 2
         saved = "00120_01:reject"
         wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-saved") == saved)
-    finally:
-        driver.quit()
-        server.shutdown()
-        server.server_close()
     assert read_rejects(lpff_tree_20k / "review" / "rejects.json") == {"00120_01"}
