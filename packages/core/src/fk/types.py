@@ -35,7 +35,9 @@ class Face:
 
     box: (x0, y0, x1, y1) in source pixels; score: detector confidence (larger is
     surer; scales differ between detectors); landmarks: (68, 2) float (x, y) in
-    source pixels, iBUG order, or None when the detector gives boxes only.
+    source pixels, iBUG order, or None when the detector gives boxes only;
+    keypoints: (5, 2) float (x, y) from detectors that find 5 points themselves
+    (MTCNN): left eye, right eye, nose, mouth left, mouth right (image left/right).
     """
 
     box: np.ndarray
@@ -48,6 +50,7 @@ class Face:
     # The face's name within its photo: a fanned-out child item is keyed ``{photo}_{key_suffix}``
     # (LPFF: "01", "02", ... in dlib's order). Empty: the engine numbers children "00", "01", ...
     key_suffix: str = ""
+    keypoints: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +62,7 @@ class Face:
             "detector": self.detector,
             "index": self.index,
             "key_suffix": self.key_suffix,
+            "keypoints": None if self.keypoints is None else np.asarray(self.keypoints, float).tolist(),
         }
 
 

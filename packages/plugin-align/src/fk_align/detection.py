@@ -122,8 +122,11 @@ class DetectorRunner:
         if self.write_landmarks:
             for f in faces:
                 key = face_key(ctx.key, f)
-                ctx.save_npy(f"{key}.npy", np.asarray(f.landmarks, dtype=np.float64))
-                ctx.write_text(f"detections/{key}.txt", format_five_points(five_from_68(f.landmarks)))
+                if f.landmarks is not None:
+                    ctx.save_npy(f"{key}.npy", np.asarray(f.landmarks, dtype=np.float64))
+                five = f.keypoints if f.landmarks is None else five_from_68(f.landmarks)
+                if five is not None:
+                    ctx.write_text(f"detections/{key}.txt", format_five_points(five))
             # boxes and scores for review (LPFF keeps every dlib box; weak ones get a flag, not a drop)
             ctx.write_json(
                 f"faces/{ctx.key}.json",

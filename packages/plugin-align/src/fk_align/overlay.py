@@ -48,6 +48,8 @@ def draw_faces(image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
         d.text((x0 + 2, y0 + 2), f"{f.index:02d} {f.score:.2f}", fill=(255, 255, 0))
         if f.landmarks is not None:
             draw_landmarks(d, f.landmarks, r)
+        elif f.keypoints is not None:
+            draw_landmarks(d, f.keypoints, r)
     return np.asarray(im)
 
 

@@ -117,6 +117,28 @@ def fk_detect():
         devices=("cpu", "cuda"),
     )
     yield _detector(
+        "mtcnn",
+        "MTCNN cascade with 5 keypoints (GMPI's detector), in torch on the weights shipped by PyPI's "
+        "mtcnn package; no TensorFlow",
+        "fk_align.mtcnn_detect:MtcnnDetector",
+        (
+            Param("min_face_size", "float", 20.0, "smallest face searched for, in pixels (mtcnn's default)"),
+            Param("scale_factor", "float", 0.709, "ratio between image pyramid levels"),
+            Param("threshold_pnet", "float", 0.6, "P-Net face probability threshold"),
+            Param("threshold_rnet", "float", 0.7, "R-Net face probability threshold"),
+            Param("threshold_onet", "float", 0.8, "O-Net face probability threshold"),
+            Param(
+                "order",
+                "str",
+                "area",
+                "face order: area (largest first, like every fk detector) or confidence (the mtcnn "
+                "package's order; GMPI takes its first face)",
+                choices=("area", "confidence"),
+            ),
+            Param("threads", "int", 0, "torch threads while detecting (0: leave torch's setting)"),
+        ),
+    )
+    yield _detector(
         "lpff",
         "LPFF's cascade: dlib HOG first, 2D-FAN on a copy shrunk to <= 600 px only when dlib finds nothing",
         "fk_align.fan_detect:LpffDetector",
