@@ -10,8 +10,9 @@ The cascade follows ``mtcnn`` 1.0's pipeline and defaults step by step:
 
 1. the image as float, ``(x - 127.5) / 128``;
 2. scales ``0.6 * 0.709**k`` (``min_size / min_face_size``),
-   ``round(-(log(min(H, W) / 12) / log(0.709) + 1))`` of them; each level resized with TensorFlow's AREA filter (exact box averaging over
-   fractional pixel footprints) to ``(H * s, W * s)`` truncated to integers;
+   ``round(-(log(min(H, W) / 12) / log(0.709) + 1))`` of them; each level resized with TensorFlow's
+   AREA filter (exact box averaging over fractional pixel footprints) to ``(H * s, W * s)`` truncated
+   to integers;
 3. P-Net on every level; a cell whose face probability exceeds 0.6 proposes the 12x12 window at
    ``(2x + 1, 2y + 1)``..``(2x + 12, 2y + 12)`` moved by its regression times 11 px, divided by the scale;
 4. per-level NMS (IoU > 0.5), then NMS over all levels (IoU > 0.7, by score), boxes made square;
