@@ -96,7 +96,7 @@ def _pool_same(x: torch.Tensor, k: int, s: int) -> torch.Tensor:
 
 
 def _prelu(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    return torch.where(x >= 0, x, x * alpha)
+    return F.prelu(x, alpha)  # max(0, x) + alpha * min(0, x), one alpha per channel
 
 
 class _KerasNet:
@@ -138,8 +138,7 @@ class _KerasNet:
             if kind == "conv":
                 x = F.conv2d(x, p[0], p[1])
             elif kind == "prelu":
-                shape = (1, -1, 1, 1) if x.ndim == 4 else (1, -1)
-                x = _prelu(x, p.reshape(shape))
+                x = _prelu(x, p)
             elif kind == "pool2same":
                 x = _pool_same(x, 2, 2)
             elif kind == "pool3same":
@@ -238,24 +237,37 @@ def _cascade(weights_dir: str) -> _Cascade:
 # -- image operations (TensorFlow's definitions) ----------------------------------------------------------
 
 
-def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) weights of TensorFlow's AREA resize along one axis (box overlap / scale)."""
-    scale = n_in / n_out
-    m = np.zeros((n_out, n_in), dtype=np.float64)
-    for o in range(n_out):
-        lo, hi = o * scale, (o + 1) * scale
-        for i in range(int(math.floor(lo)), int(math.ceil(hi))):
-            w = min(i + 1.0, hi) - max(float(i), lo)
-            m[o, min(i, n_in - 1)] += w
-    return m / scale
+def integral_image(img: torch.Tensor) -> torch.Tensor:
+    """[C, H + 1, W + 1] float64 running sums of a [C, H, W] image (zero first row and column)."""
+    x = img.double().cumsum(1).cumsum(2)
+    return F.pad(x, [1, 0, 1, 0])
 
 
-def resize_area(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """TensorFlow's ``tf.image.resize(..., method=AREA)`` of a [C, H, W] image to ``size`` (h, w)."""
+def _integral_at(integral: torch.Tensor, t: torch.Tensor, dim: int) -> torch.Tensor:
+    """The integral sampled at fractional positions ``t`` along ``dim``: it is linear between
+    samples; past the end it continues with the last pixel's slope (TensorFlow clamps indices)."""
+    n = integral.shape[dim] - 1
+    i = t.floor().clamp(0, n - 1).long()
+    shape = [1] * integral.ndim
+    shape[dim] = -1
+    lo, hi = integral.index_select(dim, i), integral.index_select(dim, i + 1)
+    return lo + (t - i).reshape(shape) * (hi - lo)
+
+
+def resize_area(
+    img: torch.Tensor, size: tuple[int, int], integral: torch.Tensor | None = None
+) -> torch.Tensor:
+    """TensorFlow's ``tf.image.resize(..., method=AREA)`` of a [C, H, W] image to ``size`` (h, w): the
+    mean over each output pixel's exact footprint, from the integral image (pass ``integral`` to
+    reuse one across pyramid levels)."""
     c, h, w = img.shape
-    my = torch.from_numpy(_area_matrix(h, size[0])).to(img.dtype)
-    mx = torch.from_numpy(_area_matrix(w, size[1])).to(img.dtype)
-    return torch.einsum("oh,chw,pw->cop", my, img, mx)
+    if integral is None:
+        integral = integral_image(img)
+    sy, sx = h / size[0], w / size[1]
+    s = _integral_at(integral, torch.arange(size[0] + 1, dtype=torch.float64) * sy, 1)
+    s = _integral_at(s, torch.arange(size[1] + 1, dtype=torch.float64) * sx, 2)
+    box = s[:, 1:, 1:] - s[:, :-1, 1:] - s[:, 1:, :-1] + s[:, :-1, :-1]
+    return (box / (sy * sx)).to(img.dtype)
 
 
 def crop_and_resize(img: torch.Tensor, boxes: np.ndarray, size: int) -> torch.Tensor:
@@ -370,11 +382,12 @@ def detect_mtcnn(
     with torch.no_grad():
         # Stage 1: P-Net over the pyramid.
         per_scale = []
+        integral = integral_image(img)
         for s in scale_pyramid(h, w, min_face_size, scale_factor):
             size = (int(h * s), int(w * s))
             if min(size) < 12:
                 continue
-            reg, prob = net.run_pnet(resize_area(img, size)[None])
+            reg, prob = net.run_pnet(resize_area(img, size, integral)[None])
             conf = prob[0, 1].numpy()
             ys, xs = np.where(conf > thresholds[0])
             if len(ys) == 0:
