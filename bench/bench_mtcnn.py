@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import argparse
 import os
+
+# as `fk` does at start-up: idle OpenMP threads sleep instead of spinning on a shared CPU
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import sys
 import tempfile
 from pathlib import Path
