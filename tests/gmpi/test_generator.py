@@ -192,7 +192,8 @@ def test_checkpoint_errors_and_malicious_config(tmp_path):
 def test_reads_gmpis_yaml_config(tmp_path):
     (tmp_path / "gmpi.yml").write_text(
         'GMPI:\n  TRAIN:\n    dataset: "MetFaces"\n  MPI:\n    n_gen_planes: 32\n  MODEL:\n    STYLEGAN2:\n'
-        '      torgba_cond_on_pos_enc: "depth2alpha"\n      torgba_cond_on_pos_enc_embed_func: "modulated_lrelu"\n'
+        '      torgba_cond_on_pos_enc: "depth2alpha"\n'
+        '      torgba_cond_on_pos_enc_embed_func: "modulated_lrelu"\n'
     )
     cfg = read_config(tmp_path / "gmpi.yml")
     assert (cfg.dataset, cfg.resolution, cfg.n_planes) == ("MetFaces", 1024, 32)

@@ -147,9 +147,8 @@ def test_detector_keypoints_are_used_as_they_are(tmp_path):
 
 @pytest.mark.slow
 def test_prepare_ffhq_with_rnet_writes_deep3ds_257_coefficients(stylegan2_zip, tmp_path, fk_home):
-    """With epoch_20.pth (and BFM09) the coefficients come from reconstruct:deep3d, Deep3D's 80/64/80/3/27/3."""
+    """With epoch_20.pth (and BFM09) the coefficients come from reconstruct:deep3d: 80/64/80/3/27/3."""
     import torch
-
     from fk.cli.main import main
     from fk.models.synthetic import write_bfm_front
     from fk_deep3d.rnet import ReconNet  # test data only: a random R-Net in Deep3D's checkpoint format
