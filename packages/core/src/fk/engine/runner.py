@@ -506,6 +506,7 @@ def _run_locked(plan: Plan, options: RunOptions, out: Path, executor: Executor |
     todo: list[ItemTask] = []
     recomputed: list[dict[str, str]] = []
     skipped = 0
+    run_dir = str(out)  # one string shared by every task (a 100k-item queue holds 100k tasks)
     for key, src in sources:
         rec = None
         if options.resume:
@@ -516,7 +517,7 @@ def _run_locked(plan: Plan, options: RunOptions, out: Path, executor: Executor |
             records.add(rec)
             skipped += 1
         else:
-            todo.append(ItemTask(key, str(src), plan, str(out), inputs_sha256))
+            todo.append(ItemTask(key, str(src), plan, run_dir, inputs_sha256))
 
     mode = None if not options.progress else ("bar" if sys.stderr.isatty() else "lines")
     progress = _Progress(plan, len(sources), enabled=mode is not None, reporter=reporter, mode=mode or "bar")
