@@ -1,6 +1,6 @@
 """uvfit on this CPU: per-photo time by stage of the embedded path (`recipes/uvfit.yaml` on the astronaut).
 
-    python bench/bench_uvfit.py [--repeats 2] [--uv-size 1024]
+    python bench/bench_uvfit.py [--repeats 2] [--uv-size 1024] [--stages 2] [--stage-res 1024]
 
 Prints each step's wall time from the run manifest (detect, crop, fit, uvfit export) and the export's
 own split (projection, meshes, eyeballs, GLB, views) from ``uvfit.json``, medians over ``--repeats``
@@ -45,18 +45,104 @@ def one_run(uv_size: int) -> dict[str, float]:
     return out
 
 
+def hifi3dpp_sized(n_id: int = 532, n_exp: int = 45, n_tex: int = 439):
+    """A FaceModel with HiFi3D++'s sizes (20,481 vertices, 40,832 triangles, 532/45/439) and its vtx_vt."""
+    import numpy as np
+    from fk.models import FaceModel
+
+    cols, rows = 161, 128  # 20,608 vertices -> trimmed to 20,481
+    x, y = np.meshgrid(np.linspace(-0.9, 0.9, cols), np.linspace(-1.1, 0.9, rows))
+    z = 0.5 - 0.5 * x**2 - 0.2 * (y + 0.1) ** 2
+    verts = np.stack([x, y, z], -1).reshape(-1, 3)
+    idx = np.arange(cols * rows).reshape(rows, cols)
+    a, b, c, d = idx[:-1, :-1].ravel(), idx[:-1, 1:].ravel(), idx[1:, :-1].ravel(), idx[1:, 1:].ravel()
+    tris = np.concatenate([np.stack([a, b, d], 1), np.stack([a, d, c], 1)])
+    keep = 20481
+    tris = tris[(tris < keep).all(1)]
+    tris = np.concatenate(
+        [tris, tris[: 40832 - len(tris)]]
+    )  # a grid has < 2 triangles per vertex: repeat some
+    verts = verts[:keep]
+    rng = np.random.default_rng(0)
+    n = keep
+    uv = np.stack([(verts[:, 1] + 1.1) / 2.0, (verts[:, 0] + 0.9) / 1.8], 1) * 511.0  # (row, col) in 512 px
+    model = FaceModel(
+        name="hifi3dpp-sized",
+        mean_shape=verts - verts.mean(0),
+        id_base=rng.normal(0, 1e-3, (3 * n, n_id)),
+        exp_base=rng.normal(0, 1e-3, (3 * n, n_exp)),
+        mean_albedo=np.full(3 * n, 0.6),
+        albedo_base=rng.normal(0, 0.01, (3 * n, n_tex)),
+        triangles=tris,
+        face_triangles=tris[:18318],
+        keypoints=rng.choice(n, 68, replace=False),
+    )
+    return model, uv
+
+
+def bench_stages(steps: int, resolution: int) -> None:
+    """Seconds per step of stages 2 and 3 (HiFi3D++-sized mesh, generated decoder at ``resolution``²)."""
+    import torch
+    from fk_uvfit import losses as L
+    from fk_uvfit import stages as S
+    from fk_uvfit import texgan as T
+
+    torch.manual_seed(0)
+    model, vtx_vt = hifi3dpp_sized()
+    gen = T.build_texgan(img_resolution=resolution).eval().requires_grad_(False)
+    avg, std = T.w_stats(gen, samples=1000, batch=500)
+    render = S.UVRenderer(model, vtx_vt)
+    coeffs = model.zero_coeffs()
+    with torch.no_grad():
+        rend = render(coeffs, T.synth_uv(gen, avg.repeat(1, gen.mapping.num_ws, 1)))
+    data = S.Processed(
+        img=rend["image"],
+        skin_mask=torch.ones_like(rend["mask"]),
+        parse_mask=torch.ones_like(rend["mask"]),
+        lm=rend["lm"],
+    )
+    w = T.z_to_w(T.initial_z(gen.mapping.num_ws, gen.z_dim), avg, std).requires_grad_(True)
+    t0 = time.perf_counter()
+    T.synth_uv(gen, w).sum().backward()
+    gan = time.perf_counter() - t0
+    uv = T.synth_uv(gen, w.detach())
+    t0 = time.perf_counter()
+    render(coeffs, uv)
+    rend_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    r2 = S.stage2(render, gen, avg, std, data, coeffs, {**L.STAGE2, "steps": steps})
+    s2 = (time.perf_counter() - t0) / steps
+    t0 = time.perf_counter()
+    S.stage3(render, gen, avg, std, data, r2, {**L.STAGE3, "steps": steps})
+    s3 = (time.perf_counter() - t0) / steps
+    print(
+        f"stages 2-3, {model.n_vertices} vertices / {len(model.triangles)} triangles, decoder {resolution}², "
+        f"torch threads {torch.get_num_threads()}"
+    )
+    print(f"load average: {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()})")
+    print(f"{'  decoder forward+backward':<44}{gan:>16.2f}")
+    print(f"{'  render 224² (forward)':<44}{rend_s:>16.2f}")
+    print(f"{'  stage 2, seconds per step':<44}{s2:>16.2f}{'upstream: CUDA only':>26}")
+    print(f"{'  stage 3, seconds per step':<44}{s3:>16.2f}{'(no CPU figure)':>26}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--uv-size", type=int, default=1024)
+    ap.add_argument("--stages", type=int, default=0, help="also time N steps of stages 2 and 3 (0: skip)")
+    ap.add_argument("--stage-res", type=int, default=1024, help="generated decoder resolution for --stages")
+    ap.add_argument("--skip-embedded", action="store_true")
     args = ap.parse_args()
+    if args.stages:
+        bench_stages(args.stages, args.stage_res)
+    if args.skip_embedded:
+        return
     print(f"load average before: {os.getloadavg()[0]:.2f}  (cores: {os.cpu_count()})")
     one_run(args.uv_size)  # warm-up: imports, numba compilation, dlib models
     runs = [one_run(args.uv_size) for _ in range(args.repeats)]
     print(f"load average after: {os.getloadavg()[0]:.2f}")
-    print(
-        f"{f'embedded uvfit, astronaut, uv {args.uv_size}²':<44}{'fk (s, median)':>16}{'reference':>26}"
-    )
+    print(f"{f'embedded uvfit, astronaut, uv {args.uv_size}²':<44}{'fk (s, median)':>16}{'reference':>26}")
     for key in runs[0]:
         value = statistics.median(r[key] for r in runs)
         ref = f"goal <= {GOAL_S:.0f} s / photo" if key.startswith("total") else ""
