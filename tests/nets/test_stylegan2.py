@@ -270,3 +270,16 @@ def test_fp16_blocks_follow_nvidia_and_force_fp32_is_close(tiny: tuple[Path, dic
     b = g(z, None, noise_mode="const", force_fp32=True)
     assert a.dtype == b.dtype == torch.float32
     assert 0 < (a - b).abs().max() < 0.05 * b.abs().max()
+
+
+def test_missing_or_misshapen_weights_are_reported(tiny: tuple[Path, dict]) -> None:
+    from fk.nets.stylegan2 import build_network
+
+    record = read_stylegan2_pickle(tiny[0])["G_ema"]
+    layer = record.children()["synthesis"].children()["b8"].children()["conv1"]
+    weight = layer.state["_parameters"].pop("weight")
+    with pytest.raises(InputError, match="do not match its recorded architecture"):
+        build_network(record, "tiny.pkl")
+    layer.state["_parameters"]["weight"] = weight[:, :-1]
+    with pytest.raises(InputError, match="tiny.pkl: Generator's weights"):
+        build_network(record, "tiny.pkl")

@@ -87,7 +87,7 @@ def setup_filter(
     8 taps or more), normalised to unit DC gain, optionally flipped and scaled by ``gain``."""
     if f is None:
         f = 1
-    f = torch.as_tensor(f, dtype=torch.float32)
+    f = torch.as_tensor(f, dtype=torch.float32, device="cpu")  # real values even under a meta-device context
     if f.ndim not in (0, 1, 2) or f.numel() == 0:
         raise ValueError(f"setup_filter: expected 0-2 dimensions and at least one tap, got {tuple(f.shape)}")
     if f.ndim == 0:

@@ -367,22 +367,26 @@ def build_network(record: PersistentRecord, source: str = "<pickle>") -> torch.n
             f"(fk builds {', '.join(sorted(NETWORK_CLASSES))})"
         )
     try:
-        module = cls(*record.init_args, **record.init_kwargs)
+        with torch.device("meta"):  # no random init: every tensor comes from the pickle below
+            module = cls(*record.init_args, **record.init_kwargs)
     except TypeError as exc:
         raise InputError(
             f"{source}: cannot build {record.class_name} from its recorded arguments ({exc})"
         ) from exc
     _check_tree(module, record, "", source)
     state = record.state_dict()
+    grads = {k: bool(v.requires_grad) for k, v in state.items()}  # before assign=True resets them
     try:
-        module.load_state_dict(state, strict=True)
+        module.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()
         raise InputError(
             f"{source}: {record.class_name}'s weights do not match its recorded architecture: "
             + " ".join(s.strip() for s in first[:3])
         ) from exc
-    grads = {k: bool(v.requires_grad) for k, v in state.items()}
+    left = [k for k, v in module.state_dict(keep_vars=True).items() if v.is_meta]
+    if left:
+        raise InputError(f"{source}: {record.class_name} has no weights in the pickle for {left[:3]}")
     for name, p in module.named_parameters():
         p.requires_grad_(grads.get(name, False))
     module.train(bool(record.state.get("training", False)))
