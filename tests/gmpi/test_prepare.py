@@ -106,6 +106,8 @@ def test_prepare_metfaces_xflip_layout(metfaces_dir, tmp_path, fk_home):
             str(out),
             "--xflip",
             "--skip-coeffs",
+            "--detector",
+            "detect:dlib",  # the labelled fallback detector (detect:mtcnn runs in the FFHQ test)
         ]
     )
     assert rc == 0
@@ -127,6 +129,7 @@ def test_prepare_metfaces_xflip_layout(metfaces_dir, tmp_path, fk_home):
     )
     # image 0 (a.png) has a face, so the xflip pass's blank line stays in front of the failures
     assert (out / "detections" / "fail_list.txt").read_text() == "\nb.png\nb_xflip.png\n"
+    assert any("detect:dlib" in n for n in json.loads((out / "fk_prepare.json").read_text())["notes"])
     names = sorted(p.name for p in (out / "detections" / "results").iterdir())
     assert names == ["a.txt", "a_xflip.txt", "c.txt", "c_xflip.txt", "d.txt", "d_xflip.txt"]
 

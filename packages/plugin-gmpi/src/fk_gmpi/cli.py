@@ -73,12 +73,14 @@ def prepare_ffhq(
     fit_iterations: int = typer.Option(40, help="iterations of the fallback fit (without epoch_20.pth)"),
     checkpoint: Path | None = typer.Option(None, help="R-Net epoch_20.pth (default: the deep3d asset)"),  # noqa: UP007
     skip_coeffs: bool = typer.Option(False, "--skip-coeffs", help="landmarks only"),
+    detector: str = typer.Option("auto", help="auto (mtcnn if installed, else dlib), detect:mtcnn, detect:dlib"),
 ) -> None:
     """MTCNN 5-point landmarks and Deep3D coefficients for every image of the zip, in GMPI's files."""
     from fk_gmpi.prepare import load_components
     from fk_gmpi.prepare import prepare_ffhq as run
 
-    comps = load_components(device, fit_iterations, str(checkpoint) if checkpoint else None)
+    comps = load_components(device, fit_iterations, str(checkpoint) if checkpoint else None, detector,
+                            coefficients=not skip_coeffs)
     info = run(zip_, out, comps, skip_coeffs=skip_coeffs)
     _report(info, out)
     if info["coefficient_failures"]:
@@ -99,12 +101,14 @@ def prepare_metfaces(
     fit_iterations: int = typer.Option(40, help="iterations of the fallback fit (without epoch_20.pth)"),
     checkpoint: Path | None = typer.Option(None, help="R-Net epoch_20.pth (default: the deep3d asset)"),  # noqa: UP007
     skip_coeffs: bool = typer.Option(False, "--skip-coeffs", help="landmarks only"),
+    detector: str = typer.Option("auto", help="auto (mtcnn if installed, else dlib), detect:mtcnn, detect:dlib"),
 ) -> None:
     """MetFaces: optional mirrors, MTCNN landmarks and Deep3D coefficients, in GMPI's files."""
     from fk_gmpi.prepare import load_components
     from fk_gmpi.prepare import prepare_metfaces as run
 
-    comps = load_components(device, fit_iterations, str(checkpoint) if checkpoint else None)
+    comps = load_components(device, fit_iterations, str(checkpoint) if checkpoint else None, detector,
+                            coefficients=not skip_coeffs)
     info = run(data_dir, out, comps, xflip=xflip, skip_coeffs=skip_coeffs)
     _report(info, out)
     if info["coefficient_failures"]:

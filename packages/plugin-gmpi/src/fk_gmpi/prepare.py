@@ -48,7 +48,7 @@ from fk.types import Face
 
 MTCNN_ORDER = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 DLIB_FALLBACK_NOTE = (
-    "detect:mtcnn is not installed: 5 points from detect:dlib's 68 landmarks (eye centres, nose "
+    "not detect:mtcnn: 5 points from detect:dlib's 68 landmarks (eye centres, nose "
     "tip, mouth corners), not MTCNN's; files keep GMPI's format"
 )
 FIT_FALLBACK_NOTE = (
@@ -157,7 +157,11 @@ class Components:
 
 
 def load_components(
-    device: str = "cpu", fit_iterations: int = 40, checkpoint: str | None = None, detector: str = "auto"
+    device: str = "cpu",
+    fit_iterations: int = 40,
+    checkpoint: str | None = None,
+    detector: str = "auto",
+    coefficients: bool = True,
 ) -> Components:
     from fk.assets import asset_path
     from fk.plugins import get_plugin_manager
@@ -171,15 +175,25 @@ def load_components(
         allowed = {p.name for p in comp.params}
         return comp.load_factory()(**{k: v for k, v in params.items() if k in allowed})
 
+    det = None
     if detector == "auto":
-        detector = "detect:mtcnn" if "detect:mtcnn" in comps else "detect:dlib"
-        if detector == "detect:dlib":
-            notes.append(DLIB_FALLBACK_NOTE)
-    det = build(detector, order="confidence")  # mtcnn: the package's order, whose first face GMPI takes
+        if "detect:mtcnn" in comps:
+            try:
+                det, detector = build("detect:mtcnn", order="confidence"), "detect:mtcnn"
+            except Exception as exc:  # noqa: BLE001 - e.g. the mtcnn package (its weight files) is missing
+                notes.append(f"detect:mtcnn unavailable ({type(exc).__name__}: {exc})")
+        if det is None:
+            detector = "detect:dlib"
+    if det is None:
+        det = build(detector, order="confidence")  # mtcnn: the package's order, whose first face GMPI takes
+    if detector != "detect:mtcnn":
+        notes.append(DLIB_FALLBACK_NOTE if detector == "detect:dlib" else f"{detector}'s points, not MTCNN's")
     crop = build("crop:deep3d", save=False)
     export = build("export:deep3d", formats=["mat"])
     ckpt = Path(checkpoint) if checkpoint else asset_path("deep3d/epoch_20.pth")
-    if ckpt.exists():
+    if not coefficients:
+        coeffs_ref, coeffs, crop_lm = "", None, None
+    elif ckpt.exists():
         coeffs_ref = "reconstruct:deep3d"
         coeffs = build(coeffs_ref, checkpoint=str(ckpt), device=device, iterations=0)
         crop_lm = None
