@@ -73,7 +73,9 @@ def prepare_ffhq(
     fit_iterations: int = typer.Option(40, help="iterations of the fallback fit (without epoch_20.pth)"),
     checkpoint: Path | None = typer.Option(None, help="R-Net epoch_20.pth (default: the deep3d asset)"),  # noqa: UP007
     skip_coeffs: bool = typer.Option(False, "--skip-coeffs", help="landmarks only"),
-    detector: str = typer.Option("auto", help="auto (mtcnn if installed, else dlib), detect:mtcnn, detect:dlib"),
+    detector: str = typer.Option(
+        "auto", help="auto (detect:mtcnn if it loads, else detect:dlib), detect:mtcnn or detect:dlib"
+    ),
 ) -> None:
     """MTCNN 5-point landmarks and Deep3D coefficients for every image of the zip, in GMPI's files."""
     from fk_gmpi.prepare import load_components
@@ -101,7 +103,9 @@ def prepare_metfaces(
     fit_iterations: int = typer.Option(40, help="iterations of the fallback fit (without epoch_20.pth)"),
     checkpoint: Path | None = typer.Option(None, help="R-Net epoch_20.pth (default: the deep3d asset)"),  # noqa: UP007
     skip_coeffs: bool = typer.Option(False, "--skip-coeffs", help="landmarks only"),
-    detector: str = typer.Option("auto", help="auto (mtcnn if installed, else dlib), detect:mtcnn, detect:dlib"),
+    detector: str = typer.Option(
+        "auto", help="auto (detect:mtcnn if it loads, else detect:dlib), detect:mtcnn or detect:dlib"
+    ),
 ) -> None:
     """MetFaces: optional mirrors, MTCNN landmarks and Deep3D coefficients, in GMPI's files."""
     from fk_gmpi.prepare import load_components
