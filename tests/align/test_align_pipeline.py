@@ -138,3 +138,26 @@ def test_fk_run_fans_out_faces_and_records_failures(astro_rgb, astro2x_path, tmp
     ]  # .fk: the engine's record
     assert written == [], "nothing is written for the photo without a face"
     assert summary.failed >= 1
+
+
+def test_fk_run_reads_gifs_and_reports_skipped_entries(astro_rgb, tmp_path):
+    from fk.engine.runner import RunOptions, run_plan
+    from fk.recipe import load_recipe
+
+    photos = tmp_path / "photos"
+    (photos / "holiday").mkdir(parents=True)
+    Image.fromarray(astro_rgb).save(photos / "anim.gif")  # GIF: its first frame is the input
+    (photos / "notes.txt").write_text("not a photo")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "fk: 1\nname: t\ninputs:\n  photos: {type: images, path: " + str(photos) + "}\nsteps:\n"
+        "  - id: detect\n    use: detect:dlib\n    in: {image: inputs.photos}\n    with: {min_score: 0.3}\n"
+        "  - id: crop\n    use: crop:deep3d\n    in: {image: inputs.photos, face: detect.faces}\n"
+    )
+    out = tmp_path / "out"
+    summary = run_plan(load_recipe(recipe), RunOptions(out, progress=False))
+    failures = json.loads((out / "failures.json").read_text())
+    assert {f["item"]: f["type"] for f in failures} == {"holiday": "SkippedInput", "notes.txt": "SkippedInput"}
+    assert "sub-folder" in next(f["error"] for f in failures if f["item"] == "holiday")
+    assert (out / "crop" / "anim_00.png").exists(), "the GIF's face was found and cropped"
+    assert summary.exit_code == 0, "skipped entries are reported, not failures of the run"

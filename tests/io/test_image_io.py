@@ -89,13 +89,34 @@ def test_grayscale_becomes_three_equal_channels(tmp_path):
         np.testing.assert_array_equal(img[:, :, c], gray)
 
 
-def test_rgba_is_composited_over_white(tmp_path):
+def test_rgba_keeps_the_colour_channels_as_the_seeds_loaders_do(tmp_path):
+    rgba = np.zeros((2, 2, 4), np.uint8)
+    rgba[0, 0] = (200, 100, 50, 255)  # opaque
+    rgba[0, 1] = (200, 100, 50, 0)  # transparent
+    rgba[1, 0] = (0, 0, 0, 128)  # half transparent black
+    Image.fromarray(rgba).save(tmp_path / "a.png")
+    img = load_image(tmp_path / "a.png")
+    # LPFF/Deep3D/EG3D read photos with Pillow's convert("RGB"): alpha dropped, RGB kept
+    expected = np.asarray(Image.open(tmp_path / "a.png").convert("RGB"))
+    np.testing.assert_array_equal(img, expected)
+    np.testing.assert_array_equal(img[0, 1], (200, 100, 50))
+    np.testing.assert_array_equal(img[1, 0], (0, 0, 0))
+    np.testing.assert_array_equal(as_rgb(rgba), rgba[:, :, :3])
+    # a palette image with a transparent entry, as convert("RGB") reads it too
+    pal = Image.fromarray(rgba).convert("P")
+    pal.info["transparency"] = 0
+    pal.save(tmp_path / "p.png", transparency=0)
+    np.testing.assert_array_equal(load_image(tmp_path / "p.png"),
+                                  np.asarray(Image.open(tmp_path / "p.png").convert("RGB")))
+
+
+def test_rgba_over_white_is_an_option(tmp_path):
     rgba = np.zeros((2, 2, 4), np.uint8)
     rgba[0, 0] = (200, 100, 50, 255)  # opaque: kept
     rgba[0, 1] = (200, 100, 50, 0)  # transparent: background
     rgba[1, 0] = (0, 0, 0, 128)  # half black over white: 255 * 127/255 = 127
     Image.fromarray(rgba).save(tmp_path / "a.png")
-    img = load_image(tmp_path / "a.png")
+    img = load_image(tmp_path / "a.png", alpha_background=(255, 255, 255))
     np.testing.assert_array_equal(img[0, 0], (200, 100, 50))
     np.testing.assert_array_equal(img[0, 1], (255, 255, 255))
     np.testing.assert_allclose(img[1, 0].astype(int), (127, 127, 127), atol=1)
@@ -118,6 +139,8 @@ def test_palette_with_transparency(tmp_path):
     pal.info["transparency"] = 1
     pal.save(tmp_path / "p.png", transparency=1)
     img = load_image(tmp_path / "p.png")
+    np.testing.assert_array_equal(img[0], [(255, 0, 0), (0, 0, 255)])  # the palette colour, as convert("RGB")
+    img = load_image(tmp_path / "p.png", alpha_background=(255, 255, 255))
     np.testing.assert_array_equal(img[0], [(255, 0, 0), (255, 255, 255)])
 
 
@@ -177,7 +200,8 @@ def test_as_rgb_accepts_arrays_paths_and_pil(tmp_path):
     np.testing.assert_array_equal(as_rgb(rgb[:, :, 0])[:, :, 2], rgb[:, :, 0])
     np.testing.assert_array_equal(as_rgb(np.array([[[0.0, 0.5, 1.0]]])), [[[0, 128, 255]]])
     rgba = np.concatenate([rgb, np.zeros_like(rgb[:, :, :1])], axis=2)
-    np.testing.assert_array_equal(as_rgb(rgba), np.full_like(rgb, 255))
+    np.testing.assert_array_equal(as_rgb(rgba), rgb)
+    np.testing.assert_array_equal(as_rgb(rgba, alpha_background=(255, 255, 255)), np.full_like(rgb, 255))
     Image.fromarray(rgb).save(tmp_path / "x.png")
     np.testing.assert_array_equal(as_rgb(tmp_path / "x.png"), rgb)
     np.testing.assert_array_equal(as_rgb(str(tmp_path / "x.png")), rgb)

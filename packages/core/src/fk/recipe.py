@@ -42,9 +42,10 @@ SCHEMA_VERSION = 1
 TOP_KEYS = ("fk", "name", "description", "requires", "params", "inputs", "steps")
 STEP_KEYS = ("id", "use", "in", "with", "dir", "enabled")
 INPUT_KEYS = ("type", "path", "value", "optional", "pattern", "help")
-INPUT_TYPES = ("images", "files", "file", "dir", "value")
-ITERATED_TYPES = ("images", "files")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+INPUT_TYPES = ("images", "files", "file", "dir", "value", "deep3d-folder")
+# deep3d-folder: Deep3D's test.py layout, *.png/*.jpg with their 5 points in detections/{stem}.txt
+ITERATED_TYPES = ("images", "files", "deep3d-folder")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")  # GIF: its first frame
 
 
 # --------------------------------------------------------------------------- YAML with marks
@@ -156,12 +157,34 @@ class InputSpec:
         if self.path is None:
             return []
         if self.path.is_dir():
-            pattern = self.pattern or "*"
-            files = [p for p in self.path.glob(pattern) if p.is_file() and not p.name.startswith(".")]
-            if self.type == "images":
-                files = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
-            return sorted(files, key=lambda p: p.name)
+            return sorted((p for p in self._entries() if self._why_skipped(p) is None), key=lambda p: p.name)
         return [self.path]
+
+    def _entries(self) -> list[Path]:
+        return [p for p in self.path.glob(self.pattern or "*") if not p.name.startswith(".")]
+
+    def _why_skipped(self, p: Path) -> str | None:
+        if p.is_dir():
+            if self.type == "deep3d-folder" and p.name == "detections":
+                return "detections"  # the 5-point files: read with their images, never an item
+            return "a sub-folder: inputs are read from the folder's top level only; pass the sub-folder itself"
+        if self.type == "images" and p.suffix.lower() not in IMAGE_SUFFIXES:
+            return f"not an image fk reads (suffix {p.suffix or 'none'}; it reads {', '.join(IMAGE_SUFFIXES)})"
+        if self.type == "deep3d-folder" and not p.name.endswith(("png", "jpg")):
+            return "not a .png/.jpg (Deep3D's test.py reads only those)"
+        return None
+
+    def skipped(self) -> list[tuple[Path, str]]:
+        """Entries of an iterated input folder that :meth:`items` leaves out, and why (hidden files
+        are ignored silently). The engine reports each in ``failures.json``."""
+        if self.path is None or not self.path.is_dir() or self.type not in ITERATED_TYPES:
+            return []
+        out = []
+        for p in sorted(self._entries(), key=lambda p: p.name):
+            why = self._why_skipped(p)
+            if why is not None and why != "detections":
+                out.append((p, why))
+        return out
 
 
 @dataclass
@@ -662,10 +685,10 @@ def _check_inputs(raw: Any, probs: _Problems, base_dir: Path) -> dict[str, Input
                         probs.add((*ip, "path"), f"{path} is not a folder")
         spec_obj = InputSpec(name, typ, path, spec.get("value"), optional, spec.get("pattern"))
         if typ in ITERATED_TYPES and path is not None and path.exists() and not spec_obj.items():
-            probs.add((*ip, "path"), f"{path} holds no {'images' if typ == 'images' else 'files'}")
+            probs.add((*ip, "path"), f"{path} holds no {'files' if typ == 'files' else 'images'}")
         out[name] = spec_obj
     if sum(1 for i in out.values() if i.type in ITERATED_TYPES) > 1:
-        probs.add(("inputs",), "only one input of type images/files may be iterated per recipe")
+        probs.add(("inputs",), "only one input of type images/files/deep3d-folder may be iterated per recipe")
     return out
 
 

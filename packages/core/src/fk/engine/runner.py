@@ -48,7 +48,7 @@ from fk.engine.node_check import ensure_node_ready
 from fk.engine.records import (RECORDS_DIR, RunRecords, manifest_item, read_record, write_json_streaming,
                                write_record)
 from fk.errors import ExitCode, FkError, ItemFiltered, TransientError, UsageError
-from fk.recipe import Plan, StepPlan
+from fk.recipe import ITERATED_TYPES, Plan, StepPlan
 
 LOCK_FILE = ".fk/lock"
 
@@ -111,7 +111,7 @@ class RunSummary:
             return ExitCode.TERMINATED if self.terminated else ExitCode.INTERRUPTED
         if self.run_step_failed:
             return ExitCode.STEP_FAILED
-        if self.failures:
+        if any(f.get("type") != "SkippedInput" for f in self.failures):  # a skipped entry is reported only
             return ExitCode.ITEM_FAILURES
         return ExitCode.OK
 
@@ -217,7 +217,7 @@ def process_item(task: ItemTask) -> dict[str, Any]:
         pass
     values: dict[str, Any] = {}
     for name, spec in plan.inputs.items():
-        values[f"inputs.{name}"] = source if spec.type in ("images", "files") else (
+        values[f"inputs.{name}"] = source if spec.type in ITERATED_TYPES else (
             spec.value if spec.type == "value" else spec.path)
     steps = plan.item_steps
     hook = _hook()
@@ -500,6 +500,9 @@ def _run_locked(plan: Plan, options: RunOptions, out: Path, executor: Executor |
     digest = plan.digest()
     iterated = plan.iterated_input
     sources = item_keys(iterated.items()) if iterated and plan.item_steps else []
+    # entries of the input folder that are not read: a line each in failures.json, never silence
+    skipped_inputs = [{"item": p.name, "step": "(inputs)", "component": "", "error": f"{p}: skipped: {why}",
+                       "type": "SkippedInput"} for p, why in (iterated.skipped() if sources else [])]
 
     inputs_sha256 = other_inputs_sha256(plan)
     records = RunRecords(out, keep_leaves=bool(plan.run_steps))
@@ -563,6 +566,7 @@ def _run_locked(plan: Plan, options: RunOptions, out: Path, executor: Executor |
                                                      inputs_sha256) is None:
                     records.add(rec)
     failures.extend(records.failures())
+    failures.extend(skipped_inputs)
     failures.sort(key=lambda f: (f["item"], f["step"]))
     succeeded = records.succeeded
     filtered = records.filtered

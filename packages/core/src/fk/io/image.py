@@ -3,8 +3,11 @@
 Convention:
 - layout (H, W, 3), row 0 at the top of the picture as a viewer shows it (EXIF
   orientation already applied), channels R, G, B, dtype uint8, range 0..255;
-- transparent pixels (RGBA, LA, palette with transparency) are composited over
-  **white** by default (``alpha_background``), as a browser shows a cut-out;
+- alpha (RGBA, LA, palette with transparency) is **dropped, keeping the colour
+  channels as stored**, by default: that is Pillow's ``convert("RGB")``, which every
+  seed's loader uses (FFHQ/LPFF/Deep3D/EG3D), so half-transparent photos give the
+  originals' pixels. ``alpha_background=(r, g, b)`` composites over that colour
+  instead (e.g. ``WHITE``, as a browser shows a cut-out) - an fk option;
 - 16-bit samples are scaled to 8 bits by rounding ``v / 257`` (65535 -> 255),
   never clipped; CMYK, palette, grayscale and 1-bit images become RGB;
 - colour profiles (ICC) are not applied: pixel values are taken as sRGB.
@@ -33,7 +36,7 @@ _HINT_FORMATS = "use a PNG, JPEG, WebP, BMP or TIFF photo"
 def load_image(
     path: str | os.PathLike[str],
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
-    alpha_background: tuple[int, int, int] = WHITE,
+    alpha_background: tuple[int, int, int] | None = None,
 ) -> np.ndarray:
     """Read an image file as an upright RGB array.
 
@@ -43,14 +46,15 @@ def load_image(
             checked from the header before any pixel is decoded, so a
             decompression bomb costs nothing. ``None`` keeps only Pillow's own hard
             cap (2 x ``PIL.Image.MAX_IMAGE_PIXELS``).
-        alpha_background: RGB colour that transparent pixels are composited over.
+        alpha_background: None (default) keeps the colour channels and drops alpha, as the
+            seeds' ``convert("RGB")`` does; an RGB colour composites transparent pixels over it.
 
     Returns:
         (H, W, 3) uint8, C-contiguous and writeable.
 
     Convention:
         - EXIF orientation (tags 1-8) applied: the result is what a viewer shows;
-        - alpha composited over ``alpha_background`` (white by default);
+        - alpha dropped (colour channels kept), or composited over ``alpha_background``;
         - 16-bit -> 8-bit by ``round(v / 257)``.
 
     Raises:
@@ -97,7 +101,7 @@ def _check_size(path: Path, size: tuple[int, int], max_pixels: int | None) -> No
         )
 
 
-def _to_rgb_array(im: Any, background: tuple[int, int, int]) -> np.ndarray:
+def _to_rgb_array(im: Any, background: tuple[int, int, int] | None) -> np.ndarray:
     """Any Pillow mode -> (H, W, 3) uint8 RGB."""
     from PIL import Image
 
@@ -113,7 +117,7 @@ def _to_rgb_array(im: Any, background: tuple[int, int, int]) -> np.ndarray:
         gray8 = np.clip(np.rint(gray * 255.0), 0, 255).astype(np.uint8)
         return np.ascontiguousarray(np.repeat(gray8[:, :, None], 3, axis=2))
     has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in im.info)
-    if has_alpha:
+    if has_alpha and background is not None:
         rgba = im.convert("RGBA")
         canvas = Image.new("RGBA", rgba.size, (*background, 255))
         canvas.alpha_composite(rgba)
@@ -122,7 +126,7 @@ def _to_rgb_array(im: Any, background: tuple[int, int, int]) -> np.ndarray:
     return np.array(rgb, dtype=np.uint8, copy=True)
 
 
-def as_rgb(image: Any, alpha_background: tuple[int, int, int] = WHITE) -> np.ndarray:
+def as_rgb(image: Any, alpha_background: tuple[int, int, int] | None = None) -> np.ndarray:
     """A path, PIL image or array -> (H, W, 3) uint8 RGB.
 
     Args:
@@ -135,7 +139,8 @@ def as_rgb(image: Any, alpha_background: tuple[int, int, int] = WHITE) -> np.nda
 
     Convention:
         - float arrays are read as [0, 1] and rounded: ``round(clip(x, 0, 1) * 255)``;
-        - a 4th channel is alpha, composited over ``alpha_background`` (white).
+        - a 4th channel is alpha: dropped (colour kept) by default, or composited over
+          ``alpha_background``.
     """
     if isinstance(image, (str, os.PathLike)):
         return load_image(image, alpha_background=alpha_background)
@@ -154,6 +159,8 @@ def as_rgb(image: Any, alpha_background: tuple[int, int, int] = WHITE) -> np.nda
         arr = np.rint(np.clip(arr.astype(np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
     if arr.ndim == 2:
         return np.ascontiguousarray(np.repeat(arr[:, :, None], 3, axis=2))
+    if arr.shape[2] == 4 and alpha_background is None:
+        return np.ascontiguousarray(arr[:, :, :3])
     if arr.shape[2] == 4:
         alpha = arr[:, :, 3:4].astype(np.float64) / 255.0
         bg = np.asarray(alpha_background, dtype=np.float64)
