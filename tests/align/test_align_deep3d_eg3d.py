@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pathlib import Path
+
+from fk.errors import InputError
 from fk.types import apply_homography
 from fk_align.deep3d_align import (
     STANDARD_5PT_3D,
@@ -129,3 +132,52 @@ def test_landmark_round_trip(astro_rgb, astro_face, which):
 def test_five_point_input_gives_the_same_crop(astro_rgb, astro_face, astro_deep3d):
     res = align_img(astro_rgb, five_from_68(astro_face.landmarks))
     np.testing.assert_array_equal(res.image, astro_deep3d.image)
+
+
+def test_deep3d_folder_runs_like_test_py(astro_rgb, astro_face, tmp_path):
+    """A Deep3D-style folder (*.jpg + detections/*.txt, 5 points) through fk run: test.py's crop."""
+    import json
+
+    from fk.engine.runner import RunOptions, run_plan
+    from fk.recipe import load_recipe
+    from PIL import Image
+
+    folder = tmp_path / "examples"
+    (folder / "detections").mkdir(parents=True)
+    Image.fromarray(astro_rgb).save(folder / "000002.jpg", quality=95)
+    five = five_from_68(astro_face.landmarks) + 0.3  # not on the pixel grid: float32 matters
+    (folder / "detections" / "000002.txt").write_text("".join(f"{float(x)!r}\t{float(y)!r}\n" for x, y in five))
+    Image.fromarray(astro_rgb).save(folder / "nodetection.png")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text((Path(__file__).resolve().parents[2] / "recipes" / "deep3d_folder.yaml").read_text()
+                      .replace("builtin:deep3d_examples", str(folder)))
+    out = tmp_path / "out"
+    run_plan(load_recipe(recipe), RunOptions(out, progress=False))
+    failures = {f["item"]: f["error"] for f in json.loads((out / "failures.json").read_text())}
+    assert list(failures) == ["nodetection"], "Deep3D skips an image without detections; fk records it"
+    assert "detections/nodetection.txt is not found" in failures["nodetection"]
+    # test.py: np.loadtxt(...).astype(np.float32), y flipped in float32, align_img on the jpg
+    photo = np.asarray(Image.open(folder / "000002.jpg").convert("RGB"))
+    expected = align_img(photo, np.loadtxt(folder / "detections" / "000002.txt").astype(np.float32)).image
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "crop" / "000002.png")), expected)
+    assert (out / "crop" / "debug" / "000002.png").exists()
+
+
+def test_crops_take_five_points_and_float32_flips_in_float32(astro_rgb, astro_face):
+    from fk_align.crops import Deep3DCrop, Eg3dCrop, FfhqCrop
+
+    five = (five_from_68(astro_face.landmarks) + 0.37).astype(np.float32)
+    d = Deep3DCrop(save=False).crop(astro_rgb, five)
+    assert d.image.shape == (224, 224, 3)
+    assert Eg3dCrop(save=False).crop(astro_rgb, five).image.shape == (512, 512, 3)
+    # Deep3D flips y as H - 1 - y in float32; the fit then sees exactly those values
+    from fk_align.landmarks import flip_y
+
+    flipped = flip_y(five, 512)
+    assert flipped.dtype == np.float32
+    np.testing.assert_array_equal(flipped[:, 1], np.float32(511) - five[:, 1])
+    from fk_align.crops import face_landmarks
+
+    with pytest.raises(InputError, match="68"):
+        face_landmarks(five)  # crop:ffhq and the realign need 68
+    del FfhqCrop

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+
 def test_gif_first_frame_is_read_and_skipped_entries_are_reported(tmp_path):
     from fk.io import load_image
     from fk.recipe import InputSpec

@@ -263,7 +263,11 @@ BUILTIN_INPUTS = {
     "astronaut": "scikit-image's astronaut photo (512², a real face, public domain)",
     "astronaut_x2": "the astronaut upscaled ×2 with Lanczos (1024²): LPFF rejects faces whose crop is under "
                     "512 px, so its recipe's default input is this, named for what it is",
+    "deep3d_examples": "a Deep3D-style folder (test.py's layout): the astronaut and detections/astronaut.txt "
+                       "with its 5 points (dlib's 68 reduced, measured once)",
 }
+# The astronaut's 5 points (eye centres, nose tip, mouth corners) from dlib's 68 landmarks.
+_ASTRONAUT_FIVE = ((203.5, 102.5), (246.0, 105.5), (225.0, 127.0), (201.0, 139.0), (246.0, 141.0))
 
 
 def resolve_builtin(path: str) -> Path | None:
@@ -285,6 +289,14 @@ def resolve_builtin(path: str) -> Path | None:
     from fk import atomic
     from fk.assets import fk_home
 
+    if name == "deep3d_examples":
+        folder = fk_home() / "cache" / "builtin" / "deep3d_examples"
+        if not (folder / "detections" / "astronaut.txt").exists():
+            (folder / "detections").mkdir(parents=True, exist_ok=True)
+            atomic.write_bytes(folder / "astronaut.png", astronaut.read_bytes())
+            text = "".join(f"{x} {y}\n" for x, y in _ASTRONAUT_FIVE)
+            atomic.write_bytes(folder / "detections" / "astronaut.txt", text.encode())
+        return folder
     target = fk_home() / "cache" / "builtin" / f"{name}.png"
     if not target.exists():
         import io

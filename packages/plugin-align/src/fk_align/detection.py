@@ -138,3 +138,37 @@ class DetectorRunner:
 
             ctx.save_image(f"debug/{ctx.key}.png", draw_faces(rgb, faces))
         return {"faces": faces}
+
+
+class FivePointFile:
+    """``detect:five-points``: the face of a Deep3D-style folder, from ``detections/{stem}.txt``.
+
+    Deep3D's ``test.py`` pairs ``{root}/{stem}.png|jpg`` with ``{root}/detections/{stem}.txt``
+    (5 lines ``x y``: eye centres, nose tip, mouth corners, image pixels) and reads the points
+    as float32; so does this step, so ``crop:deep3d`` gives ``test.py``'s crop. One face per
+    image, keyed by the image's name as ``test.py`` names its outputs.
+    """
+
+    def __init__(self, folder: str = "detections", **_: Any) -> None:
+        self.folder = folder
+
+    def __call__(self, inputs: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        from fk.errors import InputError
+
+        from fk_align.landmarks import read_five_points
+
+        value = inputs["image"]
+        if not isinstance(value, (str, os.PathLike)):
+            raise InputError("detect:five-points needs the image's path (a deep3d-folder or images input)")
+        image = Path(value)
+        txt = image.parent / self.folder / f"{image.stem}.txt"
+        if not txt.is_file():
+            raise InputError(f"{txt} is not found", hint="Deep3D's layout: detections/{stem}.txt beside each image "
+                             "(5 lines 'x y'); write one with any 5-point detector (MTCNN) or detect:dlib")
+        points = read_five_points(txt).astype(np.float32)
+        rgb, _ = load_input_image(image)
+        h, w = rgb.shape[:2]
+        box = np.array([*points.min(0), *points.max(0)], dtype=np.float64)
+        face = Face(box=box, score=1.0, landmarks=points, image_size=(h, w), source=image,
+                    detector="five-points")
+        return {"face": face}

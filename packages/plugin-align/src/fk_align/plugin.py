@@ -153,6 +153,18 @@ def fk_detect():
     )
 
 
+    yield Component(
+        stage="detect",
+        name="five-points",
+        summary="Deep3D's test.py landmarks: the 5 points of detections/{stem}.txt beside each image "
+        "(read as float32, as test.py does); one face per image, keyed by the image's name",
+        factory="fk_align.detection:FivePointFile",
+        params=(Param("folder", "str", "detections", "sub-folder of the image's folder holding {stem}.txt"),),
+        inputs=(_IMAGE_IN,),
+        outputs=(Port("face", "face", "5 landmarks (float32) from the detections file"),),
+    )
+
+
 @hookimpl
 def fk_crop():
     yield _crop(
