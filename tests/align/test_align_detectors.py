@@ -203,3 +203,20 @@ def test_lpff_naming_reaches_the_engines_item_keys(astro_rgb, tmp_path):
     assert names == ["pair_01", "pair_02"]
     records = json.loads((tmp_path / "out" / "detect" / "faces" / "pair.json").read_text())
     assert set(records) == {"pair_01", "pair_02"}
+
+
+def test_lpff_detects_on_dlibs_view_of_a_transparent_photo(astro_rgb, tmp_path):
+    import dlib
+    from fk_align.detection import dlib_loader_rgb
+    from fk_align.fan_detect import LpffDetector
+
+    alpha = np.tile(np.linspace(30, 255, 512).astype(np.uint8), (512, 1))[:, :, None]
+    path = tmp_path / "half.png"
+    Image.fromarray(np.concatenate([astro_rgb, alpha], axis=2), "RGBA").save(path)
+    view = dlib_loader_rgb(path)
+    np.testing.assert_array_equal(view, dlib.load_rgb_image(str(path)))  # what LPFF's dlib sees
+    Image.fromarray(astro_rgb).save(tmp_path / "opaque.png")
+    assert dlib_loader_rgb(tmp_path / "opaque.png") is None
+    face = LpffDetector(fallback=False).find_faces(path)[0]
+    expected = DlibDetector().detect(view)
+    np.testing.assert_array_equal(face.landmarks, expected[0].landmarks)

@@ -37,10 +37,11 @@ ENTRY_POINT_GROUP = "fk"
 # plugin's real components (aliases included) and CLI groups, so it cannot go stale.
 FIRST_PARTY: dict[str, tuple[str, ...]] = {
     "fk-plugin-align": ("detect:dlib", "detect:dlib-cnn", "detect:face-alignment", "detect:lpff",
-                        "detect:mtcnn", "crop:ffhq", "crop:lpff-realign", "crop:deep3d", "crop:eg3d"),
+                        "detect:mtcnn", "detect:five-points", "crop:ffhq", "crop:lpff-realign", "crop:deep3d",
+                        "crop:eg3d"),
     "fk-plugin-deep3d": ("reconstruct:deep3d", "fit:deep3d", "export:deep3d", "export:demo-page"),
     "fk-plugin-datasets": ("crop:lpff-model-face", "crop:lpff-realigned", "evaluate:lpff-density",
-                           "export:lpff-camera-parameters", "export:lpff-layout"),
+                           "export:lpff-camera-parameters", "export:lpff-layout", "reconstruct:lpff-camera"),
     "fk-plugin-gmpi": ("export:gmpi-page", "export:gmpi-photo-mpi"),
     "fk-plugin-uvfit": ("crop:uvfit-preprocess", "export:uvfit", "export:uvfit-page"),
     "fk-plugin-eyeball": (),

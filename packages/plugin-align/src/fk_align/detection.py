@@ -33,6 +33,23 @@ def load_input_image(value: Any) -> tuple[np.ndarray, Path | None]:
     return as_rgb(value), source
 
 
+def dlib_loader_rgb(path: Path) -> np.ndarray | None:
+    """The RGB pixels ``dlib.load_rgb_image`` gives for a photo with alpha, or None without alpha.
+
+    dlib blends each pixel over black: kept as is where alpha is 255, else (c * alpha) >> 8
+    (measured against dlib's loader). LPFF and FFHQ ran dlib on those pixels while cropping
+    Pillow's ``convert("RGB")`` (alpha dropped), so their landmarks come from this view.
+    """
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        if not (im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)):
+            return None
+        rgba = np.asarray(ImageOps.exif_transpose(im).convert("RGBA")).astype(np.uint16)
+    rgb, alpha = rgba[:, :, :3], rgba[:, :, 3:]
+    return np.where(alpha == 255, rgb, (rgb * alpha) >> 8).astype(np.uint8)
+
+
 def face_sort_key(face: Face) -> tuple[float, float, float, float]:
     """Largest box first; ties by higher score, then left to right, top to bottom."""
     x0, y0, x1, y1 = (float(v) for v in face.box)
@@ -105,8 +122,12 @@ class DetectorRunner:
         rgb, source = load_input_image(image)
         return self._find(rgb, source)
 
+    def detection_image(self, rgb: np.ndarray, source: Path | None) -> np.ndarray:
+        """The pixels the detector sees (the photo as loaded, unless a detector reads files its own way)."""
+        return rgb
+
     def _find(self, rgb: np.ndarray, source: Path | None) -> list[Face]:
-        found = self.detect(rgb)
+        found = self.detect(self.detection_image(rgb, source))
         faces = order_faces(found, self.min_face, self.max_faces, self.naming)
         for f in faces:
             f.source = source

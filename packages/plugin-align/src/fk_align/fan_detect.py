@@ -221,6 +221,13 @@ class LpffDetector(DetectorRunner):
                 self.fan_error = exc
         return self._fan
 
+    def detection_image(self, rgb: np.ndarray, source: Path | None) -> np.ndarray:
+        """LPFF runs dlib on ``dlib.load_rgb_image``'s pixels: a photo with alpha is blended over black."""
+        from fk_align.detection import dlib_loader_rgb
+
+        view = dlib_loader_rgb(source) if source is not None and Path(source).is_file() else None
+        return rgb if view is None or view.shape != rgb.shape else view
+
     def detect(self, rgb: np.ndarray) -> list[Face]:
         faces = self.dlib.detect(rgb)
         if not faces and self.fallback and (fan := self.fan()) is not None:
