@@ -10,7 +10,8 @@ PACKAGES = Path(__file__).resolve().parents[2] / "packages"
 
 
 def _backend(folder: Path):
-    spec = importlib.util.spec_from_file_location(f"fk_local_build_{folder.name}", folder / "fk_local_build.py")
+    name = f"fk_local_build_{folder.name.replace('-', '_')}"
+    spec = importlib.util.spec_from_file_location(name, folder / "fk_local_build.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -32,7 +33,8 @@ def test_fk_requirements_become_paths_and_others_stay():
     out = backend._by_path(metadata).splitlines()
     assert out[1] == f"Requires-Dist: fk-core @ {(PACKAGES / 'core').as_uri()}"
     assert out[2] == "Requires-Dist: matplotlib>=3.7"
-    assert out[3] == f'Requires-Dist: fk-plugin-align @ {(PACKAGES / "plugin-align").as_uri()} ; extra == "pipeline"'
+    align = (PACKAGES / "plugin-align").as_uri()
+    assert out[3] == f'Requires-Dist: fk-plugin-align @ {align} ; extra == "pipeline"'
     assert out[4] == "Requires-Dist: fk-plugin-nonexistent>=1"  # no such folder: left as it is
     from packaging.requirements import Requirement
 
