@@ -48,19 +48,34 @@ DEFAULT_THREADS = 1
 
 @contextmanager
 def torch_threads(threads: int) -> Iterator[None]:
-    """Run the block with ``threads`` torch intra-op threads, then restore the process setting.
+    """Run the block with ``threads`` torch intra-op threads and as many numba threads (the CPU
+    renderer's z-buffer), then restore the process settings.
 
-    ``threads <= 0`` leaves the process setting alone (e.g. what ``OMP_NUM_THREADS`` or the engine chose).
+    Pinning numba too makes the fit give the same bytes whether it is the first item of a process
+    or not (a resumed run): with numba's default threads the first fit in a process differed in the
+    last bits from run to run (docs/reliability.md). ``threads <= 0`` leaves the process settings
+    alone (e.g. what ``OMP_NUM_THREADS`` or the engine chose).
     """
-    before = torch.get_num_threads()
-    if threads <= 0 or threads == before:
+    if threads <= 0:
         yield
         return
-    torch.set_num_threads(int(threads))
+    try:
+        import numba
+    except ImportError:  # the renderer falls back to torch then
+        numba = None
+    before = torch.get_num_threads()
+    numba_before = numba.get_num_threads() if numba is not None else None
+    if threads != before:
+        torch.set_num_threads(int(threads))
+    if numba is not None:
+        numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        if threads != before:
+            torch.set_num_threads(before)
+        if numba is not None:
+            numba.set_num_threads(numba_before)
 
 
 # Deep3D world -> OpenCV camera is x_cv = FLIP * x_world + (0, 0, CAMERA_DISTANCE).
