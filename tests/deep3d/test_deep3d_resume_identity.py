@@ -17,8 +17,9 @@ RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "demo.yaml"
 
 
 def _digests(out: Path) -> dict[str, str]:
-    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.rglob("*"))
-            if p.is_file() and ".fk" not in p.relative_to(out).parts and p.name != "manifest.json"}
+    files = [p for p in sorted(out.rglob("*"))
+             if p.is_file() and ".fk" not in p.relative_to(out).parts and p.name != "manifest.json"]
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 @pytest.mark.slow
