@@ -42,8 +42,15 @@ REF_SCRIPT = textwrap.dedent(
     out, timings = {}, {}
     for name in names:
         img = np.asarray(Image.open(f"{work}/{name}.png").convert("RGB"))
-        res = det.detect_faces(img, output_type="numpy", box_format="xyxy")
-        out[name] = np.asarray(res, dtype=np.float64).reshape(-1, 16)
+        if os.environ.get("FK_MTCNN_VARIANT") == "0.1.1":  # dicts of ints: x, y, width, height, keypoints
+            res = det.detect_faces(img)
+            k = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+            rows = [[0, *f["box"][:2], f["box"][0] + f["box"][2], f["box"][1] + f["box"][3], f["confidence"],
+                     *[f["keypoints"][n][0] for n in k], *[f["keypoints"][n][1] for n in k]] for f in res]
+            out[name] = np.asarray(rows, dtype=np.float64).reshape(-1, 16)
+        else:
+            res = det.detect_faces(img, output_type="numpy", box_format="xyxy")
+            out[name] = np.asarray(res, dtype=np.float64).reshape(-1, 16)
         if threads:
             det.detect_faces(img)
             ts = []
@@ -56,14 +63,15 @@ REF_SCRIPT = textwrap.dedent(
 )
 
 
-def ensure_venv(venv: Path) -> Path:
+def ensure_venv(venv: Path, variant: str = "1.0") -> Path:
     python = venv / "bin" / "python"
     if not python.exists():
-        print(f"creating the reference venv {venv} (mtcnn, tensorflow-cpu)", file=sys.stderr)
+        pkgs = ["mtcnn", "pillow", "tensorflow-cpu"]
+        if variant == "0.1.1":
+            pkgs = ["mtcnn==0.1.1", "pillow", "tensorflow-cpu", "opencv-python-headless"]
+        print(f"creating the reference venv {venv} ({', '.join(pkgs)})", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "mtcnn", "tensorflow-cpu", "pillow"], check=True
-        )
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *pkgs], check=True)
     return python
 
 
@@ -85,10 +93,12 @@ def make_photos(work: Path) -> list[str]:
     return list(photos)
 
 
-def run_reference(python: Path, work: Path, names: list[str], threads: int = 0) -> tuple[dict, dict]:
+def run_reference(
+    python: Path, work: Path, names: list[str], threads: int = 0, variant: str = "1.0"
+) -> tuple[dict, dict]:
     script = work / "ref_mtcnn.py"
     script.write_text(REF_SCRIPT)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore", "FK_MTCNN_VARIANT": variant}
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
     subprocess.run(
@@ -98,14 +108,16 @@ def run_reference(python: Path, work: Path, names: list[str], threads: int = 0) 
     return ref, json.loads((work / f"ref_{threads}.json").read_text())
 
 
-def compare(work: Path, names: list[str], ref: dict) -> list[dict]:
-    from fk_align.mtcnn_detect import detect_mtcnn
+def compare(work: Path, names: list[str], ref: dict, variant: str = "1.0") -> list[dict]:
+    from fk_align.mtcnn_detect import detect_mtcnn, detect_mtcnn_011
     from PIL import Image
+
+    detect = detect_mtcnn if variant == "1.0" else detect_mtcnn_011
 
     rows = []
     for name in names:
         img = np.asarray(Image.open(work / f"{name}.png").convert("RGB"))
-        mine = detect_mtcnn(img)
+        mine = detect(img)
         theirs = ref[name][:, 1:]  # drop the image index column
         row = {"photo": f"{name} {img.shape[1]}x{img.shape[0]}", "faces": (len(mine), len(theirs))}
         if len(mine) == len(theirs) and len(mine):
@@ -118,16 +130,28 @@ def compare(work: Path, names: list[str], ref: dict) -> list[dict]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--venv", default="/tmp/fk-mtcnn-ref")
+    ap.add_argument(
+        "--venv", default=None, help="default /tmp/fk-mtcnn-ref (1.0), /tmp/fk-mtcnn011-ref (0.1.1)"
+    )
+    ap.add_argument(
+        "--variant",
+        default="1.0",
+        choices=("1.0", "0.1.1"),
+        help="0.1.1: GMPI's pinned release (integer outputs)",
+    )
     ap.add_argument("--work", default=None)
     args = ap.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="fk-mtcnn-conf-"))
     work.mkdir(parents=True, exist_ok=True)
-    python = ensure_venv(Path(args.venv))
+    venv = args.venv or ("/tmp/fk-mtcnn-ref" if args.variant == "1.0" else "/tmp/fk-mtcnn011-ref")
+    python = ensure_venv(Path(venv), args.variant)
     names = make_photos(work)
-    ref, meta = run_reference(python, work, names)
-    rows = compare(work, names, ref)
-    print(f"mtcnn package (TensorFlow {meta['tensorflow']}) vs fk detect:mtcnn (torch), same weight files:")
+    ref, meta = run_reference(python, work, names, variant=args.variant)
+    rows = compare(work, names, ref, args.variant)
+    print(
+        f"mtcnn {args.variant} (TensorFlow {meta['tensorflow']}) vs fk detect:mtcnn variant {args.variant} "
+        "(torch), same weights:"
+    )
     ok = True
     for r in rows:
         same = r["faces"][0] == r["faces"][1]

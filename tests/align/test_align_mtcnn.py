@@ -153,3 +153,23 @@ def test_blank_and_tiny_images_give_no_faces() -> None:
 
 def test_astronaut_photo_loads(astronaut_path: Path) -> None:
     assert load_image(astronaut_path).shape == (512, 512, 3)
+
+
+def test_variant_011_gives_gmpis_integer_points_near_the_10_cascade(
+    astronaut_faces: tuple[list, list],
+) -> None:
+    """GMPI's pinned mtcnn 0.1.1: same weights, OpenCV resizing, integer outputs."""
+    from fk.testing import astronaut_path
+
+    faces = MtcnnDetector(variant="0.1.1").find_faces(astronaut_path())
+    assert len(faces) == 1
+    kp = faces[0].keypoints
+    np.testing.assert_array_equal(kp, np.trunc(kp))
+    assert np.abs(kp - astronaut_faces[0][0].keypoints).max() < 3.0
+
+
+def test_greedy_nms_of_011_keeps_boxes_a_suppressed_box_overlapped() -> None:
+    from fk_align.mtcnn_detect import _nms_greedy
+
+    boxes = np.array([[0, 0, 10, 10, 0.9], [4, 0, 14, 10, 0.8], [8, 0, 18, 10, 0.7], [50, 50, 60, 60, 0.6]])
+    assert _nms_greedy(boxes, 0.3, "union").tolist() == [0, 2, 3]

@@ -151,8 +151,14 @@ class DetectorRunner:
             # boxes and scores for review (LPFF keeps every dlib box; weak ones get a flag, not a drop)
             ctx.write_json(
                 f"faces/{ctx.key}.json",
-                {face_key(ctx.key, f): {"box": [float(v) for v in f.box], "score": float(f.score),
-                                        "detector": f.detector} for f in faces},
+                {
+                    face_key(ctx.key, f): {
+                        "box": [float(v) for v in f.box],
+                        "score": float(f.score),
+                        "detector": f.detector,
+                    }
+                    for f in faces
+                },
             )
         if self.debug:
             from fk_align.overlay import draw_faces

@@ -180,8 +180,10 @@ def lpff_preflight(params: dict[str, Any]) -> list[str]:
     try:
         fan_weight_paths(params.get("weights_dir"))
     except AssetMissingError as exc:
-        return [f"the face-alignment fallback is off (photos where dlib finds no face will fail): {exc}; "
-                f"{exc.hint}"]
+        return [
+            f"the face-alignment fallback is off (photos where dlib finds no face will fail): {exc}; "
+            f"{exc.hint}"
+        ]
     return []
 
 

@@ -23,7 +23,8 @@ The cascade follows ``mtcnn`` 1.0's pipeline and defaults step by step:
    intersection over the *smaller* box; boxes clipped to ``[0, W-1] x [0, H-1]``.
 
 Outputs are floats (the package rounds its JSON output to integers; ``output_type='numpy'`` gives these
-floats). The 5 points are in the package's order: left eye, right eye, nose, mouth left, mouth right
+floats). ``variant="0.1.1"`` runs :func:`detect_mtcnn_011` instead: GMPI's pinned release, integer
+outputs (see the section at the end of this module). The 5 points are in the package's order: left eye, right eye, nose, mouth left, mouth right
 (image left/right). ``bench/conformance_mtcnn.py`` compares with the package running TensorFlow.
 """
 
@@ -41,7 +42,7 @@ import torch.nn.functional as F  # noqa: N812
 from fk.errors import AssetMissingError, InputError
 from fk.types import Face
 
-from fk_align.detection import DetectorRunner
+from fk_align.detection import DetectorRunner, clip_box
 
 WEIGHT_FILES = {"pnet": "pnet.lz4", "rnet": "rnet.lz4", "onet": "onet.lz4"}
 KEYPOINT_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
@@ -451,13 +452,19 @@ class MtcnnDetector(DetectorRunner):
         scale_factor: float = 0.709,
         threshold_pnet: float = 0.6,
         threshold_rnet: float = 0.7,
-        threshold_onet: float = 0.8,
+        threshold_onet: float | None = None,
+        variant: str = "1.0",
         order: str = "area",
         threads: int = 0,
         weights_dir: str | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
+        if variant not in ("1.0", "0.1.1"):
+            raise InputError(f"detect:mtcnn: variant must be '1.0' or '0.1.1', got {variant!r}")
+        if threshold_onet is None:
+            threshold_onet = 0.8 if variant == "1.0" else 0.7
+        self.variant = variant
         if order not in ("area", "confidence"):
             raise InputError(f"detect:mtcnn: order must be 'area' or 'confidence', got {order!r}")
         self.min_face_size = float(min_face_size)
@@ -473,12 +480,13 @@ class MtcnnDetector(DetectorRunner):
         if self.threads:
             torch.set_num_threads(self.threads)
         try:
-            rows = detect_mtcnn(rgb, self.weights_dir, self.min_face_size, self.scale_factor, self.thresholds)
+            detect = detect_mtcnn if self.variant == "1.0" else detect_mtcnn_011
+            rows = detect(rgb, self.weights_dir, self.min_face_size, self.scale_factor, self.thresholds)
         finally:
             torch.set_num_threads(previous)
         faces = [
             Face(
-                box=row[:4].copy(),
+                box=clip_box(row[:4], rgb.shape[:2]),
                 score=float(row[4]),
                 landmarks=None,
                 keypoints=np.stack([row[5:10], row[10:15]], axis=1),
@@ -501,3 +509,211 @@ class MtcnnDetector(DetectorRunner):
 
     def no_face_hint(self) -> str:
         return "MTCNN finds faces from min_face_size (20 px) up; check the photo shows a face"
+
+
+# -- mtcnn 0.1.1, the version GMPI pins -------------------------------------------------------------------
+# Same weights (1.0's conv kernels are 0.1.1's spatially transposed: 0.1.1 feeds transposed images, so the
+# nets above on upright images compute the same sums), different pipeline: OpenCV INTER_AREA resizing of
+# the uint8 photo (sizes rounded up), integer (np.fix) boxes cut out with MATLAB-style 1-based padding,
+# greedy NMS with +1 areas, regression before/after NMS as below, thresholds 0.6/0.7/0.7, and the output
+# truncated to integers (GMPI's detections/*.txt hold these integers).
+
+
+def _nms_greedy(boxes: np.ndarray, threshold: float, method: str) -> np.ndarray:
+    """mtcnn 0.1.1's NMS: repeatedly keep the best-scored box, drop those overlapping it by more than
+    ``threshold`` (areas counted with +1); returns the kept indices, best first."""
+    if boxes.size == 0:
+        return np.empty((0,), dtype=np.int64)
+    x1, y1, x2, y2, s = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3], boxes[:, 4]
+    area = (x2 - x1 + 1) * (y2 - y1 + 1)
+    order = np.argsort(s)
+    pick = []
+    while order.size > 0:
+        i = order[-1]
+        pick.append(i)
+        rest = order[:-1]
+        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
+        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
+        inter = w * h
+        if method == "min":
+            o = inter / np.minimum(area[i], area[rest])
+        else:
+            o = inter / (area[i] + area[rest] - inter)
+        order = order[np.where(o <= threshold)]
+    return np.asarray(pick, dtype=np.int64)
+
+
+def _rerec(b: np.ndarray) -> np.ndarray:
+    b = b.copy()
+    h = b[:, 3] - b[:, 1]
+    w = b[:, 2] - b[:, 0]
+    side = np.maximum(w, h)
+    b[:, 0] = b[:, 0] + w * 0.5 - side * 0.5
+    b[:, 1] = b[:, 1] + h * 0.5 - side * 0.5
+    b[:, 2:4] = b[:, 0:2] + np.transpose(np.tile(side, (2, 1)))
+    return b
+
+
+def _bbreg(b: np.ndarray, reg: np.ndarray) -> np.ndarray:
+    b = b.copy()
+    w = b[:, 2] - b[:, 0] + 1
+    h = b[:, 3] - b[:, 1] + 1
+    b[:, 0:4] = np.stack(
+        [b[:, 0] + reg[:, 0] * w, b[:, 1] + reg[:, 1] * h, b[:, 2] + reg[:, 2] * w, b[:, 3] + reg[:, 3] * h],
+        axis=1,
+    )
+    return b
+
+
+def _cut_patches(img: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray | None:
+    """0.1.1's crops: integer boxes (1-based, inclusive) zero-padded where they leave the image,
+    resized with OpenCV INTER_AREA; [N, 3, size, size] normalised, or None where 0.1.1 gives up."""
+    import cv2
+
+    h, w = img.shape[:2]
+    tmpw = (boxes[:, 2] - boxes[:, 0] + 1).astype(np.int32)
+    tmph = (boxes[:, 3] - boxes[:, 1] + 1).astype(np.int32)
+    dx, dy = np.ones_like(tmpw), np.ones_like(tmph)
+    edx, edy = tmpw.copy(), tmph.copy()
+    x, y = boxes[:, 0].astype(np.int32), boxes[:, 1].astype(np.int32)
+    ex, ey = boxes[:, 2].astype(np.int32), boxes[:, 3].astype(np.int32)
+    m = ex > w
+    edx[m] = -ex[m] + w + tmpw[m]
+    ex[m] = w
+    m = ey > h
+    edy[m] = -ey[m] + h + tmph[m]
+    ey[m] = h
+    m = x < 1
+    dx[m] = 2 - x[m]
+    x[m] = 1
+    m = y < 1
+    dy[m] = 2 - y[m]
+    y[m] = 1
+    out = np.zeros((len(boxes), size, size, 3))
+    for k in range(len(boxes)):
+        tmp = np.zeros((int(tmph[k]), int(tmpw[k]), 3))
+        try:
+            tmp[dy[k] - 1 : edy[k], dx[k] - 1 : edx[k], :] = img[y[k] - 1 : ey[k], x[k] - 1 : ex[k], :]
+        except ValueError:
+            return None  # a box entirely off the image: 0.1.1 raises here
+        if tmp.shape[0] > 0 and tmp.shape[1] > 0:
+            out[k] = cv2.resize(tmp, (size, size), interpolation=cv2.INTER_AREA)
+        elif tmp.shape[0] or tmp.shape[1]:
+            return None
+    out = (out - 127.5) * 0.0078125
+    return out.transpose(0, 3, 1, 2)
+
+
+def detect_mtcnn_011(
+    rgb: np.ndarray,
+    weights_dir: str | Path | None = None,
+    min_face_size: float = 20,
+    scale_factor: float = 0.709,
+    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
+) -> np.ndarray:
+    """mtcnn 0.1.1's ``detect_faces`` (GMPI's pinned version) on one (H, W, 3) uint8 RGB image.
+
+    Returns:
+        ``[K, 15]`` rows ``x, y, x + width, y + height, score, lx[5], ly[5]`` exactly as 0.1.1 reports
+        them (integers from ``int()`` truncation, ``x, y >= 0``; the far corner is not clipped), in its
+        order (most confident first).
+    """
+    import cv2
+
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise InputError(f"MTCNN: expected an (H, W, 3) RGB image, got shape {rgb.shape}")
+    net = _cascade(str(weights_dir or mtcnn_weights_dir()))
+    rgb = np.ascontiguousarray(rgb)
+    h, w = rgb.shape[:2]
+    empty = np.empty((0, 15))
+    m = 12 / min_face_size
+    scales, layer, k = [], min(h, w) * m, 0
+    while layer >= 12:
+        scales.append(m * np.power(scale_factor, k))
+        layer *= scale_factor
+        k += 1
+    boxes = np.empty((0, 9))
+    with torch.no_grad():
+        for s in scales:
+            im = cv2.resize(rgb, (int(np.ceil(w * s)), int(np.ceil(h * s))), interpolation=cv2.INTER_AREA)
+            x = torch.from_numpy((im - 127.5) * 0.0078125).permute(2, 0, 1)[None].float()
+            reg, prob = net.run_pnet(x)
+            imap = prob[0, 1].numpy().T  # 0.1.1 scans the transposed map: columns first
+            regs = [reg[0, c].numpy().T for c in range(4)]
+            cols, rows = np.where(imap >= thresholds[0])
+            if cols.shape[0] == 1:  # 0.1.1 flips its regression maps when exactly one cell fires
+                regs = [np.flipud(r) for r in regs]
+            score = imap[cols, rows]
+            rg = np.stack([r[cols, rows] for r in regs], axis=1) if len(cols) else np.empty((0, 4))
+            bb = np.stack([cols, rows], axis=1)
+            q1 = np.fix((2 * bb + 1) / s)
+            q2 = np.fix((2 * bb + 12) / s)
+            cand = np.hstack([q1, q2, score[:, None], rg])
+            pick = _nms_greedy(cand, 0.5, "union")
+            if cand.size > 0 and pick.size > 0:
+                boxes = np.append(boxes, cand[pick], axis=0)
+        if boxes.shape[0] == 0:
+            return empty
+        boxes = boxes[_nms_greedy(boxes, 0.7, "union")]
+        regw = boxes[:, 2] - boxes[:, 0]
+        regh = boxes[:, 3] - boxes[:, 1]
+        boxes = np.stack(
+            [
+                boxes[:, 0] + boxes[:, 5] * regw,
+                boxes[:, 1] + boxes[:, 6] * regh,
+                boxes[:, 2] + boxes[:, 7] * regw,
+                boxes[:, 3] + boxes[:, 8] * regh,
+                boxes[:, 4],
+            ],
+            axis=1,
+        )
+        boxes = _rerec(boxes)
+        boxes[:, 0:4] = np.fix(boxes[:, 0:4]).astype(np.int32)
+
+        patches = _cut_patches(rgb, boxes, 24)
+        if patches is None:
+            return empty
+        reg, prob = net.run_rnet(torch.from_numpy(patches).float())
+        score, reg = prob[:, 1].numpy(), reg.numpy()
+        keep = score > thresholds[1]
+        boxes = np.hstack([boxes[keep, 0:4], score[keep, None]])
+        mv = reg[keep]
+        if boxes.shape[0] == 0:
+            return empty
+        pick = _nms_greedy(boxes, 0.7, "union")
+        boxes = _rerec(_bbreg(boxes[pick], mv[pick]))
+
+        boxes = np.fix(boxes).astype(np.int32)
+        patches = _cut_patches(rgb, boxes, 48)
+        if patches is None:
+            return empty
+        reg, lms, prob = net.run_onet(torch.from_numpy(patches).float())
+        score, reg, lms = prob[:, 1].numpy(), reg.numpy(), lms.numpy().astype(np.float64)
+        keep = score > thresholds[2]
+        pts = lms[keep]
+        boxes = np.hstack([boxes[keep, 0:4], score[keep, None]])
+        mv = reg[keep]
+        bw = boxes[:, 2] - boxes[:, 0] + 1
+        bh = boxes[:, 3] - boxes[:, 1] + 1
+        pts[:, 0:5] = bw[:, None] * pts[:, 0:5] + boxes[:, 0:1] - 1
+        pts[:, 5:10] = bh[:, None] * pts[:, 5:10] + boxes[:, 1:2] - 1
+        if boxes.shape[0] == 0:
+            return empty
+        boxes = _bbreg(boxes, mv)
+        pick = _nms_greedy(boxes, 0.7, "min")
+        boxes, pts = boxes[pick], pts[pick]
+    out = []
+    for b, p in zip(boxes, pts, strict=True):
+        x0, y0 = max(0, int(b[0])), max(0, int(b[1]))
+        out.append(
+            [
+                x0,
+                y0,
+                x0 + int(b[2] - x0),
+                y0 + int(b[3] - y0),
+                float(b[4]),
+                *[int(v) for v in p[0:5]],
+                *[int(v) for v in p[5:10]],
+            ]
+        )
+    return np.asarray(out, dtype=np.float64).reshape(-1, 15)

@@ -49,8 +49,13 @@ _FAN_PARAMS = (
         f"folder with {FAN_FILES['2DFAN-4']} and {FAN_FILES['s3fd']} "
         f"(default: $FK_HOME/assets/{FAN_FOLDER}, then torch's hub cache)",
     ),
-    Param("device", "str", None, "torch device for 2D-FAN (default: the recipe's device, else cpu)",
-          role="device"),
+    Param(
+        "device",
+        "str",
+        None,
+        "torch device for 2D-FAN (default: the recipe's device, else cpu)",
+        role="device",
+    ),
 )
 
 
@@ -124,9 +129,22 @@ def fk_detect():
         (
             Param("min_face_size", "float", 20.0, "smallest face searched for, in pixels (mtcnn's default)"),
             Param("scale_factor", "float", 0.709, "ratio between image pyramid levels"),
+            Param(
+                "variant",
+                "str",
+                "1.0",
+                "which mtcnn release to reproduce: 1.0 (today's package) or 0.1.1 (GMPI's pinned version: "
+                "OpenCV resizing, integer boxes and keypoints)",
+                choices=("1.0", "0.1.1"),
+            ),
             Param("threshold_pnet", "float", 0.6, "P-Net face probability threshold"),
             Param("threshold_rnet", "float", 0.7, "R-Net face probability threshold"),
-            Param("threshold_onet", "float", 0.8, "O-Net face probability threshold"),
+            Param(
+                "threshold_onet",
+                "float",
+                None,
+                "O-Net face probability threshold (default: 0.8 for 1.0, 0.7 for 0.1.1)",
+            ),
             Param(
                 "order",
                 "str",

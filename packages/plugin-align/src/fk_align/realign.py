@@ -74,6 +74,8 @@ def lpff_realign(
     return Realignment(
         image=res.image,
         crop_from_source=res.crop_from_source,
-        landmarks=res.points_nominal if landmark_map == "lpff" else apply_homography(res.crop_from_source, lm),
+        landmarks=res.points_nominal
+        if landmark_map == "lpff"
+        else apply_homography(res.crop_from_source, lm),
         quad=res.quad,
     )
