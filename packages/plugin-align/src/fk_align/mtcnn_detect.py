@@ -24,7 +24,8 @@ The cascade follows ``mtcnn`` 1.0's pipeline and defaults step by step:
 
 Outputs are floats (the package rounds its JSON output to integers; ``output_type='numpy'`` gives these
 floats). ``variant="0.1.1"`` runs :func:`detect_mtcnn_011` instead: GMPI's pinned release, integer
-outputs (see the section at the end of this module). The 5 points are in the package's order: left eye, right eye, nose, mouth left, mouth right
+outputs (see the section at the end of this module).
+The 5 points are in the package's order: left eye, right eye, nose, mouth left, mouth right
 (image left/right). ``bench/conformance_mtcnn.py`` compares with the package running TensorFlow.
 """
 
