@@ -144,6 +144,9 @@ def test_the_texture_is_the_projected_photo_and_is_labelled(run):
     assert any(
         o["path"].endswith("astronaut_00/uvfit.json") for o in manifest["items"]["astronaut"]["outputs"]
     )
+    note = next(m for m in manifest["items"]["astronaut"]["messages"] if "/uvfit:" in m)
+    assert "projected texture, no GAN" in note
+    assert "project " in note  # per-photo seconds by stage
     # the frontal render: a face a person recognises - skin in the cheeks, darker eyes, bright teeth
     front = load_image(item / "view_yaw+0.png").astype(float)
     lum = front.mean(-1)
