@@ -1,11 +1,10 @@
-"""FFHQ-UV's nearest-texel UV lookup (row = first coordinate, truncation, 512-px units) and the bilinear option."""
+"""FFHQ-UV's nearest-texel UV lookup (first coordinate = row, truncated, 512-px units), bilinear option."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-
 from fk.render.uv_sampling import sample_uv_texture
 
 
