@@ -68,32 +68,46 @@ def decode_uv_mask(path: str | Path) -> np.ndarray:
 def screen_and_perspective_uv(vertices_cam, faces, uvs, uv_faces, K, size, backend: str = "auto"):
     """Rasterise one frame; returns ``(uv_screen (H, W, 2), uv_perspective (H, W, 2), covered (H, W))`` tensors.
 
-    The mesh is unwelded (one vertex per corner) so UV seams stay sharp; screen-affine UVs come from
-    interpolating ``z * uv`` and ``z`` perspective-correctly and dividing.
+    ``vertices_cam (N, 3)`` in the OpenCV camera frame, ``K (3, 3)`` fk intrinsics, ``size (H, W)``. The
+    rasteriser's perspective-correct barycentrics ``b`` give the perspective UVs; screen-affine barycentrics
+    (pytorch3d's ``perspective_correct=False``) are ``b_i z_i / sum_j b_j z_j``. UV seams stay sharp because
+    UVs are looked up per face corner (``uv_faces``). Near/far planes as upstream: min z / 2, max z * 2.
     """
     import torch
-    from fk.render.mesh import render_mesh
 
-    f = torch.as_tensor(np.asarray(faces), dtype=torch.long, device=vertices_cam.device)
-    tf = torch.as_tensor(np.asarray(uv_faces), dtype=torch.long, device=vertices_cam.device)
-    corners = vertices_cam[f].reshape(-1, 3)
-    uv = torch.as_tensor(np.asarray(uvs), dtype=vertices_cam.dtype, device=vertices_cam.device)[tf].reshape(
-        -1, 2
-    )
-    z = corners[:, 2:3]
-    attrs = torch.cat([z * uv, z, uv], dim=-1)[None]
-    tri = torch.arange(corners.shape[0], dtype=torch.int32, device=vertices_cam.device).reshape(-1, 3)
-    zs = z[:, 0]
+    import fk.render as dr
+    from fk.render.mesh import projection_from_intrinsics
+
+    dev = vertices_cam.device
+    h, w = (int(x) for x in size)
+    ctx = dr.get_context(backend)
+    work = torch.device("cuda") if getattr(ctx, "backend", "cpu") == "nvdiffrast" else dev
+    verts = vertices_cam.to(work)
+    zs = verts[:, 2]
     near = float(zs.min().clamp_min(1e-6)) / 2
     far = float(zs.max()) * 2
-    r = render_mesh(
-        corners[None], tri, K[None], size, vertex_colors=attrs, near=near, far=far, backend=backend
-    )
-    a = r.rgb[0]
-    covered = r.mask[0]
-    screen = a[..., 0:2] / a[..., 2:3].clamp_min(1e-12)
-    screen = torch.where(covered[..., None], screen, torch.zeros_like(screen))
-    return screen, a[..., 3:5], covered
+    proj = projection_from_intrinsics(K.to(device=work, dtype=verts.dtype)[None], (h, w), near, far)[0]
+    pos = torch.cat([verts, torch.ones_like(verts[:, :1])], -1) @ proj.T
+    tri = torch.as_tensor(np.asarray(faces), dtype=torch.int32, device=work).contiguous()
+    rast, _ = dr.rasterize(ctx, pos[None].float().contiguous() if work.type == "cuda" else pos[None].contiguous(),
+                           tri, (h, w), grad_db=False)
+    rast = torch.flip(rast[0], dims=[0]).to(dev)  # fk image layout: row 0 at the top
+    tid = rast[..., 3].long() - 1
+    covered = tid >= 0
+    uv_screen = torch.zeros((h, w, 2), dtype=vertices_cam.dtype, device=dev)
+    uv_persp = torch.zeros_like(uv_screen)
+    t = tid[covered]
+    b = torch.stack([rast[..., 0][covered], rast[..., 1][covered], 1 - rast[..., 0][covered] - rast[..., 1][covered]], -1)
+    b = b.to(vertices_cam.dtype)
+    f_idx = torch.as_tensor(np.asarray(faces), dtype=torch.long, device=dev)[t]  # (P, 3)
+    uv_idx = torch.as_tensor(np.asarray(uv_faces), dtype=torch.long, device=dev)[t]
+    corner_uv = torch.as_tensor(np.asarray(uvs), dtype=vertices_cam.dtype, device=dev)[uv_idx]  # (P, 3, 2)
+    corner_z = vertices_cam[:, 2][f_idx]  # (P, 3)
+    uv_persp[covered] = (b[..., None] * corner_uv).sum(1)
+    bs = b * corner_z
+    bs = bs / bs.sum(-1, keepdim=True).clamp_min(1e-30)
+    uv_screen[covered] = (bs[..., None] * corner_uv).sum(1)
+    return uv_screen, uv_persp, covered
 
 
 def sample_uv_masks(uv_masks, uv, covered):
