@@ -146,3 +146,37 @@ def test_upstream_landmark_pickle_read_safely(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="refused"):
         load_2d_landmarks(tmp_path)
     assert not (tmp_path / "evil_ran").exists()
+
+
+def test_bisenet_weights_load_strictly_and_labels_follow_upstreams_swap(tmp_path, monkeypatch):
+    from fk_eyeball import bisenet
+
+    net = bisenet.BiSeNet(19)
+    torch.save(net.state_dict(), tmp_path / "79999_iter.pth")  # the released file's format: a plain state dict
+    loaded = bisenet.load_bisenet(tmp_path / "79999_iter.pth")
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), net.state_dict().values(), strict=True))
+    bad = dict(net.state_dict())
+    bad.pop("ffm.conv1.weight")
+    torch.save(bad, tmp_path / "bad.pth")
+    with pytest.raises(InputError, match="bad.pth: not face-parsing.PyTorch's 19-class BiSeNet"):
+        bisenet.load_bisenet(tmp_path / "bad.pth")
+    torch.save({"x": _Evil()}, tmp_path / "evil.pth")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match="evil.pth: refused"):
+        bisenet.load_bisenet(tmp_path / "evil.pth")
+    assert not (tmp_path / "evil_ran").exists()
+
+    class Fake(torch.nn.Module):  # class 5 on the image-left half of the padded square, class 4 on the right
+        def forward(self, x):
+            out = torch.zeros(1, 19, *x.shape[2:])
+            out[:, 5, 200:300, 150:250] = 1
+            out[:, 4, 200:300, 262:362] = 1
+            return out
+
+    leye, reye = bisenet.eye_masks(Fake(), np.zeros((96, 72, 3), np.uint8))
+    assert leye.shape == reye.shape == (96, 72)
+    assert leye[:, :36].sum() > 10 * leye[:, 36:].sum()  # upstream's leye = class 5 ("r_eye") = image left
+    assert reye[:, 36:].sum() > 10 * reye[:, :36].sum()
+    # padding 12 px left of the 72-wide frame: class 5 starts at column 150/512*96 - 12 = 16.1
+    cols = np.nonzero(leye.max(0) > 0.5)[0]
+    assert abs(cols.min() - 16) <= 1

@@ -5,7 +5,7 @@
   eye), dilated by ``dilate_px``, anti-aliased by 4x supersampling. Landmarks come from the registry's
   ``detect:dlib`` (bundled), or any ``detect:*`` component that gives 68 points. With the BiSeNet weights
   present, upstream's labels are used instead: class 5 (``r_eye``) -> ``leye_mask``, 4 (``l_eye``) ->
-  ``reye_mask`` (its left/right swap): not implemented yet; the asset is declared (``fk doctor``).
+  ``reye_mask`` (its left/right swap), :mod:`fk_eyeball.bisenet`.
 - 2D landmarks (``compute_2d_eyeball_landmark.py``: RetinaFace + FAN on a hand-written frame list): fk picks
   near-frontal frames from the camera poses and runs the 68-point detector; results go to
   ``2d_eyeball_landmarks.json`` (``{name: {"landmarks": [[x, y] * 68], "scores": [68]}}``, fk pixels) and
@@ -141,6 +141,17 @@ def auto_eye_masks(
         if progress:
             progress(i + 1, len(subject.frames))
     return {"frames": len(subject.frames), "no_face": no_face, "out": str(out_root), "detector": detector}
+
+
+def _bisenet_asset() -> Path | None:
+    try:
+        from fk.assets import asset_path
+    except ImportError:
+        return None
+    try:
+        return Path(asset_path("eyeball/79999_iter.pth"))
+    except Exception:  # noqa: BLE001 - no asset root configured
+        return None
 
 
 def detect_2d_landmarks(

@@ -92,7 +92,7 @@ def render_eye_masks_cmd(
             "into every background pixel; fk writes 0 there"
         )
     typer.echo(
-        f"wrote leye_mask/ and reye_mask/ for {s['frames']} frames to {s['out']} (cameras: {s['meta']}; "
+        f"{s['detector']}: wrote leye_mask/ and reye_mask/ for {s['frames']} frames to {s['out']} (cameras: {s['meta']}; "
         f"mean eye area {s['mean_area_px'][0]:.0f} / {s['mean_area_px'][1]:.0f} px)"
     )
 
@@ -156,18 +156,22 @@ def auto_eye_masks_cmd(
     out: Path = typer.Option(None, "--out", help="where leye_mask/ and reye_mask/ go (default: --data-root)"),
     dilate: float = typer.Option(2.0, help="grow the eye-contour polygons by this many pixels"),
     detector: str = typer.Option("detect:dlib", help="any 68-point detect:* component (fk components list)"),
+    method: str = typer.Option("auto", help="auto (bisenet when 79999_iter.pth is there), bisenet or landmarks"),
+    weights: Path = typer.Option(None, help="79999_iter.pth (default: the eyeball/79999_iter.pth asset)"),
+    device: str = typer.Option("cpu"),
 ) -> None:
-    """Per-frame eye masks from the 68-point eye contours (CoRA's AutoEyeMask without BiSeNet weights)."""
+    """Per-frame eye masks: BiSeNet as CoRA's AutoEyeMask when its weights exist, else 68-point eye contours."""
     from fk_eyeball.auto import auto_eye_masks
 
     with progress("auto masks") as bar:
-        s = auto_eye_masks(data_root, meta=meta, out=out, dilate_px=dilate, detector=detector, progress=bar)
+        s = auto_eye_masks(data_root, meta=meta, out=out, dilate_px=dilate, detector=detector, method=method,
+                           weights=weights, device=device, progress=bar)  # fmt: skip
     if s["no_face"]:
         warn(
             f"no face in {len(s['no_face'])} frame(s): {', '.join(s['no_face'][:8])} (no mask written; CoRA loads zeros)"
         )
     typer.echo(
-        f"wrote leye_mask/ and reye_mask/ for {s['frames'] - len(s['no_face'])} of {s['frames']} frames to {s['out']}"
+        f"{s['detector']}: wrote leye_mask/ and reye_mask/ for {s['frames'] - len(s['no_face'])} of {s['frames']} frames to {s['out']}"
     )
 
 

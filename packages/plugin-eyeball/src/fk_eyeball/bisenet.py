@@ -1,0 +1,194 @@
+"""BiSeNet face parsing (face-parsing.PyTorch's 19-class CelebAMask-HQ model) for CoRA's AutoEyeMask (§12.1).
+
+Written from the published architecture (ResNet-18 context path with attention refinement, feature
+fusion, three output heads; parameter names as in the released ``79999_iter.pth`` state dict so it loads
+strictly). Only the main head is used at inference. The weights are a gated asset
+(``eyeball/79999_iter.pth``, see ``fk doctor``); they are read with ``torch.load(weights_only=True)``.
+
+CoRA's use (``compute_eye_mask.py``): zero-pad the portrait frame left and right to a square, resize to
+512², normalise with ImageNet mean/std, argmax; class 5 (``r_eye``) -> ``leye_mask``, class 4 (``l_eye``)
+-> ``reye_mask`` (its left/right swap: CoRA's ``leye`` is the image-left eye, the subject's right);
+resize the binary maps back bilinearly (soft edges) and crop the padding.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LEYE_LABEL, REYE_LABEL = 5, 4  # upstream: leye = (label == 5) "r_eye", reye = (label == 4) "l_eye"
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+class ConvBNReLU(nn.Module):
+    def __init__(self, cin: int, cout: int, ks: int = 3, stride: int = 1, padding: int = 1) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, ks, stride, padding, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x):
+        return F.relu(self.bn(self.conv(x)))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = None
+        if cin != cout or stride != 1:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        short = x if self.downsample is None else self.downsample(x)
+        return F.relu(short + out)
+
+
+def _layer(cin: int, cout: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1))
+
+
+class Resnet18(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.layer1 = _layer(64, 64, 1)
+        self.layer2 = _layer(64, 128, 2)
+        self.layer3 = _layer(128, 256, 2)
+        self.layer4 = _layer(256, 512, 2)
+
+    def forward(self, x):
+        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+        x = self.layer1(x)
+        feat8 = self.layer2(x)
+        feat16 = self.layer3(feat8)
+        feat32 = self.layer4(feat16)
+        return feat8, feat16, feat32
+
+
+class AttentionRefinement(nn.Module):
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv = ConvBNReLU(cin, cout, 3, 1, 1)
+        self.conv_atten = nn.Conv2d(cout, cout, 1, bias=False)
+        self.bn_atten = nn.BatchNorm2d(cout)
+
+    def forward(self, x):
+        feat = self.conv(x)
+        atten = torch.sigmoid(self.bn_atten(self.conv_atten(feat.mean(dim=(2, 3), keepdim=True))))
+        return feat * atten
+
+
+class ContextPath(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.resnet = Resnet18()
+        self.arm16 = AttentionRefinement(256, 128)
+        self.arm32 = AttentionRefinement(512, 128)
+        self.conv_head32 = ConvBNReLU(128, 128, 3, 1, 1)
+        self.conv_head16 = ConvBNReLU(128, 128, 3, 1, 1)
+        self.conv_avg = ConvBNReLU(512, 128, 1, 1, 0)
+
+    def forward(self, x):
+        feat8, feat16, feat32 = self.resnet(x)
+        avg = self.conv_avg(feat32.mean(dim=(2, 3), keepdim=True))
+        feat32_sum = self.arm32(feat32) + F.interpolate(avg, size=feat32.shape[2:], mode="nearest")
+        feat32_up = self.conv_head32(F.interpolate(feat32_sum, size=feat16.shape[2:], mode="nearest"))
+        feat16_sum = self.arm16(feat16) + feat32_up
+        feat16_up = self.conv_head16(F.interpolate(feat16_sum, size=feat8.shape[2:], mode="nearest"))
+        return feat8, feat16_up, feat32_up
+
+
+class FeatureFusion(nn.Module):
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.convblk = ConvBNReLU(cin, cout, 1, 1, 0)
+        self.conv1 = nn.Conv2d(cout, cout // 4, 1, bias=False)
+        self.conv2 = nn.Conv2d(cout // 4, cout, 1, bias=False)
+
+    def forward(self, fsp, fcp):
+        feat = self.convblk(torch.cat([fsp, fcp], dim=1))
+        atten = torch.sigmoid(self.conv2(F.relu(self.conv1(feat.mean(dim=(2, 3), keepdim=True)))))
+        return feat * atten + feat
+
+
+class Head(nn.Module):
+    def __init__(self, cin: int, mid: int, n_classes: int) -> None:
+        super().__init__()
+        self.conv = ConvBNReLU(cin, mid, 3, 1, 1)
+        self.conv_out = nn.Conv2d(mid, n_classes, 1, bias=False)
+
+    def forward(self, x):
+        return self.conv_out(self.conv(x))
+
+
+class BiSeNet(nn.Module):
+    def __init__(self, n_classes: int = 19) -> None:
+        super().__init__()
+        self.cp = ContextPath()
+        self.ffm = FeatureFusion(256, 256)
+        self.conv_out = Head(256, 256, n_classes)
+        self.conv_out16 = Head(128, 64, n_classes)  # training-time auxiliary heads: loaded, unused
+        self.conv_out32 = Head(128, 64, n_classes)
+
+    def forward(self, x):
+        feat_res8, feat_cp8, _ = self.cp(x)
+        out = self.conv_out(self.ffm(feat_res8, feat_cp8))
+        return F.interpolate(out, size=x.shape[2:], mode="bilinear", align_corners=True)
+
+
+def load_bisenet(path: str | Path) -> BiSeNet:
+    """BiSeNet with ``79999_iter.pth`` loaded strictly through torch's restricted unpickler."""
+    import pickle
+
+    from fk.errors import InputError
+
+    p = Path(path)
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{p}: refused: not a plain state dict ({first[:120]})",
+                         hint="fk never runs pickled code; use the released 79999_iter.pth") from None  # fmt: skip
+    net = BiSeNet(19)
+    try:
+        net.load_state_dict(state, strict=True)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        raise InputError(f"{p}: not face-parsing.PyTorch's 19-class BiSeNet ({str(exc).splitlines()[0][:160]})",
+                         hint="use 79999_iter.pth from face-parsing.PyTorch") from None  # fmt: skip
+    return net.eval()
+
+
+def eye_masks(net: nn.Module, rgb: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """(leye, reye) float32 (H, W) soft masks of a frame, CoRA's AutoEyeMask steps.
+
+    A portrait frame is zero-padded left and right (``(H - W) // 2`` on the left) as upstream; fk also
+    pads a landscape frame top and bottom, and a square one not at all (upstream's crop breaks there).
+    """
+    h, w = rgb.shape[:2]
+    side = max(h, w)
+    left = (side - w) // 2
+    top = (side - h) // 2
+    x = torch.as_tensor(np.ascontiguousarray(rgb), dtype=torch.float32, device=device).permute(2, 0, 1) / 255.0
+    x = F.pad(x, (left, side - w - left, top, side - h - top))
+    # torchvision's tensor Resize: bilinear with antialiasing
+    x = F.interpolate(x[None], size=(512, 512), mode="bilinear", align_corners=False, antialias=True)
+    mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
+    with torch.no_grad():
+        label = net((x - mean) / std).argmax(1)
+    binary = torch.stack([(label == LEYE_LABEL), (label == REYE_LABEL)], 1).float()
+    soft = F.interpolate(binary, size=(side, side), mode="bilinear", align_corners=False, antialias=True)[0]
+    soft = soft[:, top : top + h, left : left + w]
+    return soft[0].cpu().numpy(), soft[1].cpu().numpy()
