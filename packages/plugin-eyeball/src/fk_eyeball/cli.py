@@ -131,7 +131,8 @@ def uv_landmarks_cmd(
     from fk_eyeball.uv_landmarks import uv_landmarks, write_config_key, yaml_block
 
     points, rc = uv_landmarks(ldm_img, coord)
-    side = _eye_from_name(ldm_img, eye) if write_config or eye or "eye" in ldm_img.name else "left"
+    known = eye or "leye" in ldm_img.name or "reye" in ldm_img.name
+    side = _eye_from_name(ldm_img, eye) if known or write_config else "left"
     key = f"{side}_eye_ldm"
     if expect and len(points) != expect:
         msg = f"{ldm_img}: found {len(points)} green blobs, expected {expect}"

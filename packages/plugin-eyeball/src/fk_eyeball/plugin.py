@@ -1,6 +1,6 @@
 """fk-plugin-eyeball's registrations (import-light: no torch or model code here).
 
-CLI: ``fk eyeball synth | render-eye-masks | uv-landmarks | auto-eye-masks | landmarks-2d | landmarks-3d |
+CLI: ``fk eyeball inspect | synth | render-eye-masks | uv-landmarks | auto-eye-masks | landmarks-2d | landmarks-3d |
 fit-spheres | export-eyeballs | demo`` (CoRA's Step-1 tools and the eyeball export, cora.md §10-12).
 """
 
