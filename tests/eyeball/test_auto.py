@@ -180,3 +180,47 @@ def test_bisenet_weights_load_strictly_and_labels_follow_upstreams_swap(tmp_path
     # padding 12 px left of the 72-wide frame: class 5 starts at column 150/512*96 - 12 = 16.1
     cols = np.nonzero(leye.max(0) > 0.5)[0]
     assert abs(cols.min() - 16) <= 1
+
+
+@pytest.mark.slow
+def test_auto_eye_masks_cli_writes_coras_masks_where_dlib_finds_a_face(synthetic_subject, tmp_path, capsys):
+    from fk.cli.main import main
+
+    root, truth = synthetic_subject
+    rc = main(["eyeball", "auto-eye-masks", "--data-root", str(root), "--out", str(tmp_path), "--method", "landmarks"])
+    out = capsys.readouterr()
+    assert rc == 0
+    written = sorted(p.name for p in (tmp_path / "leye_mask").glob("*.png"))
+    assert f"dlib: wrote leye_mask/ and reye_mask/ for {len(written)} of 12 frames" in out.out
+    assert len(written) >= 6
+    missing = sorted(set(truth["frames"]) - set(written))
+    assert (not missing) or ("no face in" in out.err and missing[0] in out.err)
+    m = np.asarray(Image.open(tmp_path / "leye_mask" / written[0]))
+    assert m.shape == (480, 360, 3) and m.dtype == np.uint8 and m.max() == 255
+    assert not (root / "leye_mask").exists()  # nothing written outside --out
+
+
+def test_auto_eye_masks_uses_bisenet_when_weights_are_given(subject_copy, tmp_path, monkeypatch):
+    from fk.errors import MissingError
+    from fk_eyeball import auto, bisenet
+
+    root, _ = subject_copy
+    meta = json.loads((root / "transforms.json").read_text())
+    meta["frames"] = meta["frames"][:2]
+    (root / "two.json").write_text(json.dumps(meta))
+
+    class Fake(torch.nn.Module):
+        def forward(self, x):
+            out = torch.zeros(1, 19, *x.shape[2:])
+            out[:, 5, 250:270, 200:240] = 1  # upstream's leye class
+            return out
+
+    (tmp_path / "w.pth").write_bytes(b"")
+    monkeypatch.setattr(bisenet, "load_bisenet", lambda path: Fake())
+    s = auto.auto_eye_masks(root, meta="two.json", out=tmp_path / "o", method="auto", weights=tmp_path / "w.pth")
+    assert s["detector"] == "bisenet"
+    m = np.asarray(Image.open(tmp_path / "o" / "leye_mask" / "00001.png"))[..., 0]
+    assert m.max() == 255 and m[:, : m.shape[1] // 2].sum() > m[:, m.shape[1] // 2 :].sum()
+    assert np.asarray(Image.open(tmp_path / "o" / "reye_mask" / "00001.png")).max() == 0
+    with pytest.raises(MissingError, match="BiSeNet weights not found"):
+        auto.auto_eye_masks(root, meta="two.json", out=tmp_path / "o", method="bisenet", weights=tmp_path / "no.pth")

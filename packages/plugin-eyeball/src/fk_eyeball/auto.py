@@ -113,17 +113,43 @@ def auto_eye_masks(
     out: str | Path | None = None,
     dilate_px: float = 2.0,
     detector: str = "detect:dlib",
+    method: str = "auto",
+    weights: str | Path | None = None,
+    device: str = "cpu",
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
-    """Write ``leye_mask/``/``reye_mask/`` for every frame from 68-point eye contours; frames without a
-    face get no file (listed in the summary; CoRA then loads zeros)."""
-    from fk.io.image import save_image
+    """Write ``leye_mask/``/``reye_mask/`` for every frame.
 
+    ``method``: ``landmarks`` (68-point eye contours), ``bisenet`` (upstream's model; needs the
+    ``eyeball/79999_iter.pth`` asset or ``weights``), ``auto`` (bisenet when the weights are present).
+    Frames without a face get no file (listed in the summary; CoRA then loads zeros).
+    """
+    from fk.io.image import save_image
     from fk_eyeball.dataset import load_subject
     from fk_eyeball.synth import mask_png
 
+    if method not in ("auto", "bisenet", "landmarks"):
+        raise InputError(f"method must be auto, bisenet or landmarks, got {method!r}")
     subject = load_subject(data_root, meta)
     out_root = Path(out) if out is not None else Path(data_root)
+    weights_path = Path(weights) if weights else _bisenet_asset()
+    have_weights = weights_path is not None and weights_path.is_file()
+    if method == "bisenet" and not have_weights:
+        from fk.errors import AssetMissingError
+
+        raise AssetMissingError(f"BiSeNet weights not found ({weights_path or 'eyeball/79999_iter.pth'})",
+                                hint="see `fk doctor`; or use --method landmarks")  # fmt: skip
+    if method in ("bisenet", "auto") and have_weights:
+        from fk_eyeball.bisenet import eye_masks, load_bisenet
+
+        net = load_bisenet(weights_path).to(device)
+        for i, frame in enumerate(subject.frames):
+            rgb = np.floor(subject.load("image", frame, required=True) * 255 + 0.5).astype(np.uint8)
+            for eye, m in zip(("leye", "reye"), eye_masks(net, rgb, device), strict=True):
+                save_image(out_root / f"{eye}_mask" / frame.name, mask_png(m))
+            if progress:
+                progress(i + 1, len(subject.frames))
+        return {"frames": len(subject.frames), "no_face": [], "out": str(out_root), "detector": "bisenet"}
     det = Detector(detector)
     no_face = []
     for i, frame in enumerate(subject.frames):

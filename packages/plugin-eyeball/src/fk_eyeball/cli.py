@@ -92,7 +92,7 @@ def render_eye_masks_cmd(
             "into every background pixel; fk writes 0 there"
         )
     typer.echo(
-        f"{s['detector']}: wrote leye_mask/ and reye_mask/ for {s['frames']} frames to {s['out']} (cameras: {s['meta']}; "
+        f"wrote leye_mask/ and reye_mask/ for {s['frames']} frames to {s['out']} (cameras: {s['meta']}; "
         f"mean eye area {s['mean_area_px'][0]:.0f} / {s['mean_area_px'][1]:.0f} px)"
     )
 
@@ -172,7 +172,7 @@ def auto_eye_masks_cmd(
             f"no face in {len(s['no_face'])} frame(s): {', '.join(s['no_face'][:8])} (no mask written; CoRA loads zeros)"
         )
     typer.echo(
-        f"{s['detector']}: wrote leye_mask/ and reye_mask/ for {s['frames'] - len(s['no_face'])} of {s['frames']} frames to {s['out']}"
+        f"{s['detector'].removeprefix('detect:')}: wrote leye_mask/ and reye_mask/ for {s['frames'] - len(s['no_face'])} of {s['frames']} frames to {s['out']}"
     )
 
 
