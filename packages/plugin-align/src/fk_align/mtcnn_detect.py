@@ -157,54 +157,19 @@ class _KerasNet:
 class _Cascade:
     def __init__(self, weights_dir: Path):
         arrays = {k: load_mtcnn_weights(weights_dir / f) for k, f in WEIGHT_FILES.items()}
-        p = arrays["pnet"]
-        self.pnet = _KerasNet(
-            p[:9], ["conv", "prelu", "pool2same", "conv", "prelu", "conv", "prelu"], "P-Net"
-        )
-        self.pnet_heads = [self._conv(p[9], p[10]), self._conv(p[11], p[12])]
-        r = arrays["rnet"]
-        self.rnet = _KerasNet(
-            r[:12],
-            [
-                "conv",
-                "prelu",
-                "pool3same",
-                "conv",
-                "prelu",
-                "pool3valid",
-                "conv",
-                "prelu",
-                "flatten",
-                "dense",
-                "prelu",
-            ],
-            "R-Net",
-        )
-        self.rnet_heads = [self._dense(r[12], r[13]), self._dense(r[14], r[15])]
-        o = arrays["onet"]
-        self.onet = _KerasNet(
-            o[:15],
-            [
-                "conv",
-                "prelu",
-                "pool3same",
-                "conv",
-                "prelu",
-                "pool3valid",
-                "conv",
-                "prelu",
-                "pool2same",
-                "conv",
-                "prelu",
-                "flatten",
-                "dense",
-                "prelu",
-            ],
-            "O-Net",
-        )
-        self.onet_heads = [self._dense(o[15], o[16]), self._dense(o[17], o[18]), self._dense(o[19], o[20])]
+        p, r, o = arrays["pnet"], arrays["rnet"], arrays["onet"]
         if len(p) != 13 or len(r) != 16 or len(o) != 21:
             raise InputError(f"MTCNN weights: expected 13/16/21 arrays, got {len(p)}/{len(r)}/{len(o)}")
+        self.pnet = _KerasNet(p[:9], "conv prelu pool2same conv prelu conv prelu".split(), "P-Net")
+        self.pnet_heads = [self._conv(p[9], p[10]), self._conv(p[11], p[12])]
+        rnet = "conv prelu pool3same conv prelu pool3valid conv prelu flatten dense prelu"
+        self.rnet = _KerasNet(r[:12], rnet.split(), "R-Net")
+        self.rnet_heads = [self._dense(r[12], r[13]), self._dense(r[14], r[15])]
+        onet = (
+            "conv prelu pool3same conv prelu pool3valid conv prelu pool2same conv prelu flatten dense prelu"
+        )
+        self.onet = _KerasNet(o[:15], onet.split(), "O-Net")
+        self.onet_heads = [self._dense(o[15], o[16]), self._dense(o[17], o[18]), self._dense(o[19], o[20])]
 
     @staticmethod
     def _conv(k: np.ndarray, b: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
