@@ -181,3 +181,14 @@ def test_crops_take_five_points_and_float32_flips_in_float32(astro_rgb, astro_fa
     with pytest.raises(InputError, match="68"):
         face_landmarks(five)  # crop:ffhq and the realign need 68
     del FfhqCrop
+
+
+def test_standard_points_are_deep3ds_float32_values_not_rounded():
+    from fk_align.deep3d_align import STANDARD_5PT_3D
+
+    # load_lm3d's means of float32 rows stay float32: every value is exactly a float32
+    np.testing.assert_array_equal(STANDARD_5PT_3D.astype(np.float32).astype(np.float64), STANDARD_5PT_3D)
+    assert np.abs(STANDARD_5PT_3D - np.round(STANDARD_5PT_3D, 5)).max() > 1e-7, "not the 5-decimal copy"
+    # eyes level and symmetric, nose forward: the BFM landmark layout
+    assert STANDARD_5PT_3D[2, 2] > STANDARD_5PT_3D[0, 2]
+    np.testing.assert_allclose(STANDARD_5PT_3D[0, 0], -STANDARD_5PT_3D[1, 0], atol=0.01)

@@ -128,3 +128,41 @@ def test_blobs_land_where_the_matrix_says(astro_face, with_padding):
     for p in points:
         predicted = apply_homography(res.crop_from_source, p)
         assert np.abs(blob_centroid(res.image, predicted, 3.0) - predicted).max() < 0.15
+
+
+@pytest.mark.parametrize("proxy", [False, True])
+def test_padding_median_is_taken_after_the_blur_blend(proxy):
+    """FFHQ and LPFF take the fill colour's median after blending the blur in; on this image the
+    median before the blend is another colour, so the order shows in the pixels."""
+    import cv2
+    from fk_align.ffhq import _pad_blurred
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(3)
+    img = np.zeros((120, 160, 3), np.uint8)
+    img[:, :70] = 200  # a bright band: reflect padding and the blur move the median
+    img[:, 70:] = rng.integers(0, 60, (120, 90, 3))
+    pad, qsize = (60, 40, 30, 50), 400.0
+    f = np.pad(img.astype(np.float32), ((pad[1], pad[3]), (pad[0], pad[2]), (0, 0)), mode="reflect")
+    h, w = f.shape[:2]
+    y, x = np.ogrid[:h, :w]
+    mask = np.maximum(1 - np.minimum(np.float32(x) / pad[0], np.float32(w - 1 - x) / pad[2]),
+                      1 - np.minimum(np.float32(y) / pad[1], np.float32(h - 1 - y) / pad[3]))[:, :, None]
+    if proxy:  # LPFF: OpenCV INTER_AREA 0.1x, Gaussian, INTER_LANCZOS4 back; median of a 0.1x copy
+        small = gaussian_filter(cv2.resize(f, (0, 0), fx=0.1, fy=0.1, interpolation=cv2.INTER_AREA),
+                                [qsize * 0.002, qsize * 0.002, 0])
+        blur = cv2.resize(small, (w, h), interpolation=cv2.INTER_LANCZOS4)
+
+        def median(a):
+            return np.median(cv2.resize(a, (0, 0), fx=0.1, fy=0.1, interpolation=cv2.INTER_AREA), axis=(0, 1))
+    else:
+        blur = gaussian_filter(f, [qsize * 0.02, qsize * 0.02, 0])
+
+        def median(a):
+            return np.median(a, axis=(0, 1))
+    blended = f + (blur - f) * np.clip(mask * 3 + 1, 0, 1)
+    after = blended + (median(blended) - blended) * np.clip(mask, 0, 1)
+    before = blended + (median(f) - blended) * np.clip(mask, 0, 1)
+    after, before = (np.clip(np.rint(a), 0, 255).astype(np.uint8) for a in (after, before))
+    assert np.abs(after.astype(int) - before).max() > 2, "the crafted image tells the two orders apart"
+    np.testing.assert_array_equal(_pad_blurred(img, pad, qsize, proxy=proxy), after)
