@@ -112,6 +112,26 @@ def crop_from_trans_params(trans_params: np.ndarray, target_size: int = TARGET_S
     return tf.crop_matrix(left, up) @ tf.resize_matrix((w0, h0), (w, h))
 
 
+def align_img_pil(
+    image: np.ndarray, landmarks: np.ndarray, target_size: int = TARGET_SIZE, rescale_factor: float = RESCALE_FACTOR
+) -> tuple[object, np.ndarray, tuple[int, int, int, int]]:
+    """:func:`align_img`'s crop as a Pillow image (one array->Pillow conversion, as Deep3D works on
+    Pillow images), with its ``trans_params`` and box."""
+    from PIL import Image
+
+    img = np.asarray(image)
+    h0, w0 = img.shape[:2]
+    lm5_up = flip_y(_five_points(landmarks), h0)
+    t, s_pos = pos(lm5_up, STANDARD_5PT_3D)
+    s = rescale_factor / s_pos
+    trans_params = np.array([w0, h0, s, t[0], t[1]], dtype=np.float64)
+    (w, h), box = crop_geometry(trans_params, target_size)
+    if w < 1 or h < 1:
+        raise InputError(f"align_img: the face is too large to rescale ({w0}x{h0} -> {w}x{h})")
+    pil = Image.fromarray(img).resize((w, h), Image.Resampling.BICUBIC).crop(box)
+    return pil, trans_params, box
+
+
 def align_img(
     image: np.ndarray,
     landmarks: np.ndarray,
@@ -130,20 +150,11 @@ def align_img(
         :class:`Deep3DAlignment`; the crop's pixels equal Deep3D's (Pillow bicubic
         resize, then a crop padded with black where it leaves the image).
     """
-    img = np.asarray(image)
-    h0, w0 = img.shape[:2]
-    lm5_up = flip_y(_five_points(landmarks), h0)
-    t, s_pos = pos(lm5_up, STANDARD_5PT_3D)
-    s = rescale_factor / s_pos
-    trans_params = np.array([w0, h0, s, t[0], t[1]], dtype=np.float64)
-    (w, h), box = crop_geometry(trans_params, target_size)
-    if w < 1 or h < 1:
-        raise InputError(f"align_img: the face is too large to rescale ({w0}x{h0} -> {w}x{h})")
-    crop = tf.crop_box(tf.resize(img, (w, h), "bicubic"), *box)
+    pil, trans_params, box = align_img_pil(image, landmarks, target_size, rescale_factor)
     matrix = crop_from_trans_params(trans_params, target_size)
     lm = np.asarray(landmarks, dtype=np.float64)
     return Deep3DAlignment(
-        image=np.ascontiguousarray(crop),
+        image=np.asarray(pil),
         crop_from_source=matrix,
         trans_params=trans_params,
         landmarks=apply_homography(matrix, lm),

@@ -16,7 +16,7 @@ import numpy as np
 from fk.types import apply_homography
 
 from fk_align import transforms as tf
-from fk_align.deep3d_align import align_img
+from fk_align.deep3d_align import align_img_pil, crop_from_trans_params
 
 ALIGN_SIZE = 1024
 RESCALE_FACTOR = 300.0
@@ -34,19 +34,21 @@ class Eg3dCrop:
 
 def eg3d_crop(image: np.ndarray, landmarks: np.ndarray, output_size: int = OUTPUT_SIZE) -> Eg3dCrop:
     """Crop one face as EG3D's ``crop_images_in_the_wild.py`` does (landmarks: (68, 2) or (5, 2))."""
-    aligned = align_img(image, landmarks, target_size=ALIGN_SIZE, rescale_factor=RESCALE_FACTOR)
+    from PIL import Image
+
+    pil, trans_params, _ = align_img_pil(image, landmarks, target_size=ALIGN_SIZE, rescale_factor=RESCALE_FACTOR)
     left = int(ALIGN_SIZE / 2 - CENTER_CROP_SIZE / 2)  # 162
-    centre = aligned.image[left : left + CENTER_CROP_SIZE, left : left + CENTER_CROP_SIZE]
-    out = tf.resize(np.ascontiguousarray(centre), (output_size, output_size), "lanczos")
+    box = (left, left, left + CENTER_CROP_SIZE, left + CENTER_CROP_SIZE)
+    out = np.asarray(pil.crop(box).resize((output_size, output_size), Image.Resampling.LANCZOS))
     matrix = (
         tf.resize_matrix((CENTER_CROP_SIZE,) * 2, (output_size,) * 2)
         @ tf.crop_matrix(left, left)
-        @ aligned.crop_from_source
+        @ crop_from_trans_params(trans_params, ALIGN_SIZE)
     )
     lm = np.asarray(landmarks, dtype=np.float64)
     return Eg3dCrop(
         image=np.ascontiguousarray(out),
         crop_from_source=matrix,
-        trans_params=aligned.trans_params,
+        trans_params=trans_params,
         landmarks=apply_homography(matrix, lm),
     )
