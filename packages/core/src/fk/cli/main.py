@@ -69,6 +69,20 @@ def version(json_: JsonOpt = False) -> None:
                 typer.echo(f"  {dist} {ver}")
 
 
+def _distribution_summary(distribution: str | None) -> str:
+    """The one-line description a distribution's pyproject gives (``Summary`` in its metadata)."""
+    if not distribution:
+        return ""
+    try:
+        from importlib.metadata import PackageNotFoundError, metadata
+    except ImportError:  # pragma: no cover
+        return ""
+    try:
+        return metadata(distribution).get("Summary") or ""
+    except PackageNotFoundError:
+        return ""
+
+
 @plugins_app.command("list")
 def plugins_list(json_: JsonOpt = False) -> None:
     """Every installed plugin, its distribution and version, what it provides per stage; broken ones too."""
@@ -88,6 +102,7 @@ def plugins_list(json_: JsonOpt = False) -> None:
               "builtin": False, "provides": {}, "status": "broken", "error": b.error}
              for b in pm.broken if b.name not in loaded]
     for r in rows:
+        r["summary"] = _distribution_summary(r["distribution"])  # says what is not implemented yet, too
         mine = {ref: dists for ref, dists in pm.conflicts.items() if r["distribution"] in dists}
         if mine:
             r["conflicts"] = mine
@@ -106,8 +121,8 @@ def plugins_list(json_: JsonOpt = False) -> None:
         for ref, dists in r.get("conflicts", {}).items():
             others = ", ".join(d for d in dists if d != r["distribution"])
             provides += f" · [yellow]conflict[/]: {ref} also from {others}"
-        table_rows.append([r["name"], r["distribution"], r["version"], provides])
-    out.table("Plugins", ["name", "distribution", "version", "provides"], table_rows)
+        table_rows.append([r["name"], r["distribution"], r["version"], escape(r["summary"]), provides])
+    out.table("Plugins", ["name", "distribution", "version", "what it is", "provides"], table_rows)
     if pm.conflicts:
         out.note(f"[yellow]{len(pm.conflicts)} component name(s) provided twice[/]: steps using them fail "
                  "until one plugin is uninstalled or blocked (FK_DISABLE_PLUGINS=<name>)")
