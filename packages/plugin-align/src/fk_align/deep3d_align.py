@@ -113,7 +113,10 @@ def crop_from_trans_params(trans_params: np.ndarray, target_size: int = TARGET_S
 
 
 def align_img_pil(
-    image: np.ndarray, landmarks: np.ndarray, target_size: int = TARGET_SIZE, rescale_factor: float = RESCALE_FACTOR
+    image: np.ndarray,
+    landmarks: np.ndarray,
+    target_size: int = TARGET_SIZE,
+    rescale_factor: float = RESCALE_FACTOR,
 ) -> tuple[object, np.ndarray, tuple[int, int, int, int]]:
     """:func:`align_img`'s crop as a Pillow image (one array->Pillow conversion, as Deep3D works on
     Pillow images), with its ``trans_params`` and box."""

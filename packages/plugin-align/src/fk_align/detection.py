@@ -190,8 +190,11 @@ class FivePointFile:
         image = Path(value)
         txt = image.parent / self.folder / f"{image.stem}.txt"
         if not txt.is_file():
-            raise InputError(f"{txt} is not found", hint="Deep3D's layout: detections/{stem}.txt beside each image "
-                             "(5 lines 'x y'); write one with any 5-point detector (MTCNN) or detect:dlib")
+            raise InputError(
+                f"{txt} is not found",
+                hint="Deep3D's layout: detections/{stem}.txt beside each image (5 lines 'x y'); "
+                "write one with any 5-point detector (detect:mtcnn) or detect:dlib",
+            )
         points = read_five_points(txt).astype(np.float32)
         rgb, _ = load_input_image(image)
         h, w = rgb.shape[:2]

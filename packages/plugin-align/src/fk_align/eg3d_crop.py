@@ -36,7 +36,7 @@ def eg3d_crop(image: np.ndarray, landmarks: np.ndarray, output_size: int = OUTPU
     """Crop one face as EG3D's ``crop_images_in_the_wild.py`` does (landmarks: (68, 2) or (5, 2))."""
     from PIL import Image
 
-    pil, trans_params, _ = align_img_pil(image, landmarks, target_size=ALIGN_SIZE, rescale_factor=RESCALE_FACTOR)
+    pil, trans_params, _ = align_img_pil(image, landmarks, ALIGN_SIZE, RESCALE_FACTOR)
     left = int(ALIGN_SIZE / 2 - CENTER_CROP_SIZE / 2)  # 162
     box = (left, left, left + CENTER_CROP_SIZE, left + CENTER_CROP_SIZE)
     out = np.asarray(pil.crop(box).resize((output_size, output_size), Image.Resampling.LANCZOS))
