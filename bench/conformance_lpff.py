@@ -46,6 +46,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -324,28 +325,27 @@ def fk_timings(raw: Path, lm_dir: Path, realign_dir: Path, repeats: int) -> dict
             times.append(time.perf_counter() - t0)
         return float(np.median(times))
 
+    def crop_photo(photo, fn, *args):
+        return fn(load_image(photo), *args)
+
     out: dict[str, dict[str, float]] = {}
     for lm_path in sorted(lm_dir.glob("*.npy")):
         face = lm_path.stem
         photo = next(raw.glob(face[:-3] + ".*"))
         lm = np.load(lm_path).astype(np.float64)
-        rgb = load_image(photo)
-        out.setdefault("ffhq1024", {})[face] = med(lambda: ffhq_align(load_image(photo), lm))
-        out.setdefault("deep3d224_photo", {})[face] = med(lambda: align_img(load_image(photo),
-                                                                             five_from_68(lm).astype(np.float32)))
+        five = five_from_68(lm).astype(np.float32)
+        out.setdefault("ffhq1024", {})[face] = med(partial(crop_photo, photo, ffhq_align, lm))
+        out.setdefault("deep3d224_photo", {})[face] = med(partial(crop_photo, photo, align_img, five))
         realigned = realign_dir / f"{face}.png"
         if not realigned.exists():
             continue
-        try:
-            res = lpff_realign(rgb, lm)
-        except Exception:  # noqa: BLE001 - LPFF's low-resolution reject
-            continue
-        out.setdefault("lpff2400", {})[face] = med(lambda: lpff_realign(load_image(photo), lm))
+        res = lpff_realign(load_image(photo), lm)
+        out.setdefault("lpff2400", {})[face] = med(partial(crop_photo, photo, lpff_realign, lm))
         p5 = np.asarray(five_from_68(res.landmarks), np.float32)
-        out.setdefault("deep3d224", {})[face] = med(lambda: align_img(load_image(realigned), p5))
-        out.setdefault("stylegan1024", {})[face] = med(lambda: ffhq_align(load_image(realigned), res.landmarks,
-                                                                          LPFF_STYLEGAN))
-        out.setdefault("eg3d512", {})[face] = med(lambda: eg3d_crop(load_image(realigned), res.landmarks))
+        out.setdefault("deep3d224", {})[face] = med(partial(crop_photo, realigned, align_img, p5))
+        out.setdefault("stylegan1024", {})[face] = med(partial(crop_photo, realigned, ffhq_align, res.landmarks,
+                                                               LPFF_STYLEGAN))
+        out.setdefault("eg3d512", {})[face] = med(partial(crop_photo, realigned, eg3d_crop, res.landmarks))
     return out
 
 
