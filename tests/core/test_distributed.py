@@ -14,7 +14,7 @@ import torch
 WORKER = textwrap.dedent('''
     import os, sys, torch
     from torch import nn
-    from fk.distributed import init_from_env, sync_batchnorm
+    from fk.distributed import init_from_env, shutdown, sync_batchnorm
 
     def net():
         torch.manual_seed(0)
@@ -38,6 +38,7 @@ WORKER = textwrap.dedent('''
         out = {k: p.grad for k, p in model.named_parameters()}
         out.update({k: b for k, b in model.named_buffers()})
         torch.save(out, sys.argv[1])
+    shutdown()
 ''')
 
 

@@ -41,6 +41,17 @@ def init_from_env(device: str = "cpu") -> World:
     return world
 
 
+def shutdown() -> None:
+    """Wait for every process, then leave the process group (no-op for a single process).
+
+    A gloo process that exits with the group still open can abort in its C++ teardown
+    ("terminate called without an active exception", SIGABRT) while a peer is still talking.
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
 def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
     """Sum over the processes, differentiable (the gradient is summed back); identity for one process."""
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):

@@ -278,7 +278,7 @@ def train(cfg: TrainConfig, progress=None) -> dict[str, Any]:
     """
     import json
 
-    from fk.distributed import global_mean, init_from_env, sync_batchnorm
+    from fk.distributed import global_mean, init_from_env, shutdown, sync_batchnorm
     from fk_deep3d.arcface import load_identity
     from fk_deep3d.choose import choose_model
     from fk_deep3d.rnet import save_reconnet
@@ -368,8 +368,7 @@ def train(cfg: TrainConfig, progress=None) -> dict[str, Any]:
         if world.rank == 0:
             save(epoch + 1, f"epoch_{epoch + 1}.pth")
             ckpt = save(epoch + 1, "latest.pth")
-    if world.distributed:
-        torch.distributed.barrier()
+    shutdown()
     return {"steps": step, "first_loss": history[0] if history else float("nan"),
             "last_loss": history[-1] if history else float("nan"), "last_terms": last_terms,
             "checkpoint": str(ckpt), "history": history, "init": init_from}
