@@ -65,15 +65,13 @@ def torch_threads(threads: int) -> Iterator[None]:
         numba = None
     before = torch.get_num_threads()
     numba_before = numba.get_num_threads() if numba is not None else None
-    if threads != before:
-        torch.set_num_threads(int(threads))
+    torch.set_num_threads(int(threads))  # even when equal: it also sets MKL's and OpenMP's counts
     if numba is not None:
         numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))
     try:
         yield
     finally:
-        if threads != before:
-            torch.set_num_threads(before)
+        torch.set_num_threads(before)
         if numba is not None:
             numba.set_num_threads(numba_before)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -50,6 +51,10 @@ _worker_index = 0
 
 def _init_worker(caps: WorkerCaps, counter: Any) -> None:
     # Runs in each spawned worker before any task: caps first, so torch/numba load capped.
+    # Ctrl-C reaches the whole process group; the parent alone handles it (it stops submitting and
+    # lets the items in flight finish and record themselves), so a worker idle in its queue does not
+    # print a KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     global _worker_index
     with counter.get_lock():
         _worker_index = counter.value
