@@ -121,7 +121,8 @@ def plugins_list(json_: JsonOpt = False) -> None:
         for ref, dists in r.get("conflicts", {}).items():
             others = ", ".join(d for d in dists if d != r["distribution"])
             provides += f" · [yellow]conflict[/]: {ref} also from {others}"
-        table_rows.append([r["name"], r["distribution"], r["version"], escape(r["summary"]), provides])
+        summary = r["summary"].removeprefix("fk plugin: ").removeprefix("fk core: ")
+        table_rows.append([r["name"], r["distribution"], r["version"], escape(summary), provides])
     out.table("Plugins", ["name", "distribution", "version", "what it is", "provides"], table_rows)
     if pm.conflicts:
         out.note(f"[yellow]{len(pm.conflicts)} component name(s) provided twice[/]: steps using them fail "
