@@ -25,36 +25,39 @@ from fk.errors import InputError
 EYES = ("leye", "reye")
 
 
+def open_painted_png(path: Path, what: str, paint_hint: str):
+    """A hand-painted label image, loaded: a PIL image, or one InputError naming the file when it is
+    missing, unreadable or not a PNG (a lossy format changes the pure colours the tools look for)."""
+    from PIL import Image
+
+    if not path.is_file():
+        raise InputError(f"{path}: {what} not found", hint=paint_hint)
+    try:
+        with Image.open(path) as im:
+            fmt = im.format
+            im.load()
+            loaded = im.copy()
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read {what} ({exc})", hint="save it as an 8-bit PNG") from None
+    if fmt != "PNG":
+        raise InputError(f"{path}: {what} is {fmt}, not PNG (lossy formats change the pure colours)",
+                         hint="save the painted image losslessly as PNG")
+    return loaded
+
+
 def decode_uv_mask(path: str | Path) -> np.ndarray:
     """(S, S) float32 {0, 1}: texels painted pure white (every channel 255, alpha too), as upstream decodes.
 
     Raises InputError naming the file when it is missing, not a PNG, or not square.
     """
-    from PIL import Image
-
     p = Path(path)
-    if not p.is_file():
-        raise InputError(
-            f"{p}: UV mask not found", hint="paint the eye region pure white on the exported diffuse.png"
-        )
-    try:
-        with Image.open(p) as im:
-            fmt = im.format
-            im.load()
-            if fmt != "PNG":
-                raise InputError(
-                    f"{p}: label image is {fmt}, not PNG", hint="save the painted label losslessly as PNG"
-                )
-            if im.mode in ("P", "PA", "CMYK", "YCbCr", "HSV", "LAB"):
-                im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
-            if im.mode.startswith("I;16") or im.mode == "I":
-                arr = np.asarray(im, dtype=np.float64) / 65535.0
-            else:
-                arr = np.asarray(im, dtype=np.float64) / 255.0
-    except InputError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{p}: cannot read label image ({exc})", hint="save it as an 8-bit PNG") from None
+    im = open_painted_png(p, "label image", "paint the eye region pure white on the exported diffuse.png")
+    if im.mode in ("P", "PA", "CMYK", "YCbCr", "HSV", "LAB"):
+        im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
+    if im.mode.startswith("I;16") or im.mode == "I":
+        arr = np.asarray(im, dtype=np.float64) / 65535.0
+    else:
+        arr = np.asarray(im, dtype=np.float64) / 255.0
     if arr.ndim == 2:
         arr = arr[..., None]
     if arr.shape[0] != arr.shape[1]:

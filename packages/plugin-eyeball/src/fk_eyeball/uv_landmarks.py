@@ -23,30 +23,15 @@ GREEN = (0, 255, 0)
 
 def find_green_blobs(path: str | Path) -> np.ndarray:
     """(N, 2) blob centroids (row, col) in texel indices, upstream's order. Raises InputError naming the file."""
-    from PIL import Image
     from scipy import ndimage
 
+    from fk_eyeball.masks import open_painted_png
+
+    im = open_painted_png(Path(path), "landmark image", "paint the landmarks pure green on diffuse.png")
+    if im.mode not in ("RGB", "RGBA"):
+        im = im.convert("RGBA" if "A" in im.mode else "RGB")
+    rgb = np.asarray(im)[..., :3]  # upstream keeps the first 3 channels, alpha ignored
     p = Path(path)
-    if not p.is_file():
-        raise InputError(
-            f"{p}: landmark image not found", hint="paint the landmarks pure green on diffuse.png"
-        )
-    try:
-        with Image.open(p) as im:
-            fmt = im.format
-            im.load()
-            if fmt != "PNG":
-                raise InputError(
-                    f"{p}: landmark image is {fmt}, not PNG (lossy formats change the pure green)",
-                    hint="save the painted image as PNG",
-                )
-            if im.mode not in ("RGB", "RGBA"):
-                im = im.convert("RGBA" if "A" in im.mode else "RGB")
-            rgb = np.asarray(im)[..., :3]  # upstream keeps the first 3 channels, alpha ignored
-    except InputError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{p}: cannot read landmark image ({exc})", hint="save it as an 8-bit PNG") from None
     green = (rgb[..., 0] == 0) & (rgb[..., 1] == 255) & (rgb[..., 2] == 0)
     labels, n = ndimage.label(green, structure=np.ones((3, 3), bool))
     if n == 0:
