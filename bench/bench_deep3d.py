@@ -47,7 +47,7 @@ def bfm_sized_model():
 
 def bench_rnet(repeats: int, threads: int) -> float:
     from fk_deep3d.fit import torch_threads
-    from fk_deep3d.rnet import ReconNet
+    from fk.nets.reconnet import ReconNet
 
     net = ReconNet().eval()
     x = torch.rand(1, 3, 224, 224)

@@ -30,7 +30,7 @@ def _ctx(tmp_path, key="astronaut_01"):
 
 
 def test_with_the_checkpoint_the_camera_is_rnets_regression_unchanged(tmp_path, astronaut_crop):
-    from fk_deep3d.rnet import ReconNet
+    from fk.nets.reconnet import ReconNet
 
     torch.manual_seed(0)
     net = ReconNet()

@@ -42,7 +42,7 @@ def astronaut_crop():
 @pytest.fixture
 def bfm_and_checkpoint(fk_home):
     from fk.models.synthetic import write_bfm_front
-    from fk_deep3d.rnet import ReconNet
+    from fk.nets.reconnet import ReconNet
 
     bfm = fk_home / "assets" / "bfm" / "BFM_model_front.mat"
     bfm.parent.mkdir(parents=True)

@@ -54,7 +54,7 @@ def test_a_few_steps_lower_the_loss_and_resume(tmp_path, make_dataset, fk_home):
     assert h[-1] < h[0], h
     blob = torch.load(tmp_path / "ckpt" / "latest.pth", weights_only=True)
     assert {"net_recon", "opt_00", "sched_00", "epoch", "step"} <= set(blob)
-    from fk_deep3d.rnet import load_reconnet
+    from fk.nets.reconnet import load_reconnet
 
     load_reconnet(tmp_path / "ckpt" / "latest.pth")  # the released layout loads strictly
     cfg.max_steps = 5

@@ -7,12 +7,12 @@ import pickle
 
 import pytest
 import torch
-
 from fk.cli.doctor import collect
 from fk.errors import InputError
+from fk.nets.reconnet import ReconNet
+from fk.nets.resnet import load_imagenet_backbone
 from fk.plugins import get_plugin_manager
 from fk_deep3d.constants import IMAGENET_RESNET50_ASSET
-from fk_deep3d.rnet import ReconNet, load_imagenet_backbone
 from fk_deep3d.train import resolve_init_path
 
 
@@ -59,7 +59,8 @@ def test_torchvision_names_map_onto_the_backbone_and_fc_is_dropped(tmp_path):
     assert len(state) == 320  # torchvision's resnet50 state_dict() has 320 entries
     path = tmp_path / "resnet50-0676ba61.pth"
     torch.save(state, path)
-    net = load_imagenet_backbone(ReconNet(), path)
+    net = ReconNet()
+    load_imagenet_backbone(net.backbone, path)
     loaded = net.state_dict()
     for key, value in state.items():
         if key.startswith("fc."):
@@ -69,7 +70,7 @@ def test_torchvision_names_map_onto_the_backbone_and_fc_is_dropped(tmp_path):
     assert all(torch.count_nonzero(head.weight) == 0 for head in net.final_layers)  # heads stay zero
     # older torchvision files carry no num_batches_tracked: still accepted
     torch.save({k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}, path)
-    load_imagenet_backbone(ReconNet(), path)
+    load_imagenet_backbone(ReconNet().backbone, path)
 
 
 class _RunsCode:
@@ -83,14 +84,14 @@ def test_wrong_truncated_or_malicious_files_are_refused(tmp_path, monkeypatch):
     wrong = tmp_path / "resnet18.pth"
     torch.save({k: v for k, v in state.items() if not k.startswith("layer4")}, wrong)
     with pytest.raises(InputError, match=r"resnet18\.pth: not torchvision's ResNet-50 state dict: .*missing keys"):
-        load_imagenet_backbone(ReconNet(), wrong)
+        load_imagenet_backbone(ReconNet().backbone, wrong)
     evil = tmp_path / "evil.pth"
     torch.save({"conv1.weight": _RunsCode()}, evil, pickle_module=pickle)
     with pytest.raises(InputError, match=r"evil\.pth: this ImageNet ResNet-50 state dict holds Python objects or code"):
-        load_imagenet_backbone(ReconNet(), evil)
+        load_imagenet_backbone(ReconNet().backbone, evil)
     assert not (tmp_path / "PWNED").exists()
     with pytest.raises(InputError, match="not found"):
-        load_imagenet_backbone(ReconNet(), tmp_path / "absent.pth")
+        load_imagenet_backbone(ReconNet().backbone, tmp_path / "absent.pth")
 
 
 def test_auto_uses_the_asset_when_present_and_doctor_says_where_it_goes(fk_home):
@@ -107,7 +108,7 @@ def test_auto_uses_the_asset_when_present_and_doctor_says_where_it_goes(fk_home)
 
 
 def _identity(tmp_path):
-    from fk_deep3d.arcface import IResNet50, load_identity
+    from fk.nets.arcface import IResNet50, load_identity
 
     torch.manual_seed(0)
     path = tmp_path / "arcface_r50.pth"

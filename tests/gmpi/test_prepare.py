@@ -154,7 +154,7 @@ def test_prepare_ffhq_with_rnet_writes_deep3ds_257_coefficients(stylegan2_zip, t
     import torch
     from fk.cli.main import main
     from fk.models.synthetic import write_bfm_front
-    from fk_deep3d.rnet import ReconNet  # test data only: a random R-Net in Deep3D's checkpoint format
+    from fk.nets.reconnet import ReconNet  # test data only: a random R-Net in Deep3D's checkpoint format
 
     write_bfm_front(fk_home / "assets" / "bfm" / "BFM_model_front.mat", seed=1)
     torch.manual_seed(0)

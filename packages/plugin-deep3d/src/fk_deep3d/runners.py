@@ -37,7 +37,7 @@ def rnet_coeffs(net, crop: Crop, device: torch.device, threads: int = 0) -> torc
 
 def coeffs_for_model(model, rnet: torch.Tensor) -> torch.Tensor:
     """R-Net's 257 coefficients in ``model``'s layout: all of them for BFM-sized models, else pose and light."""
-    from fk_deep3d.rnet import split_coeffs
+    from fk.nets.reconnet import split_coeffs
 
     parts = split_coeffs(rnet)
     if model.n_coeffs == 257:
@@ -84,7 +84,7 @@ class _Base:
 
     def net(self, path: Path, device: torch.device):
         if self._net is None:
-            from fk_deep3d.rnet import load_reconnet
+            from fk.nets.reconnet import load_reconnet
 
             self._net = load_reconnet(path, device)
         return self._net
@@ -143,9 +143,11 @@ class FitRunner(_Base):
         self.arcface = arcface
 
     def _identity(self, device: torch.device):
-        from fk_deep3d.arcface import load_identity
+        from fk.nets.arcface import load_identity
 
-        return load_identity(self.arcface, device)
+        from fk_deep3d.constants import ARCFACE_ASSET
+
+        return load_identity(self.arcface, device, asset=ARCFACE_ASSET)
 
     def __call__(self, inputs: dict[str, Any], ctx) -> dict[str, Any]:
         crop = _check_crop(inputs["crop"])

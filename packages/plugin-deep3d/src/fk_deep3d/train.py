@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from fk.errors import InputError
 
 # iBUG-68 horizontal mirror permutation (deep3d.md §3.5).
@@ -36,6 +35,7 @@ MIRROR_68 = np.array(
 def write_sample(root: Path, name: str, crop: np.ndarray, landmarks_ydown: np.ndarray) -> None:
     """One prepared sample: crop PNG, skin mask PNG, y-up landmark txt."""
     from fk.io import save_image
+
     from fk_deep3d.skin import skin_mask_uint8
 
     save_image(root / "images" / f"{name}.png", crop)
@@ -184,7 +184,7 @@ class TrainConfig:
 
 def model_coeffs_from_rnet(model, out257: torch.Tensor) -> torch.Tensor:
     """R-Net's 257 outputs in ``model``'s layout: the first n_id/n_exp/n_tex of each head."""
-    from fk_deep3d.rnet import split_coeffs
+    from fk.nets.reconnet import split_coeffs
 
     p = split_coeffs(out257)
     return model.join_coeffs({"id": p["id"][:, :model.n_id], "exp": p["exp"][:, :model.n_exp],
@@ -196,7 +196,7 @@ def deep3d_loss(model, coeffs: torch.Tensor, batch: dict[str, torch.Tensor], ren
                 w=None, identity=None) -> tuple[torch.Tensor, dict[str, float]]:
     """Deep3D's training objective for a batch (``FaceReconModel.compute_losses``, deep3d.md §5).
 
-    ``identity`` (an :class:`fk_deep3d.arcface.IdentityFeatures`) adds the ``feat`` term, weight 0.2: ArcFace
+    ``identity`` (an :class:`fk.nets.arcface.IdentityFeatures`) adds the ``feat`` term, weight 0.2: ArcFace
     features of the rendered face (the render alone, black around it, as Deep3D's ``pred_face``) warped to
     the 112² template by a similarity fitted on the *predicted* landmarks, against the photo's features
     warped by its own landmarks. Without it the term is omitted.
@@ -207,6 +207,7 @@ def deep3d_loss(model, coeffs: torch.Tensor, batch: dict[str, torch.Tensor], ren
     from fk.cameras.deep3d import IMAGE_SIZE, K_LANDMARKS, opencv_from_deep3d_camera
     from fk.distributed import all_reduce_sum
     from fk.render.mesh import render_mesh
+
     from fk_deep3d import losses as L
 
     w = w or L.LossWeights()
@@ -244,6 +245,7 @@ def deep3d_loss(model, coeffs: torch.Tensor, batch: dict[str, torch.Tensor], ren
 def resolve_init_path(init_path: str | Path | None) -> Path | None:
     """The ImageNet ResNet-50 to start from: ``auto`` = the asset when present, ``none`` = random init."""
     from fk.assets import asset_path
+
     from fk_deep3d.constants import IMAGENET_RESNET50_ASSET
 
     if init_path is None or str(init_path).lower() == "none" or str(init_path) == "":
@@ -256,14 +258,15 @@ def resolve_init_path(init_path: str | Path | None) -> Path | None:
 
 def _build_net(cfg: TrainConfig, device: torch.device):
     """R-Net from ``cfg.init`` (a whole checkpoint), else ImageNet backbone + zero heads, else random."""
-    from fk_deep3d.rnet import ReconNet, load_imagenet_backbone, load_reconnet
+    from fk.nets.reconnet import ReconNet, load_reconnet
+    from fk.nets.resnet import load_imagenet_backbone
 
     if cfg.init:
         return load_reconnet(cfg.init, device), f"R-Net checkpoint {cfg.init}"
     net = ReconNet()
     imagenet = resolve_init_path(cfg.init_path)
     if imagenet is not None:
-        load_imagenet_backbone(net, imagenet)
+        load_imagenet_backbone(net.backbone, imagenet)
         return net.to(device), f"ImageNet ResNet-50 {imagenet}"
     return net.to(device), "random backbone (no ImageNet weights; see `fk doctor`)"
 
@@ -279,9 +282,11 @@ def train(cfg: TrainConfig, progress=None) -> dict[str, Any]:
     import json
 
     from fk.distributed import global_mean, init_from_env, shutdown, sync_batchnorm
-    from fk_deep3d.arcface import load_identity
+    from fk.nets.arcface import load_identity
+    from fk.nets.reconnet import save_reconnet
+
     from fk_deep3d.choose import choose_model
-    from fk_deep3d.rnet import save_reconnet
+    from fk_deep3d.constants import ARCFACE_ASSET
 
     world = init_from_env(cfg.device)
     if cfg.batch_size % world.size:
@@ -292,7 +297,7 @@ def train(cfg: TrainConfig, progress=None) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)  # every process builds the same net (DDP also broadcasts rank 0's)
     model = choose_model(cfg.model).to(device)
     net, init_from = _build_net(cfg, device)
-    identity = load_identity(cfg.arcface, device)
+    identity = load_identity(cfg.arcface, device, asset=ARCFACE_ASSET)
     net.train()
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step, gamma=cfg.lr_gamma)

@@ -2,4 +2,9 @@
 
 - :mod:`fk.nets.stylegan2`: StyleGAN2-ADA's generator and discriminator with NVIDIA's parameter
   names, and a loader for NVIDIA's ``.pkl`` snapshots that never runs pickled code.
+- :mod:`fk.nets.resnet`: ResNet-50 with torchvision's parameter names (and the ImageNet start).
+- :mod:`fk.nets.reconnet`: R-Net, the ResNet-50 coefficient regressor of Deep3D and FFHQ-UV (two head
+  layouts), loaded weights-only from the released checkpoints.
+- :mod:`fk.nets.arcface`: ArcFace IResNet-50 and its five-point 112² warp (identity features for Deep3D's
+  loss, FFHQ-UV's identity term and GMPI's identity metric).
 """

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from fk.errors import InputError
-from fk_deep3d.rnet import COEFF_SLICES, HEAD_SIZES, ReconNet, load_reconnet, split_coeffs
+from fk.nets.reconnet import COEFF_SLICES, HEAD_SIZES, HIFI3DPP, ReconNet, load_reconnet, split_coeffs
 
 
 def _random_checkpoint(path, seed=0):
@@ -118,3 +117,24 @@ def test_wrong_layout_lists_keys(tmp_path):
     torch.save({"net_recon": state}, tmp_path / "shape.pth")
     with pytest.raises(InputError, match=r"shape.pth: wrong tensor shapes.*final_layers.0.weight"):
         load_reconnet(tmp_path / "shape.pth")
+
+
+def test_hifi3dpp_layout_has_ffhquv_heads_and_a_relu_on_exp(tmp_path):
+    """FFHQ-UV's R-Net (ffhquv.md §1.3): 532/45/439/3/27/2/1 = 1049, exp through a ReLU; loads strictly."""
+    torch.manual_seed(0)
+    net = ReconNet(HIFI3DPP)
+    with torch.no_grad():
+        for head in net.final_layers:
+            head.bias.normal_(0, 1.0)
+    path = tmp_path / "epoch_latest.pth"
+    torch.save({"net_recon": net.state_dict()}, path)
+    loaded = load_reconnet(path, layout=HIFI3DPP)
+    out = loaded(torch.rand(2, 3, 224, 224))
+    assert out.shape == (2, 1049)
+    parts = split_coeffs(out, HIFI3DPP)
+    assert {k: v.shape[-1] for k, v in parts.items()} == {"id": 532, "exp": 45, "tex": 439, "angle": 3,
+                                                          "gamma": 27, "trans": 3}
+    assert parts["exp"].min() >= 0 and (parts["exp"] == 0).any()  # negative biases clipped by the ReLU
+    assert parts["id"].min() < 0  # the other heads are linear
+    with pytest.raises(InputError, match=r"epoch_latest.pth: wrong tensor shapes for the Deep3D \(BFM09\) R-Net"):
+        load_reconnet(path)  # a HiFi3D++ file is not a Deep3D one

@@ -1,9 +1,9 @@
-"""Optional identity term: an ArcFace IResNet-50 (insightface ``arcface_torch`` naming).
+"""ArcFace IResNet-50 (insightface ``arcface_torch`` naming) and its five-point 112² face warp.
 
-Deep3D's perceptual loss compares ArcFace features of the rendered and the real face,
-both warped to the 112² ArcFace template by a similarity fitted on five landmarks
-(deep3d.md §3.3). The weights are a declared asset (``deep3d/arcface_r50.pth``); when
-absent the term is skipped (``load_identity`` returns None).
+Identity features shared by Deep3D's perceptual loss (deep3d.md §3.3), FFHQ-UV's identity term and
+GMPI's identity metric: the face is warped to the 112² ArcFace template by a similarity fitted on five
+landmarks, then embedded. The weights (insightface's ``ms1mv3_arcface_r50_fp16/backbone.pth``) are an
+asset each plugin declares where its original keeps them; :func:`load_identity` returns None when absent.
 """
 
 from __future__ import annotations
@@ -111,12 +111,18 @@ class IdentityFeatures(nn.Module):
         return F.normalize(self.net(face), dim=-1)
 
 
-def load_identity(path: str | Path | None, device: torch.device | str = "cpu") -> IdentityFeatures | None:
-    """ArcFace features from ``path`` or the ``deep3d/arcface_r50.pth`` asset; None when absent."""
-    from fk.assets import asset_path
-    from fk_deep3d.constants import ARCFACE_ASSET
+def load_identity(path: str | Path | None, device: torch.device | str = "cpu",
+                  asset: str | None = None) -> IdentityFeatures | None:
+    """ArcFace features from ``path``, else from the ``asset`` (a name under fk's asset folder).
 
-    p = Path(path).expanduser() if path else asset_path(ARCFACE_ASSET)
+    None when no path is given and the asset is absent (or no asset is named); a given path that does
+    not exist is an error.
+    """
+    from fk.assets import asset_path
+
+    if not path and asset is None:
+        return None
+    p = Path(path).expanduser() if path else asset_path(asset)
     if not p.exists():
         if path:
             raise InputError(f"{p}: ArcFace weights not found", hint="fix the arcface path or leave it empty")

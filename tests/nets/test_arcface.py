@@ -1,15 +1,19 @@
-"""The optional ArcFace identity term: weight loading, the 112² template warp, and the loss."""
+"""ArcFace in core: weight loading, the 112² template warp, unit features."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-
 from fk.errors import InputError
-from fk_deep3d.arcface import (ARCFACE_TEMPLATE, IResNet50, five_points, load_identity, similarity_to_template,
-                               warp_112)
-from fk_deep3d.losses import identity_loss
+from fk.nets.arcface import (
+    ARCFACE_TEMPLATE,
+    IResNet50,
+    five_points,
+    load_identity,
+    similarity_to_template,
+    warp_112,
+)
 
 
 def _landmarks_on(points5: np.ndarray) -> torch.Tensor:
@@ -46,12 +50,15 @@ def test_generated_weights_load_and_give_unit_features(tmp_path):
     with torch.no_grad():
         f = features(image, lm)
     assert f.shape == (2, 512) and torch.allclose(f.norm(dim=-1), torch.ones(2), atol=1e-5)
-    assert identity_loss(f[:1], f[:1]).item() == pytest.approx(0.0, abs=1e-6)
-    assert identity_loss(f[:1], f[1:]).item() > 0.0
+    cosine = f @ f.T
+    assert cosine[0, 0].item() == pytest.approx(1.0, abs=1e-6)
+    assert cosine[0, 1].item() < 1.0 - 1e-4  # two random images are not the same identity
 
 
 def test_absent_weights_skip_the_term_but_a_named_bad_file_is_an_error(tmp_path, fk_home):
-    assert load_identity(None) is None  # nothing under $FK_HOME: the fit runs without the identity term
+    # nothing under $FK_HOME: the caller runs without its identity term
+    assert load_identity(None, asset="deep3d/arcface_r50.pth") is None
+    assert load_identity(None) is None  # no path and no asset named
     with pytest.raises(InputError, match="not found"):
         load_identity(tmp_path / "missing.pth")
     wrong = tmp_path / "wrong.pth"
