@@ -134,13 +134,27 @@ def test_five_point_input_gives_the_same_crop(astro_rgb, astro_face, astro_deep3
     np.testing.assert_array_equal(res.image, astro_deep3d.image)
 
 
-def test_deep3d_folder_runs_like_test_py(astro_rgb, astro_face, tmp_path):
-    """A Deep3D-style folder (*.jpg + detections/*.txt, 5 points) through fk run: test.py's crop."""
+def test_deep3d_folder_runs_like_test_py(astro_rgb, astro_face, tmp_path, fk_home):
+    """A Deep3D-style folder (*.jpg + detections/*.txt, 5 points) through fk run: test.py's crop, then
+    R-Net's coefficients unchanged in {stem}.mat and the mesh in {stem}.obj (generated BFM + checkpoint)."""
     import json
 
+    import scipy.io
+    import torch
     from fk.engine.runner import RunOptions, run_plan
+    from fk.models.synthetic import write_bfm_front
+    from fk.nets.reconnet import ReconNet
     from fk.recipe import load_recipe
     from PIL import Image
+
+    write_bfm_front(fk_home / "assets" / "bfm" / "BFM_model_front.mat", seed=1)
+    torch.manual_seed(0)
+    net = ReconNet()
+    with torch.no_grad():
+        for head in net.final_layers:
+            head.weight.normal_(0, 1e-3)
+    (fk_home / "assets" / "deep3d").mkdir(parents=True)
+    torch.save({"net_recon": net.state_dict()}, fk_home / "assets" / "deep3d" / "epoch_20.pth")
 
     folder = tmp_path / "examples"
     (folder / "detections").mkdir(parents=True)
@@ -161,6 +175,14 @@ def test_deep3d_folder_runs_like_test_py(astro_rgb, astro_face, tmp_path):
     expected = align_img(photo, np.loadtxt(folder / "detections" / "000002.txt").astype(np.float32)).image
     np.testing.assert_array_equal(np.asarray(Image.open(out / "crop" / "000002.png")), expected)
     assert (out / "crop" / "debug" / "000002.png").exists()
+    # test.py's {stem}.mat holds R-Net's split prediction for that crop, unchanged
+    with torch.no_grad():
+        want = net.eval()(torch.tensor(expected, dtype=torch.float32).permute(2, 0, 1)[None] / 255)[0]
+    mat = scipy.io.loadmat(out / "epoch_20_000000" / "000002.mat")
+    got = np.concatenate([mat[k][0] for k in ("id", "exp", "tex", "angle", "gamma", "trans")])
+    np.testing.assert_allclose(got, want.double().numpy(), rtol=1e-5, atol=1e-6)
+    assert (out / "epoch_20_000000" / "000002.obj").stat().st_size > 0
+    assert not json.loads((out / "manifest.json").read_text())["plan"]["notices"]  # R-Net ran: no fallback
 
 
 def test_crops_take_five_points_and_float32_flips_in_float32(astro_rgb, astro_face):

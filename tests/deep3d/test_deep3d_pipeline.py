@@ -137,6 +137,33 @@ def test_reconstruction_carries_the_eg3d_label_of_its_pose():
     np.testing.assert_allclose(label[16:], [4.2647, 0, 0.5, 0, 4.2647, 0.5, 0, 0, 1], atol=1e-12)
 
 
+def test_fallback_fit_from_five_points_is_labelled_and_said_once(tmp_path, fk_home, astronaut_crop):
+    """Deep3D's test.py input (5 points) without epoch_20.pth: fallback: fit finds 68 landmarks on the
+    crop with detect:dlib, fits fk's model and labels the result; fallback: none stops with where it goes."""
+    from dataclasses import replace
+
+    from fk.assets import AssetMissingError
+    from fk.landmarks import five_from_68
+    from fk.plugins import get_plugin_manager
+    from fk_deep3d.runners import reconstruct_preflight
+
+    crop, _ = astronaut_crop
+    five = replace(crop, landmarks=five_from_68(crop.landmarks))
+    runner = get_plugin_manager().component("reconstruct:deep3d").load_factory()(
+        model="demo", renderer="cpu", fallback="fit", fit_iterations=3)
+    recon = runner({"crop": five}, _ctx(tmp_path, step="recon"))["recon"]
+    assert recon.extra["method"] == "fit-fallback"
+    assert "epoch_20.pth absent" in recon.extra["fallback"]
+    # the dlib landmarks found on the crop agree with the photo's, so the fit lands on the face
+    assert recon.extra["landmark_rmse"] < 6.0
+    notes = reconstruct_preflight({"fallback": "fit", "fit_iterations": 3})
+    assert len(notes) == 1 and "fit-fallback" in notes[0] and "not Deep3D's numbers" in notes[0]
+    with pytest.raises(AssetMissingError, match="epoch_20.pth"):
+        reconstruct_preflight({"fallback": "none"})
+    with pytest.raises(InputError, match="fallback must be 'none' or 'fit'"):
+        get_plugin_manager().component("reconstruct:deep3d").load_factory()(fallback="guess")
+
+
 def test_missing_checkpoint_and_malformed_bfm_name_the_file(tmp_path, fk_home, astronaut_crop):
     from fk_deep3d.runners import FitRunner, ReconstructRunner
 

@@ -33,13 +33,18 @@ _RECON_OUT = Port("recon", "recon", "coefficients, posed mesh, landmarks and EG3
 def fk_reconstruct():
     yield Component(
         stage="reconstruct", name="deep3d",
-        summary="Deep3DFaceRecon's R-Net: 224² crop -> 257 BFM coefficients (needs deep3d/epoch_20.pth)",
+        summary="Deep3DFaceRecon's R-Net: 224² crop -> 257 BFM coefficients (needs deep3d/epoch_20.pth; "
+                "fallback: fit stands in fk's fit:deep3d without it, labelled)",
         factory="fk_deep3d.runners:ReconstructRunner",
         params=(_MODEL, _RENDERER, _DEVICE, _THREADS,
                 Param("iterations", "int", 0, "photometric refinement steps after regression (0: none)"),
-                Param("checkpoint", "path", None, "R-Net checkpoint (default: the deep3d/epoch_20.pth asset)")),
+                Param("checkpoint", "path", None, "R-Net checkpoint (default: the deep3d/epoch_20.pth asset)"),
+                Param("fallback", "str", "none", "without the checkpoint: none (stop and say where it goes, as "
+                      "Deep3D's test.py cannot run) or fit (fk's fit:deep3d from the mean face, labelled "
+                      "'fit-fallback' in each reconstruction)", choices=("none", "fit")),
+                Param("fit_iterations", "int", 40, "photometric iterations of the fallback fit")),
         inputs=(_CROP_IN,), outputs=(_RECON_OUT,),
-        requires_assets=(CHECKPOINT_ASSET,), devices=("cpu", "cuda"),
+        preflight="fk_deep3d.runners:reconstruct_preflight", devices=("cpu", "cuda"),
     )
 
 

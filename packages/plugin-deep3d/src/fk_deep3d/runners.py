@@ -11,6 +11,7 @@ from fk.errors import FkError, InputError
 from fk.types import Crop, Reconstruction
 
 from fk_deep3d.choose import choose_model, resolve_checkpoint, resolve_device
+from fk_deep3d.constants import CHECKPOINT_ASSET
 
 # A fit whose model landmarks sit this far (RMS, crop pixels) from the detected ones failed.
 MAX_LANDMARK_RMSE = 12.0
@@ -113,13 +114,42 @@ class _Base:
         return {"recon": reconstruction(model, result.coeffs, result.output, crop, extra)}
 
 
+def reconstruct_preflight(params: dict[str, Any]) -> list[str]:
+    """``reconstruct:deep3d``'s check before a run: the checkpoint is there, or the fallback is said once."""
+    fallback = params.get("fallback") or "none"
+    if params.get("checkpoint") or resolve_checkpoint(None, required=fallback == "none") is not None:
+        return []
+    return [f"{CHECKPOINT_ASSET} is absent: fk's fit:deep3d ({int(params.get('fit_iterations') or 0)} "
+            "photometric iterations from the mean face) stands in for R-Net, labelled 'fit-fallback' in each "
+            "reconstruction; these are not Deep3D's numbers (`fk doctor` says where the checkpoint goes)"]
+
+
 class ReconstructRunner(_Base):
-    """R-Net regression (needs the checkpoint); optional photometric refinement."""
+    """R-Net regression (needs the checkpoint); optional photometric refinement.
+
+    ``fallback: fit`` runs fk's fit:deep3d instead when the checkpoint is absent. The fit needs 68
+    landmarks in the crop; a crop cut from 5 points (Deep3D's ``detections/*.txt``) gets them from the
+    registry's ``detect:dlib`` on the 224² crop, the face nearest the crop's centre.
+    """
+
+    def __init__(self, model: str = "auto", renderer: str = "auto", device: str = "cpu", iterations: int = 0,
+                 checkpoint: str | None = None, threads: int = 1, fallback: str = "none",
+                 fit_iterations: int = 40):
+        super().__init__(model, renderer, device, iterations, checkpoint, threads)
+        if fallback not in ("none", "fit"):
+            raise InputError(f"reconstruct:deep3d: fallback must be 'none' or 'fit', got {fallback!r}")
+        self.fallback = fallback
+        self.fit_iterations = int(fit_iterations)
+        self._fallback_fit: FitRunner | None = None
+        self._landmarker: Any = None
 
     def __call__(self, inputs: dict[str, Any], ctx) -> dict[str, Any]:
         crop = _check_crop(inputs["crop"])
+        ckpt = resolve_checkpoint(self.checkpoint, required=self.fallback == "none")
+        if ckpt is None:
+            return self._fit_fallback(crop, ctx)
         device = resolve_device(self.device_name, ctx.options)
-        net = self.net(resolve_checkpoint(self.checkpoint, required=True), device)
+        net = self.net(ckpt, device)
         model = self.model(device)
         init = coeffs_for_model(model, rnet_coeffs(net, crop, device, self.threads)).to(device)
         extra = {"init": "rnet", "method": "regression"}
@@ -129,6 +159,35 @@ class ReconstructRunner(_Base):
         with torch.no_grad():
             out = model(init)
         return {"recon": reconstruction(model, init, out, crop, extra)}
+
+    def _fit_fallback(self, crop: Crop, ctx) -> dict[str, Any]:
+        from dataclasses import replace
+
+        if self._fallback_fit is None:
+            self._fallback_fit = FitRunner(self.model_name, self.renderer, self.device_name, self.fit_iterations,
+                                           init="mean", threads=self.threads)
+        if np.shape(crop.landmarks) != (68, 2):
+            crop = replace(crop, landmarks=self._landmarks_68(crop, ctx))
+        recon = self._fallback_fit({"crop": crop}, ctx)["recon"]
+        recon.extra = {**recon.extra, "method": "fit-fallback",
+                       "fallback": f"{CHECKPOINT_ASSET} absent: fk's fit:deep3d, not R-Net"}
+        return {"recon": recon}
+
+    def _landmarks_68(self, crop: Crop, ctx) -> np.ndarray:
+        """68 landmarks on the 224² crop from ``detect:dlib``: the face nearest the crop's 5 points (or centre)."""
+        if self._landmarker is None:
+            from fk.plugins import get_plugin_manager
+
+            self._landmarker = get_plugin_manager().component("detect:dlib").load_factory()(upsample=1)
+        faces = [f for f in self._landmarker({"image": np.asarray(crop.image)}, ctx)["faces"]
+                 if f.landmarks is not None]
+        if not faces:
+            raise FkError(f"{ctx.key}: the fit fallback found no 68 landmarks in the 224² crop",
+                          hint=f"put {CHECKPOINT_ASSET} in place (fk doctor) so R-Net runs from the 5 points")
+        centre = (np.mean(crop.landmarks, axis=0) if crop.landmarks is not None
+                  else np.array([111.5, 111.5]))
+        return min((np.asarray(f.landmarks, np.float64) for f in faces),
+                   key=lambda lm: float(np.linalg.norm(lm.mean(0) - centre)))
 
 
 class FitRunner(_Base):
