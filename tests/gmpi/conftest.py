@@ -48,3 +48,41 @@ def metfaces_dir(tmp_path):
     for name, img in zip(["a", "d", "b", "c"], face_images(192), strict=False):
         Image.fromarray(img).save(folder / f"{name}.png")
     return folder
+
+
+# -- training (fk gmpi train) --------------------------------------------------------------------------
+# A tiny GMPI run: 4 planes, 2 views per z, shading from iteration 2 ramping over 4 calls, so every
+# branch of the loop (R1, worst view, shading, numbered and latest checkpoints, samples) runs in seconds.
+TRAIN_TEST_CONFIG = {
+    "GMPI": {
+        "TRAIN": {"total_iters": 7, "sample_interval": 3, "model_save_interval": 4,
+                  "n_view_per_z_in_train": 2,
+                  "aug_with_lighting_start_iter": 2, "aug_with_lighting_grow_n_iters": 4},
+        "MPI": {"n_gen_planes": 4},
+    }
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_train_data(tmp_path_factory):
+    """fk's demo head at 8 known poses, 16² (GMPI's FFHQ layout), and a tiny 16² StyleGAN2-ADA pickle."""
+    from fk.testing.stylegan2 import write_stylegan2_pickle
+    from fk_gmpi.train_data import make_demo_dataset
+
+    root = tmp_path_factory.mktemp("gmpi_train_data")
+    make_demo_dataset(root, resolution=16, n_images=8, seed=0)
+    pkl = root / "tiny.pkl"
+    write_stylegan2_pickle(pkl, resolution=16, z_dim=32, w_dim=32, channel_base=256, channel_max=16,
+                           mapping_layers=2, seed=0)
+    return root, pkl
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread (exact float order; 2 shared cores run faster so), restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -295,8 +295,6 @@ def load_from_stylegan2_pickle(
     """A StyleGAN2-ADA pickle -> GMPI's generator at iteration 0 (random plane layers)."""
     from fk.nets.stylegan2 import read_stylegan2_pickle
 
-    from fk_gmpi.generator import GmpiGenerator
-
     cfg = (
         read_config(config_path, dataset)
         if config_path
@@ -306,6 +304,19 @@ def load_from_stylegan2_pickle(
     record = data.get("G_ema")
     if record is None:
         raise InputError(f"{path}: no G_ema network", hint="pass a StyleGAN2-ADA training snapshot (.pkl)")
+    gen, notes = generator_from_record(record, cfg, n_planes, seed, Path(path).name)
+    return LoadedGenerator(gen.eval().requires_grad_(False), cfg, f"{path} (G_ema)", notes)
+
+
+def generator_from_record(
+    record: Any, cfg: GmpiConfig, n_planes: int | None, seed: int, source: str
+) -> tuple[torch.nn.Module, list[str]]:
+    """GMPI's generator with a StyleGAN2 ``G_ema`` record's weights (by name, ``require_all=False``).
+
+    The network sizes come from the record's ``init_kwargs``; ``cfg.resolution`` is set to its resolution.
+    """
+    from fk_gmpi.generator import GmpiGenerator
+
     kw = dict(record.init_kwargs)
     sk = dict(kw.get("synthesis_kwargs") or {})
     gk = cfg.generator_kwargs(n_planes)
@@ -320,7 +331,7 @@ def load_from_stylegan2_pickle(
     )
     if kw.get("c_dim", 0):
         raise InputError(
-            f"{path}: a conditional StyleGAN2 (c_dim {kw['c_dim']}); GMPI's generator is unconditional"
+            f"{source}: a conditional StyleGAN2 (c_dim {kw['c_dim']}); GMPI's generator is unconditional"
         )
     cfg.resolution = kw["img_resolution"]
     torch.manual_seed(seed)
@@ -334,10 +345,10 @@ def load_from_stylegan2_pickle(
                 own[name].copy_(torch.as_tensor(tensor))
                 copied += 1
     notes = [
-        f"{copied} StyleGAN2 tensors from {Path(path).name}; the alpha branch is GMPI's random "
+        f"{copied} StyleGAN2 tensors from {source}; the alpha branch is GMPI's random "
         "initialisation (an untrained GMPI: planes are not yet 3D)"
     ]
-    return LoadedGenerator(gen.eval().requires_grad_(False), cfg, f"{path} (G_ema)", notes)
+    return gen, notes
 
 
 def record_state(record: Any) -> dict[str, Any]:

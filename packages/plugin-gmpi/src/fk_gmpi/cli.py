@@ -1,9 +1,12 @@
-"""``fk gmpi``: GMPI's data preparation, generation from a checkpoint, and the photo MPI demo.
+"""``fk gmpi``: GMPI's data preparation, training, generation from a checkpoint, and the photo MPI demo.
 
     fk gmpi prepare-ffhq --zip ffhq256x256.zip --out DIR
     fk gmpi prepare-metfaces --data-dir metfaces1024x1024_xflip --out DIR [--xflip]
     fk gmpi generate --ckpt CKPT --seeds 0-7 [--truncation 0.7] [--trajectory yaw] [--frames 60] --out DIR
     fk gmpi mpi-from-photo [--photo PATH] [--out DIR]
+    fk gmpi train [--config gmpi.yml] --dataset FFHQ256 --data-root DIR --out EXP [--resume]
+    fk gmpi train --demo --out EXP
+    torchrun --nproc_per_node=8 -m fk_gmpi train ... --device cuda
 
 Heavy imports live inside the commands.
 """
@@ -15,7 +18,8 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="GMPI: data preparation, generation, and the photo MPI demo.", no_args_is_help=True)
+app = typer.Typer(help="GMPI: data preparation, training, generation, and the photo MPI demo.",
+                  no_args_is_help=True)
 
 
 def demo_recipe() -> Path:
@@ -194,3 +198,69 @@ def generate(
         GenerateOptions(seed_list, truncation, trajectory, frames, planes, size, fps, noise, device),
     )
     typer.echo(f"{len(summary['seeds'])} seed(s) -> {out / 'index.html'}")
+
+
+@app.command()
+def train(
+    config: Path | None = typer.Option(  # noqa: UP007
+        None, help="GMPI's configs/gmpi.yml (default: its values; unknown keys are refused)"
+    ),
+    dataset: str | None = typer.Option(  # noqa: UP007
+        None, help="FFHQ256, FFHQ512, FFHQ1024, AFHQCat or MetFaces (default: the config's)"
+    ),
+    data_root: Path | None = typer.Option(  # noqa: UP007
+        None, help="GMPI's runtime_dataset folder (ffhq256x256.zip + ffhq256_deep3dface_coeffs/, ...)"
+    ),
+    out: Path = typer.Option(..., help="experiment folder (checkpoints/, samples/, train_log.jsonl)"),
+    resume: bool = typer.Option(False, "--resume", help="continue from OUT/checkpoints/fk_state.pth"),
+    pickle: Path | None = typer.Option(  # noqa: UP007
+        None, help="StyleGAN2-ADA snapshot to start from (default: the dataset's asset, see fk doctor)"
+    ),
+    demo: bool = typer.Option(
+        False, "--demo", help="the embedded demo: fk's demo head at known poses, a tiny StyleGAN2 (CPU)"
+    ),
+    iterations: int | None = typer.Option(None, help="override total_iters (GMPI: 5001)"),  # noqa: UP007
+    batch_size: int | None = typer.Option(  # noqa: UP007
+        None, help="images per process (GMPI's per-GPU batch: 8 at 256², 4 at 512²/1024²)"
+    ),
+    sample_interval: int | None = typer.Option(None, help="override sample_interval (200)"),  # noqa: UP007
+    save_interval: int | None = typer.Option(None, help="override model_save_interval (500)"),  # noqa: UP007
+    noise_mode: str = typer.Option(
+        "random", help="random (GMPI) or const (noise-free, exactly reproducible DDP)"
+    ),
+    device: str = typer.Option("cpu", help="cpu or cuda (under torchrun: one GPU per process)"),
+    workers: int = typer.Option(0, help="data loader worker processes"),
+) -> None:
+    """Train GMPI from a StyleGAN2 pickle, as GMPI does (several GPUs: torchrun -m fk_gmpi train ...)."""
+    from fk.errors import UsageError
+
+    if noise_mode not in ("random", "const"):
+        raise UsageError(f"--noise-mode {noise_mode!r}: random or const")
+    if demo:
+        from fk_gmpi.train_demo import run_demo
+
+        info = run_demo(out, iterations, resume, say=lambda line: typer.echo(line, err=True))
+        gap = f"{info['mean_image_gap_start']:.4f} -> {info['mean_image_gap_end']:.4f}"
+        typer.echo(f"demo: {info['iterations']} iteration(s); mean-image gap {gap}; -> {info['page']}")
+        return
+    from fk_gmpi.train import TrainOptions
+    from fk_gmpi.train import train as run
+    from fk_gmpi.train_config import read_train_config
+
+    settings = read_train_config(config, dataset)
+    if data_root is None:
+        raise UsageError("--data-root is required (GMPI's runtime_dataset folder)", hint="or use --demo")
+    if pickle is None:
+        from fk.assets import require_asset
+
+        from fk_gmpi.plugin import pickle_asset
+
+        pickle = require_asset(pickle_asset(settings.cfg.dataset))  # exits 4 naming the file and its place
+    opts = TrainOptions(
+        dataset=settings.cfg.dataset, data_root=data_root, out=out, pickle=pickle, resume=resume,
+        device=device, total_iters=iterations, batch_size=batch_size, sample_interval=sample_interval,
+        model_save_interval=save_interval, noise_mode=noise_mode, workers=workers,
+    )
+    info = run(settings, opts, say=lambda line: typer.echo(line, err=True))
+    if info["rank"] == 0:
+        typer.echo(f"trained {info['iterations']} iteration(s) -> {info['checkpoint']}")

@@ -4,7 +4,7 @@ Components:
     export:gmpi-photo-mpi   an MPI from one photo + fk's face fit, rendered to novel views (no weights)
     export:gmpi-page        run scope: index.html over the photo MPIs
 Assets: the StyleGAN2-ADA pickles GMPI starts from (``gmpi/stylegan2/*.pkl``).
-CLI: ``fk gmpi prepare-ffhq | prepare-metfaces | generate | mpi-from-photo``.
+CLI: ``fk gmpi prepare-ffhq | prepare-metfaces | generate | mpi-from-photo | train``.
 """
 
 from __future__ import annotations
