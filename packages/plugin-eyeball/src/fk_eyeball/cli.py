@@ -300,6 +300,46 @@ def export_eyeballs_cmd(
         typer.echo(f"{eye} -> {s['dir']}: {s['faces']} faces")
 
 
+@app.command("export")
+def export_cmd(
+    ckpt: Path = typer.Option(..., "--ckpt", help="checkpoint written by `fk eyeball train`"),
+    out: Path = typer.Option(..., "--out", help="export folder (CoRA's names; right/ and left/ eyeballs)"),
+    uv_size: int = typer.Option(4096, "--uv-size", help="side of the UV maps and coord.pkl (CoRA: 4096)"),
+    grid: int = typer.Option(256, "--grid", help="marching-cubes lattice per axis (CoRA: 256)"),
+    fill_gutters: bool = typer.Option(
+        False, "--fill-gutters", help="fk option: texels off the UV islands copy the nearest island texel "
+        "(CoRA: the material at the world origin)"
+    ),
+    preview: bool = typer.Option(True, help="render the relit preview (preview/index.html)"),
+) -> None:
+    """CoRA's relightable export (§10): head mesh + UV maps, eyeballs, GLB and a relit preview."""
+    from fk.errors import InputError
+
+    from fk_eyeball.export_avatar import export_avatar
+
+    if not ckpt.is_file():
+        raise InputError(
+            f"{ckpt}: no such checkpoint file",
+            hint="pass a checkpoint that `fk eyeball train` wrote (--ckpt)",
+        )
+    try:
+        from fk_eyeball.avatar import load_avatar
+    except ImportError:
+        raise InputError(
+            f"{ckpt}: this fk has no hybrid-avatar model to load it (fk_eyeball.avatar is missing)",
+            hint="update fk-plugin-eyeball",
+        ) from None
+    avatar = load_avatar(ckpt)
+    with progress("bake") as bar:
+        r = export_avatar(avatar, out, uv_size=uv_size, grid=grid, fill_gutters=fill_gutters, preview=preview,
+                          log=lambda m: typer.echo(m, err=True), progress=lambda _label: bar)  # fmt: skip
+    typer.echo(
+        f"wrote {out}: head {r.vertices} vertices / {r.faces} faces, {uv_size}² maps "
+        f"({100 * r.uv_coverage:.0f}% of texels on the UV islands), right/ and left/ eyeballs, avatar.glb"
+        + (f", preview {out / 'preview' / 'index.html'}" if preview else "")
+    )
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(

@@ -508,9 +508,11 @@ def _split_uv_seams(mesh: Mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return source, faces, mesh.uvs[uv_index]
 
 
-def _to_trimesh(mesh: Mesh):
+def _to_trimesh(mesh: Mesh, pbr: dict | None = None):
     import trimesh
     from PIL import Image
+
+    pbr = pbr or {}
 
     if mesh.uvs is not None:
         source, faces, uv = _split_uv_seams(mesh)
@@ -519,11 +521,14 @@ def _to_trimesh(mesh: Mesh):
     vertices = mesh.vertices[source]
     normals = mesh.normals[source] if mesh.normals is not None else None
     if mesh.texture is not None:
+        maps = {k: Image.fromarray(pbr[k]) for k in ("metallic_roughness", "normal") if k in pbr}
         material = trimesh.visual.material.PBRMaterial(
             baseColorTexture=Image.fromarray(mesh.texture),
             baseColorFactor=[255, 255, 255, 255],  # trimesh's default would tint the texture grey
-            metallicFactor=0.0,
-            roughnessFactor=1.0,
+            metallicFactor=float(pbr.get("metallic", 0.0)) if "metallic_roughness" not in maps else 1.0,
+            roughnessFactor=float(pbr.get("roughness", 1.0)) if "metallic_roughness" not in maps else 1.0,
+            metallicRoughnessTexture=maps.get("metallic_roughness"),
+            normalTexture=maps.get("normal"),
         )
         visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
     elif mesh.vertex_colors is not None:
@@ -621,18 +626,23 @@ def save_mesh(path: str | os.PathLike[str], mesh: Mesh) -> Path:
     return writers[suffix](path, mesh)
 
 
-def write_glb_scene(path: str | os.PathLike[str], meshes: list[Mesh]) -> Path:
+def write_glb_scene(
+    path: str | os.PathLike[str], meshes: list[Mesh], materials: list[dict | None] | None = None
+) -> Path:
     """Write several meshes (each with its own texture or colours) as one binary glTF scene.
 
     One glTF mesh and material per :class:`Mesh`, named by ``Mesh.name``, in the given order;
     coordinates as given (see :func:`write_glb`). glTF keeps a material per mesh, so e.g. a head and
     two eyeballs with different UV maps travel in one file (one OBJ cannot reference two maps).
+    ``materials[i]`` (for a textured mesh) adds glTF PBR inputs: ``metallic_roughness`` (H, W, 3) uint8
+    (G roughness, B metallic; factors become 1), ``normal`` (H, W, 3) uint8 tangent-space map, or the
+    scalars ``roughness`` / ``metallic`` (defaults 1 / 0).
     """
     import trimesh
 
     scene = trimesh.Scene()
-    for mesh in meshes:
-        tm, _ = _to_trimesh(mesh)
+    for i, mesh in enumerate(meshes):
+        tm, _ = _to_trimesh(mesh, materials[i] if materials else None)
         scene.add_geometry(tm, geom_name=_safe_name(mesh.name), node_name=_safe_name(mesh.name))
     blob = scene.export(file_type="glb")
     with atomic_open(path, "wb") as fh:
