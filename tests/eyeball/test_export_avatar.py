@@ -179,7 +179,14 @@ def test_relit_preview_matches_the_truth_under_the_new_light(truth, exported, tm
     below (the same truth under CoRA's training light, the flashlight at the camera) scores ~20 dB, so
     30 dB separates "the export relights like the truth" from "a different lighting".
     """
-    from fk_eyeball.relight import load_export_parts, preview_setup, psnr, render_relit, write_preview
+    from fk_eyeball.relight import (
+        eye_centres,
+        load_export_parts,
+        preview_setup,
+        psnr,
+        render_relit,
+        write_preview,
+    )
 
     out, _ = exported
     files = write_preview(out, tmp_path / "preview", size=160, truth_parts=truth.surface_parts())
@@ -193,8 +200,7 @@ def test_relit_preview_matches_the_truth_under_the_new_light(truth, exported, tm
     assert "PSNR" in page
     # control: the same truth lit by the flashlight at each camera instead of the new light
     parts = load_export_parts(out)
-    eyes = np.stack([parts[1]["vertices"].mean(0), parts[2]["vertices"].mean(0)])
-    setup = preview_setup(parts[0]["vertices"], eyes, 160)
+    setup = preview_setup(parts[0]["vertices"], eye_centres(parts), 160)
     relit = render_relit(parts, setup)
     setup.light_pos = setup.cam2world[1, :3, 3]
     flash = render_relit(truth.surface_parts(), setup)
@@ -214,3 +220,38 @@ def test_export_cli_bad_checkpoint_is_one_line(tmp_path, capsys):
     assert "no such checkpoint" in err
     assert len([line for line in err.splitlines() if not line.lower().startswith("hint")]) == 1
     assert not (tmp_path / "out").exists()
+
+
+def _checkpoint(path, hybrid: bool):
+    """An untrained avatar (the geometric initialisation: a sphere of radius bound/2) saved as train does."""
+    from fk_eyeball.avatar import AvatarSpec, HybridAvatar, spec_dict
+
+    spec = AvatarSpec(bound=1.0, num_levels=4, hybrid=hybrid, eye_centers=[[-0.2, 0.1, 0.4], [0.2, 0.1, 0.4]],
+                      eyeball_min_size=0.08, eyeball_max_size=0.12)  # fmt: skip
+    avatar = HybridAvatar(spec)
+    torch.save({"spec": spec_dict(spec), "radiance_field": avatar.state_dict()}, path)
+    return avatar
+
+
+@pytest.mark.parametrize("hybrid", [True, False])
+def test_export_cli_on_a_checkpoint(tmp_path, capsys, hybrid):
+    from fk.cli.main import main
+    from fk.io.mesh import read_obj
+    from fk_eyeball.export_avatar import surface_level
+
+    avatar = _checkpoint(tmp_path / "latest.pth", hybrid)
+    out = tmp_path / "export"
+    rc = main(["eyeball", "export", "--ckpt", str(tmp_path / "latest.pth"), "--out", str(out), "--grid", "24",
+               "--uv-size", "64", "--no-preview"])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    assert "wrote" in capsys.readouterr().out
+    v = read_obj(out / "mesh_uv.obj").vertices
+    # CoRA extracts the level set sdf = beta of a VolSDF model (beta in [0, 1]^3 units: x 2 bound)
+    level = surface_level(avatar)
+    assert level == pytest.approx(float(avatar.beta.detach()) * 2)
+    with torch.no_grad():
+        sdf = avatar.head_sdf(torch.from_numpy(v).float()).numpy()
+    assert len(v) > 100
+    assert np.abs(sdf - level).max() < 0.3 * 2 / 23  # within a fraction of a lattice cell
+    assert (out / "right" / "mesh_uv.obj").is_file() == hybrid
+    assert (out / "avatar.glb").is_file()

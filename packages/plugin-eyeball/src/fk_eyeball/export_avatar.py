@@ -76,8 +76,26 @@ def _device(avatar: Any) -> torch.device:
     return torch.device(getattr(avatar, "device", "cpu"))
 
 
+def _numpy(x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().double().numpy()
+    return np.asarray(x, np.float64)
+
+
+def surface_level(avatar: Any) -> float:
+    """The head level set to extract, world units: ``avatar.surface_level`` if it has one, else VolSDF's β
+    (``avatar.beta``, in the networks' [0, 1]³ units, times ``2 bound``) as CoRA's ``volsdf`` backbones do,
+    else 0. CoRA adds the same amount to the exported eyeball radius."""
+    if getattr(avatar, "surface_level", None) is not None:
+        return float(avatar.surface_level)
+    beta, bound = getattr(avatar, "beta", None), getattr(avatar, "bound", None)
+    if beta is not None and bound is not None:
+        return float(_numpy(beta)) * 2 * float(bound)
+    return 0.0
+
+
 def _bounds(avatar: Any) -> tuple[np.ndarray, np.ndarray]:
-    lo, hi = (np.asarray(b, np.float64).reshape(3) for b in avatar.bounds)
+    lo, hi = (_numpy(b).reshape(3) for b in avatar.bounds)
     return lo, hi
 
 
@@ -292,7 +310,7 @@ def _cameras(avatar: Any, cameras) -> tuple[np.ndarray, np.ndarray, tuple[int, i
         return np.asarray(c2w, np.float64).reshape(-1, 4, 4), np.asarray(K, np.float64), tuple(size)
     # no capture at hand: a camera on the line from the bounds' centre through the eyes' midpoint
     lo, hi = _bounds(avatar)
-    eyes = np.asarray(avatar.eyeball_centres, np.float64).reshape(2, 3).mean(0)
+    eyes = _numpy(avatar.eyeball_centres).reshape(2, 3).mean(0)
     fwd = eyes - (lo + hi) / 2
     fwd = -fwd / max(np.linalg.norm(fwd), 1e-12)
     up = np.array([0.0, 1.0, 0.0]) if abs(fwd[1]) < 0.9 else np.array([0.0, 0.0, 1.0])
@@ -329,7 +347,7 @@ def export_avatar(
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     lo, hi = _bounds(avatar)
-    level = float(getattr(avatar, "surface_level", 0.0))
+    level = surface_level(avatar)
     device = _device(avatar)
 
     t = time.perf_counter()
@@ -363,25 +381,32 @@ def export_avatar(
     _write_obj_with_material(out, verts, faces, uvs, uv_faces)
 
     t = time.perf_counter()
-    c2w, K, size = _cameras(avatar, cameras)
-    centres = np.asarray(avatar.eyeball_centres, np.float64).reshape(2, 3)
-    radius = float(np.asarray(avatar.eyeball_radius))
-    eye_level = level  # VolSDF: CoRA adds β to the exported radius as to the level set
+    has_eyes = avatar.eyeball_centres is not None and avatar.eyeball_radius is not None
+    if has_eyes:  # a Step-1 (config_wo-hybrid) model has none
+        c2w, K, size = _cameras(avatar, cameras)
+        centres = _numpy(avatar.eyeball_centres).reshape(2, 3)
 
-    def eye_albedo(_eye: str, p: np.ndarray) -> np.ndarray:
-        with torch.enable_grad():
-            m = avatar.materials(torch.from_numpy(p).float().to(device))
-        return m["albedo"].detach().double().cpu().numpy()
+        def eye_albedo(_eye: str, p: np.ndarray) -> np.ndarray:
+            with torch.enable_grad():
+                m = avatar.materials(torch.from_numpy(p).float().to(device))
+            return m["albedo"].detach().double().cpu().numpy()
 
-    write_eyeballs(out, {"leye": centres[0], "reye": centres[1]}, radius, c2w, K, size, eye_albedo,
-                   beta=eye_level)  # fmt: skip
-    timings["eyeballs"] = time.perf_counter() - t
+        # VolSDF: CoRA adds β to the exported radius as to the head's level set
+        write_eyeballs(out, {"leye": centres[0], "reye": centres[1]}, float(_numpy(avatar.eyeball_radius)),
+                       c2w, K, size, eye_albedo, beta=level)  # fmt: skip
+        timings["eyeballs"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    write_glb(out, verts, faces, uvs, uv_faces, maps, fill_gutters)
+    write_glb(out, verts, faces, uvs, uv_faces, maps, fill_gutters, eyes=has_eyes)
     timings["glb"] = time.perf_counter() - t
     files = [out / n for n in ("mesh.obj", "mesh_uv.obj", "mesh_uv.mtl", "coord.pkl", "coord.npy")]
     files += [out / f"{n}.png" for n in MAP_NAMES] + [out / "avatar.glb"]
+    if has_eyes:
+        files += [
+            out / d / n
+            for d in ("right", "left")
+            for n in ("mesh.obj", "mesh_uv.obj", "coord.pkl", "coord.npy", "diffuse.png", "normal.png")
+        ]
     if preview:
         from fk_eyeball.relight import write_preview
 
@@ -414,8 +439,10 @@ def _write_obj_with_material(out: Path, verts, faces, uvs, uv_faces) -> None:
         fh.write(f"{head}\nmtllib mesh_uv.mtl\nusemtl material0\n{rest}")
 
 
-def write_glb(out: Path, verts, faces, uvs, uv_faces, maps: dict[str, np.ndarray], filled: bool) -> Path:
-    """``avatar.glb``: the head with PBR maps and the two eyeball caps (diffuse, roughness 0.05)."""
+def write_glb(
+    out: Path, verts, faces, uvs, uv_faces, maps: dict[str, np.ndarray], filled: bool, eyes: bool = True
+) -> Path:
+    """``avatar.glb``: the head with PBR maps and (``eyes``) both eyeball caps (diffuse, roughness 0.05)."""
     import fk.io.mesh as fkmesh
     from fk.io.image import load_image
     from fk.io.mesh import vertex_normals
@@ -435,7 +462,7 @@ def write_glb(out: Path, verts, faces, uvs, uv_faces, maps: dict[str, np.ndarray
     meshes = [fkmesh.Mesh(verts, faces, normals=vertex_normals(verts, faces), uvs=uvs, uv_faces=uv_faces,
                           texture=base, name="head")]  # fmt: skip
     pbr = [{"metallic_roughness": mr, "normal": to_uint8((tangent + 1) / 2)}]
-    for eye in ("leye", "reye"):
+    for eye in ("leye", "reye") if eyes else ():
         folder = out / EXPORT_FOLDER[eye]
         m = fkmesh.read_obj(folder / "mesh_uv.obj")
         lin = load_image(folder / "diffuse.png").astype(np.float64) / 255  # saved linear (upstream)

@@ -55,14 +55,19 @@ def _rotate(v: np.ndarray, axis: np.ndarray, angle: float) -> np.ndarray:
 
 def preview_setup(
     head_vertices: np.ndarray,
-    eye_centres: np.ndarray,
+    eye_centres: np.ndarray | None,
     size: int = 512,
     azimuths=(-35.0, 0.0, 35.0),
     elevation: float = 8.0,
 ) -> PreviewSetup:
-    """Cameras and the new light from the head mesh and the two eyeball centres (rows: leye, reye)."""
+    """Cameras and the new light from the head mesh and the two eyeball centres (rows: leye, reye).
+
+    Without eyeballs (a Step-1 export) the face is taken to look along +z with +x to the image right.
+    """
     lo, hi = head_vertices.min(0), head_vertices.max(0)
     centre = (lo + hi) / 2
+    if eye_centres is None:
+        eye_centres = np.array([centre - [0.1, 0, 0], centre + [0.1, 0, 0]]) + [0, 0, (hi - lo)[2]]
     right = eye_centres[1] - eye_centres[0]  # leye is on the image left
     right /= np.linalg.norm(right)
     front = eye_centres.mean(0) - centre
@@ -114,6 +119,8 @@ def load_export_parts(export_dir: str | Path) -> list[dict]:
               "maps": fill_outside(maps, covered), "name": "head"}]  # fmt: skip
     for eye in ("leye", "reye"):
         f = d / EXPORT_FOLDER[eye]
+        if not (f / "mesh_uv.obj").is_file():  # a Step-1 export has no eyeballs
+            continue
         m = read_obj(f / "mesh_uv.obj")
         alb = _load_png(f / "diffuse.png")  # upstream saves the eyeball albedo linear
         s = alb.shape[0]
@@ -220,6 +227,12 @@ def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(1 / mse)
 
 
+def eye_centres(parts: list[dict]) -> np.ndarray | None:
+    """``(2, 3)`` mean points of the leye and reye caps of :func:`load_export_parts`, None without them."""
+    caps = {p["name"]: p["vertices"].mean(0) for p in parts if p["name"] in ("leye", "reye")}
+    return np.stack([caps["leye"], caps["reye"]]) if len(caps) == 2 else None
+
+
 def write_preview(
     export_dir: str | Path, out: str | Path, size: int = 512, truth_parts: list[dict] | None = None
 ) -> list[Path]:
@@ -235,8 +248,7 @@ def write_preview(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     parts = load_export_parts(export_dir)
-    eyes = np.stack([parts[1]["vertices"].mean(0), parts[2]["vertices"].mean(0)])
-    setup = preview_setup(parts[0]["vertices"], eyes, size)
+    setup = preview_setup(parts[0]["vertices"], eye_centres(parts), size)
     relit = render_relit(parts, setup)
     truth = render_relit(truth_parts, setup) if truth_parts is not None else None
     files: list[Path] = []
