@@ -1,0 +1,103 @@
+"""CoRA benchmarks (issue 17): the relightable export's stages (and, from ``fk eyeball train``, training).
+
+    python bench/bench_cora.py [--grid 256] [--uv-size 1024] [--sections export]
+
+Export (``fk eyeball export``, cora.md §10.1) on the synthetic subject's truth avatar (the true head SDF,
+read trilinearly from a precomputed grid, so the SDF queries cost little and the geometry is a real head):
+head SDF on the ``grid³`` lattice, marching cubes (scikit-image), xatlas unwrap, texel rasterisation +
+material bake at ``uv-size²``, the PNG/coord writes. The bake's material queries here are the truth's
+(closest points on a 307k-face mesh); the same texels through an untrained ``HybridAvatar.materials``
+(the network a checkpoint holds: hash grids + MLPs + an autograd normal) are timed beside it.
+
+Reference: CoRA publishes no export timing (cora.md §14); its unwrap runs Blender 3.1 headless, which is
+not installable here, so the table has no upstream column. Timings on a shared 2-core machine are noisy:
+the load average is printed with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+def _load() -> str:
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def bench_export(grid: int, uv_size: int) -> None:
+    import torch
+    from fk.geometry.uv import texel_map
+    from fk_eyeball.avatar import AvatarSpec, HybridAvatar
+    from fk_eyeball.export_avatar import bake, encode_maps, marching_cubes, sdf_grid, unwrap
+    from fk_eyeball.truth_avatar import TruthAvatar
+
+    print(f"export stages, {grid}^3 lattice, {uv_size}^2 maps (load average before: {_load()})", flush=True)
+    truth = TruthAvatar()
+    t = time.perf_counter()
+    truth.head_sdf(torch.zeros(1, 3))  # builds the truth's SDF grid (not an export cost)
+    print(f"  (truth SDF grid built in {time.perf_counter() - t:.1f} s, not counted)", flush=True)
+    lo, hi = (np.asarray(b, np.float64) for b in truth.bounds)
+    rows = []
+
+    def stage(name: str, fn):
+        t0 = time.perf_counter()
+        out = fn()
+        rows.append((name, time.perf_counter() - t0))
+        print(f"  {name:<34} {rows[-1][1]:8.2f} s   (load {_load()})", flush=True)
+        return out
+
+    values, step = stage("head SDF on the lattice", lambda: sdf_grid(truth.head_sdf, lo, hi, grid))
+    verts, faces = stage("marching cubes + largest component", lambda: marching_cubes(values, lo, step))
+    print(f"  -> {len(verts)} vertices, {len(faces)} faces", flush=True)
+    uvs, uv_faces = stage("xatlas unwrap", lambda: unwrap(verts, faces, uv_size))
+    maps = stage("rasterise texels + bake (truth)", lambda: bake(truth, verts, faces, uvs, uv_faces, uv_size))
+    stage("encode + write 4 PNGs and coord.npy", lambda: _write(encode_maps(maps), maps))
+    total = sum(s for _, s in rows)
+    print(f"  {'total':<34} {total:8.2f} s", flush=True)
+
+    covered = texel_map(uvs, uv_faces, uv_size).covered
+    pts = torch.from_numpy(maps["coord"][covered]).float()
+    bound = float(np.abs(np.concatenate([lo, hi])).max())
+    net = HybridAvatar(AvatarSpec(bound=bound))
+    n = min(len(pts), 1 << 18)
+    t0 = time.perf_counter()
+    for c in pts[:n].split(1 << 16):
+        net.materials(c)
+    per = (time.perf_counter() - t0) / n
+    print(
+        f"  HybridAvatar.materials: {1e6 * per:.2f} us/texel -> {per * len(pts):.1f} s for the "
+        f"{len(pts)} covered texels (load {_load()})",
+        flush=True,
+    )
+
+
+def _write(pngs: dict, maps: dict) -> None:
+    from fk.io.image import save_image
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_cora_"))
+    for name, img in pngs.items():
+        save_image(tmp / f"{name}.png", img)
+    np.save(tmp / "coord.npy", maps["coord"].astype(np.float32))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--grid", type=int, default=256, help="marching-cubes lattice per axis (CoRA: 256)")
+    ap.add_argument("--uv-size", type=int, default=1024, help="map side (CoRA exports 4096)")
+    ap.add_argument("--sections", default="export", help="comma-separated: export")
+    args = ap.parse_args()
+    sections = set(args.sections.split(","))
+    if "export" in sections:
+        bench_export(args.grid, args.uv_size)
+
+
+if __name__ == "__main__":
+    main()
