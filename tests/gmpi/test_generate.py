@@ -90,7 +90,7 @@ def test_doctor_lists_the_five_stylegan2_pickles(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FK_HOME", str(tmp_path / "home"))
     assert main(["doctor", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    gmpi = {a["name"]: a for a in report["assets"] if a["plugin"] == "gmpi"}
+    gmpi = {a["name"]: a for a in report["assets"] if a["plugin"] == "gmpi" and "stylegan2" in a["name"]}
     assert sorted(gmpi) == [
         "gmpi/stylegan2/afhqcat.pkl",
         "gmpi/stylegan2/ffhq-res1024-mirror-stylegan2-noaug.pkl",

@@ -1,4 +1,4 @@
-"""``fk gmpi``: GMPI's data preparation, training, generation from a checkpoint, and the photo MPI demo.
+"""``fk gmpi``: GMPI's data preparation, training, generation, evaluation, and the photo MPI demo.
 
     fk gmpi prepare-ffhq --zip ffhq256x256.zip --out DIR
     fk gmpi prepare-metfaces --data-dir metfaces1024x1024_xflip --out DIR [--xflip]
@@ -7,6 +7,7 @@
     fk gmpi train [--config gmpi.yml] --dataset FFHQ256 --data-root DIR --out EXP [--resume]
     fk gmpi train --demo --out EXP
     torchrun --nproc_per_node=8 -m fk_gmpi train ... --device cuda
+    fk gmpi eval --ckpt CKPT --dataset FFHQ256 --data-root ffhq256x256.zip --out DIR [--num-fake N]
 
 Heavy imports live inside the commands.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="GMPI: data preparation, training, generation, and the photo MPI demo.",
+app = typer.Typer(help="GMPI: data preparation, training, generation, evaluation, and the photo MPI demo.",
                   no_args_is_help=True)
 
 
@@ -264,3 +265,76 @@ def train(
     info = run(settings, opts, say=lambda line: typer.echo(line, err=True))
     if info["rank"] == 0:
         typer.echo(f"trained {info['iterations']} iteration(s) -> {info['checkpoint']}")
+@app.command("eval")
+def eval_(
+    ckpt: str = typer.Option(..., help="GMPI checkpoint folder (config.pth, ema.pth) or a StyleGAN2 .pkl"),
+    dataset: str = typer.Option(..., help="FFHQ256, FFHQ512, FFHQ1024, AFHQCat or MetFaces"),
+    out: Path = typer.Option(..., help="output folder (metrics.json, index.html, samples/, cache/)"),
+    data_root: Path | None = typer.Option(  # noqa: UP007
+        None, help="real images for FID/KID: the StyleGAN2 dataset zip or an image folder"
+    ),
+    metrics: str = typer.Option("fid,kid,identity,depth,pose", help="comma-separated subset"),
+    num_fake: int = typer.Option(50000, help="generated images for FID/KID (GMPI: 50,000)"),
+    num_real: int = typer.Option(50000, help="real images for FID/KID (GMPI: 50,000; MetFaces 2,048)"),
+    num_pairs: int = typer.Option(1024, help="latents for identity, two views each (GMPI: 1,024)"),
+    num_geometry: int = typer.Option(1024, help="renders for depth and pose (GMPI: 1,024)"),
+    planes: int = typer.Option(96, help="MPI planes (GMPI's evaluation: 96)"),
+    truncation: float = typer.Option(1.0, help="truncation psi (GMPI's evaluation: 1.0)"),
+    seed: int = typer.Option(123, help="seed of the camera draws and the real-image order"),
+    batch: int = typer.Option(4, help="latents per generator call"),
+    kid_subsets: int = typer.Option(100, help="KID subsets (torch-fidelity: 100)"),
+    kid_subset_size: int = typer.Option(1000, help="KID subset size (torch-fidelity: 1000)"),
+    fid_trace_sqrt: str = typer.Option(
+        "scipy", help="scipy (sqrtm of S1 S2, as the standard FID) or eigh (fk's faster symmetric form)"
+    ),
+    inception: Path | None = typer.Option(  # noqa: UP007
+        None, help="FID Inception weights (default: the inception/pt_inception-2015-12-05-6726825d.pth asset)"
+    ),
+    identity: str = typer.Option(
+        "auto", help="auto (ArcFace if its weights are present, else dlib), arcface, dlib"
+    ),
+    fit_iterations: int = typer.Option(40, help="iterations of fk's fit when R-Net (epoch_20.pth) is absent"),
+    deep3d_checkpoint: Path | None = typer.Option(  # noqa: UP007
+        None, help="R-Net epoch_20.pth (default: the deep3d asset)"
+    ),
+    config: Path | None = typer.Option(None, help="GMPI config (configs/gmpi.yml or config.pth)"),  # noqa: UP007
+    device: str = typer.Option("cpu", help="torch device"),
+) -> None:
+    """GMPI's metrics (FID, KID, identity, depth, pose) -> metrics.json and an HTML page with samples."""
+    from fk.errors import UsageError
+
+    from fk_gmpi.eval import DATASETS, EvalOptions, evaluate
+
+    if dataset not in DATASETS:
+        raise UsageError(f"--dataset {dataset!r}: one of {', '.join(DATASETS)}")
+    if fid_trace_sqrt not in ("scipy", "eigh"):
+        raise UsageError(f"--fid-trace-sqrt {fid_trace_sqrt!r}: scipy or eigh")
+    if identity not in ("auto", "arcface", "dlib"):
+        raise UsageError(f"--identity {identity!r}: auto, arcface or dlib")
+    chosen = tuple(m.strip() for m in metrics.split(",") if m.strip())
+    for name, value in (("--num-fake", num_fake), ("--num-real", num_real), ("--num-pairs", num_pairs),
+                        ("--num-geometry", num_geometry), ("--batch", batch), ("--planes", planes)):
+        if value < 1:
+            raise UsageError(f"{name} must be at least 1, got {value}")
+    opts = EvalOptions(dataset=dataset, out=out, data_root=data_root, metrics=chosen, num_fake=num_fake,
+                       num_real=num_real, num_pairs=num_pairs, num_geometry=num_geometry, planes=planes,
+                       truncation=truncation, seed=seed, batch=batch, kid_subsets=kid_subsets,
+                       kid_subset_size=kid_subset_size, fid_trace_sqrt=fid_trace_sqrt, inception=inception,
+                       identity=identity, device=device, fit_iterations=fit_iterations,
+                       deep3d_checkpoint=deep3d_checkpoint)
+    loaded = resolve_generator(ckpt, dataset, config, planes, "gmpi")
+    if loaded.generator.variant == "vanilla" and planes != loaded.generator.n_planes:
+        opts.planes = loaded.generator.n_planes
+        opts.notes.append(f"vanilla variant: its own {opts.planes} planes (GMPI evaluates it so too)")
+    result = evaluate(loaded, opts)
+    shown = []
+    if "fid" in result:
+        shown.append(f"FID {result['fid']:.3f}")
+    if "kid" in result:
+        shown.append(f"KID {result['kid']['mean']:.5f}")
+    for key in ("identity", "depth", "pose"):
+        if key in result and result[key]["mean"] is not None:
+            shown.append(f"{key} {result[key]['mean']:.4f} (n={result[key]['count']})")
+    for note in result["notes"]:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(f"{'; '.join(shown) or 'no metric'} -> {out / 'metrics.json'}, {out / 'index.html'}")

@@ -4,7 +4,8 @@ Components:
     export:gmpi-photo-mpi   an MPI from one photo + fk's face fit, rendered to novel views (no weights)
     export:gmpi-page        run scope: index.html over the photo MPIs
 Assets: the StyleGAN2-ADA pickles GMPI starts from (``gmpi/stylegan2/*.pkl``).
-CLI: ``fk gmpi prepare-ffhq | prepare-metfaces | generate | mpi-from-photo | train``.
+CLI: ``fk gmpi prepare-ffhq | prepare-metfaces | generate | mpi-from-photo | train | eval``.
+Assets also: the FID Inception weights (``inception/pt_inception-2015-12-05-6726825d.pth``).
 """
 
 from __future__ import annotations
@@ -74,6 +75,15 @@ def fk_assets():
             instructions=f"download {_NVIDIA}/{name} (NVIDIA Source Code License-NC) and put it here; "
             f"`fk gmpi generate --ckpt {dataset}` then uses it",
         )
+    from fk.nets import INCEPTION_ASSET, INCEPTION_URL
+
+    yield Asset(
+        name=INCEPTION_ASSET,
+        path=INCEPTION_ASSET,
+        summary="FID Inception-v3 (TensorFlow's 2015-12-05 graph) for `fk gmpi eval`'s FID and KID",
+        instructions=f"download {INCEPTION_URL} (pytorch-fid's conversion of the TF graph; torch-fidelity's "
+        "weights-inception-2015-12-05-6726825d.pth has the same names: rename it) and put it here",
+    )
 
 
 @hookimpl

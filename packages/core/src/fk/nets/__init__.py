@@ -7,4 +7,11 @@
   layouts), loaded weights-only from the released checkpoints.
 - :mod:`fk.nets.arcface`: ArcFace IResNet-50 and its five-point 112² warp (identity features for Deep3D's
   loss, FFHQ-UV's identity term and GMPI's identity metric).
+- :mod:`fk.nets.inception`: the 2015-12-05 FID Inception-v3 (torch-fidelity's / pytorch-fid's network).
+
+The asset names below are here so that plugin registrations can name them without importing torch.
 """
+
+INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
+INCEPTION_ASSET = f"inception/{INCEPTION_FILE}"
+INCEPTION_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + INCEPTION_FILE
