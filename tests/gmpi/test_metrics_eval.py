@@ -177,3 +177,69 @@ def test_doctor_names_the_inception_weights(tmp_path, monkeypatch, capsys):
     assert inc["plugin"] == "gmpi"
     assert not inc["present"]
     assert str(tmp_path / "home") in inc["path"]
+
+
+def test_identity_uses_arcface_when_its_weights_are_given(setup, tmp_path):
+    import torch
+    from fk.cli.main import main
+    from fk.nets.arcface import IResNet50
+
+    root, _, _ = setup
+    torch.manual_seed(0)
+    torch.save(IResNet50().state_dict(), tmp_path / "arcface_r50.pth")
+    out = tmp_path / "id"
+    rc = main(
+        [
+            "gmpi",
+            "eval",
+            "--ckpt",
+            str(root / "ck"),
+            "--dataset",
+            "FFHQ256",
+            "--out",
+            str(out),
+            "--metrics",
+            "identity",
+            "--num-pairs",
+            "2",
+            "--planes",
+            "6",
+            "--identity",
+            "arcface",
+            "--arcface",
+            str(tmp_path / "arcface_r50.pth"),
+        ]
+    )
+    assert rc == 0
+    ident = json.loads((out / "metrics.json").read_text())["identity"]
+    assert ident["embedding"].startswith("ArcFace")
+    assert ident["count"] == 2
+    assert -1.0 <= ident["mean"] <= 1.0
+    assert ident["views_without_face"] == 4
+    assert "fid" not in json.loads((out / "metrics.json").read_text())
+
+
+def test_identity_arcface_without_weights_exits_4(setup, tmp_path, monkeypatch, capsys):
+    from fk.cli.main import main
+
+    root, _, _ = setup
+    monkeypatch.setenv("FK_HOME", str(tmp_path / "home"))
+    rc = main(
+        [
+            "gmpi",
+            "eval",
+            "--ckpt",
+            str(root / "ck"),
+            "--dataset",
+            "FFHQ256",
+            "--out",
+            str(tmp_path / "o"),
+            "--metrics",
+            "identity",
+            "--identity",
+            "arcface",
+        ]
+    )
+    assert rc == 4
+    assert "deep3d/arcface_r50.pth" in capsys.readouterr().err.replace("\n", "")
+    assert not (tmp_path / "o").exists()

@@ -293,6 +293,9 @@ def eval_(
     identity: str = typer.Option(
         "auto", help="auto (ArcFace if its weights are present, else dlib), arcface, dlib"
     ),
+    arcface: Path | None = typer.Option(  # noqa: UP007
+        None, help="ArcFace IResNet-50 weights (default: the deep3d/arcface_r50.pth asset)"
+    ),
     fit_iterations: int = typer.Option(40, help="iterations of fk's fit when R-Net (epoch_20.pth) is absent"),
     deep3d_checkpoint: Path | None = typer.Option(  # noqa: UP007
         None, help="R-Net epoch_20.pth (default: the deep3d asset)"
@@ -320,7 +323,7 @@ def eval_(
                        num_real=num_real, num_pairs=num_pairs, num_geometry=num_geometry, planes=planes,
                        truncation=truncation, seed=seed, batch=batch, kid_subsets=kid_subsets,
                        kid_subset_size=kid_subset_size, fid_trace_sqrt=fid_trace_sqrt, inception=inception,
-                       identity=identity, device=device, fit_iterations=fit_iterations,
+                       identity=identity, arcface=arcface, device=device, fit_iterations=fit_iterations,
                        deep3d_checkpoint=deep3d_checkpoint)
     loaded = resolve_generator(ckpt, dataset, config, planes, "gmpi")
     if loaded.generator.variant == "vanilla" and planes != loaded.generator.n_planes:

@@ -75,6 +75,7 @@ class EvalOptions:
     fid_trace_sqrt: str = "scipy"
     inception: Path | None = None
     identity: str = "auto"  # auto (ArcFace when its weights are present), arcface, dlib
+    arcface: Path | None = None
     device: str = "cpu"
     fit_iterations: int = 40
     deep3d_checkpoint: Path | None = None
@@ -359,15 +360,22 @@ class DlibDescriptor:
         return np.asarray(self.net.compute_face_descriptor(img, self.shape(img, rect))), found
 
 
+ARCFACE_ASSET = (
+    "deep3d/arcface_r50.pth"  # the insightface backbone fk-plugin-deep3d declares; one file for both
+)
+
+
 class ArcFaceEmbedder:
-    """ArcFace IResNet-50 (core's ``fk.nets.arcface``) on the 5-point template warp of the first face."""
+    """ArcFace IResNet-50 (``fk.nets.arcface``) on the 5-point 112² template warp of the first face."""
 
-    label = "ArcFace IResNet-50 on the 5-point template warp (GMPI: DeepFace's ArcFace)"
+    label = "ArcFace IResNet-50 (insightface r50) on the 5-point template warp; GMPI: DeepFace's ArcFace"
 
-    def __init__(self, model, detect):
-        self.model, self.detect = model, detect
+    def __init__(self, features, detect, device: str):
+        self.features, self.detect, self.device = features, detect, device
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, bool]:
+        from fk.nets.arcface import similarity_to_template, warp_112
+
         pts = self.detect(image)
         found = pts is not None
         if not found:  # the whole image stands for the face, as DeepFace with enforce_detection=False
@@ -381,28 +389,35 @@ class ArcFaceEmbedder:
                     [0.63 * w, 0.82 * h],
                 ]
             )
-        return self.model.embed(image, pts), found
+        img = torch.from_numpy(image.astype(np.float32) / 255.0)[None].to(self.device)
+        m = similarity_to_template(torch.as_tensor(pts, dtype=torch.float32, device=self.device)[None])
+        with torch.no_grad():
+            emb = self.features.net(warp_112(img, m) * 2.0 - 1.0)
+        return emb[0].cpu().numpy().astype(np.float64), found
 
 
-def load_arcface(device: str):
-    """Core's ArcFace with its weights, or None when ``fk.nets.arcface`` or the weights are not there."""
-    try:
-        import fk.nets.arcface  # noqa: F401
-    except ImportError:
-        return None
-    return None
+def load_arcface(device: str, path: Path | None = None):
+    """Core's ArcFace features from ``path`` or the ``deep3d/arcface_r50.pth`` asset; None when absent."""
+    from fk.nets.arcface import load_identity
+
+    return load_identity(str(path) if path else None, device, asset=ARCFACE_ASSET)
 
 
 def identity_embedder(opts: EvalOptions, detect) -> Any:
-    """ArcFace when ``fk.nets.arcface`` and its weights are there (``auto``/``arcface``), else dlib."""
+    """ArcFace when its weights are there (``auto``/``arcface``), else dlib's descriptor (``dlib``)."""
     if opts.identity in ("auto", "arcface"):
-        model = load_arcface(opts.device)
-        if model is not None:
-            return ArcFaceEmbedder(model, detect)
+        features = load_arcface(opts.device, opts.arcface)
+        if features is not None:
+            return ArcFaceEmbedder(features, detect, opts.device)
         if opts.identity == "arcface":
+            from fk.assets import asset_path
             from fk.errors import AssetMissingError
 
-            raise AssetMissingError("--identity arcface: ArcFace weights are not installed", hint="fk doctor")
+            raise AssetMissingError(
+                f"--identity arcface: missing {asset_path(ARCFACE_ASSET)}",
+                hint="copy insightface arcface_torch's ms1mv3_arcface_r50_fp16/backbone.pth there "
+                "(or pass --arcface PATH)",
+            )
     return DlibDescriptor()
 
 
@@ -521,6 +536,12 @@ def evaluate(loaded: LoadedGenerator, opts: EvalOptions) -> dict:
                 "FID/KID need the real images: --data-root DIR",
                 hint="the dataset zip or image folder (or --metrics identity,depth,pose)",
             )
+    if (
+        "identity" in opts.metrics
+        and opts.identity == "arcface"
+        and load_arcface("cpu", opts.arcface) is None
+    ):
+        identity_embedder(opts, None)  # exits 4 naming the ArcFace file and where it goes
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     torch.set_grad_enabled(False)
