@@ -75,6 +75,26 @@ def test_cora_files_and_encodings(truth, exported):
     assert np.abs(gutter - origin["roughness"][0]).max() < 0.5 / 255 + 1e-6
 
 
+def test_step1_tools_read_the_export(exported, tmp_path):
+    """`fk eyeball uv-landmarks` lifts pixels painted on the exported diffuse.png via its coord.npy/.pkl."""
+    from fk.io.image import load_image, save_image
+    from fk_eyeball.uv_landmarks import uv_landmarks
+
+    out, _ = exported
+    coord = np.load(out / "coord.npy")[0]
+    covered = np.abs(coord).sum(0) > 0
+    rows, cols = np.nonzero(covered)
+    pick = np.random.default_rng(3).choice(len(rows), 4, replace=False)
+    painted = load_image(out / "diffuse.png").copy()
+    painted[painted[..., 1] == 255] = 254  # no accidental pure green elsewhere
+    painted[rows[pick], cols[pick]] = (0, 255, 0)
+    save_image(tmp_path / "diffuse_leye_landmark.png", painted)
+    for name in ("coord.npy", "coord.pkl"):
+        points, rc = uv_landmarks(tmp_path / "diffuse_leye_landmark.png", out / name)
+        order = np.lexsort((cols[pick], rows[pick]))  # row-major, as the tool scans
+        assert np.allclose(points, coord[:, rows[pick][order], cols[pick][order]].T, atol=1e-6)
+
+
 def test_head_mesh_matches_the_true_mesh(truth, exported):
     from fk.geometry.mesh_distance import MeshDistance, chamfer_distance
     from fk.io.mesh import read_obj
