@@ -275,3 +275,47 @@ def test_export_cli_on_a_checkpoint(tmp_path, capsys, hybrid):
     assert np.abs(sdf - level).max() < 0.3 * 2 / 23  # within a fraction of a lattice cell
     assert (out / "right" / "mesh_uv.obj").is_file() == hybrid
     assert (out / "avatar.glb").is_file()
+
+
+class _SphereAvatar:
+    """An analytic avatar: a head sphere (radius 0.5) with a colour ramp, two eyeballs in front."""
+
+    bounds = ((-0.8, -0.8, -0.8), (0.8, 0.8, 0.8))
+    eyeball_centres = torch.tensor([[-0.15, 0.1, 0.42], [0.15, 0.1, 0.42]])
+    eyeball_radius = torch.tensor(0.1)
+
+    def head_sdf(self, x):
+        return x.norm(dim=-1) - 0.5
+
+    def sdf(self, x):
+        eyes = (x[:, None] - self.eyeball_centres.to(x)).norm(dim=-1) - self.eyeball_radius
+        return torch.minimum(self.head_sdf(x), eyes.min(-1).values)
+
+    def materials(self, x):
+        n = torch.nn.functional.normalize(x, dim=-1)
+        albedo = torch.stack([0.5 + 0.4 * n[:, 0], 0.5 + 0.4 * n[:, 1], 0.5 + 0.4 * n[:, 2]], -1)
+        return {"albedo": albedo, "specular": (0.3 + 0.2 * n[:, :1]), "roughness": 0.5 + 0.3 * n[:, 1:2],
+                "normal": n}  # fmt: skip
+
+
+def test_fill_gutters_and_preview_without_truth(tmp_path):
+    from fk.io.image import load_image
+    from fk_eyeball.export_avatar import export_avatar
+
+    r = export_avatar(
+        _SphereAvatar(), tmp_path / "o", uv_size=64, grid=24, fill_gutters=True, preview_size=64
+    )
+    coord = np.load(tmp_path / "o" / "coord.npy")[0]
+    covered = np.abs(coord).sum(0) > 0
+    rough = load_image(tmp_path / "o" / "roughness.png")[..., 0].astype(int)
+    # each gutter texel holds its nearest island texel (not the origin's material, as CoRA's would)
+    from scipy import ndimage
+
+    _, (rows, cols) = ndimage.distance_transform_edt(~covered, return_indices=True)
+    assert np.array_equal(rough, rough[rows, cols])
+    assert (~covered).sum() > 100
+    for name in ("relit_az-35.png", "relit_az+0.png", "relit_az+35.png", "index.html"):
+        assert (tmp_path / "o" / "preview" / name) in r.files
+    img = load_image(tmp_path / "o" / "preview" / "relit_az+0.png")
+    assert img[24:40, 24:40].mean() > 20  # the lit sphere fills the view's centre
+    assert img[0, 0].max() == 0  # black background

@@ -57,7 +57,8 @@ class TruthAvatar:
         lo, hi = np.asarray(self.bounds[0]), np.asarray(self.bounds[1])
         res = int(np.ceil((hi - lo).max() / self.cell)) + 1
         values, _ = signed_distance_grid(self.scene.head_vertices, self.scene.faces, lo, hi, res)
-        return torch.from_numpy(values), lo, hi
+        # grid_sample's (D, H, W) = (z, y, x) layout, once
+        return torch.from_numpy(values).permute(2, 1, 0).contiguous()[None, None], lo, hi
 
     @cached_property
     def _distance(self):
@@ -72,7 +73,7 @@ class TruthAvatar:
         # grid_sample wants (x, y, z) -> (W, H, D) order and [-1, 1] node-aligned coordinates
         unit = (p - torch.from_numpy(lo)) / torch.from_numpy(hi - lo) * 2 - 1
         out = torch.nn.functional.grid_sample(
-            grid.permute(2, 1, 0)[None, None],
+            grid,
             unit[None, None, None],
             align_corners=True,
             padding_mode="border",
