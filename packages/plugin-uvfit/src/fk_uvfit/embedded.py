@@ -106,7 +106,6 @@ class UVFitExporter:
         import torch
         from fk.cameras.deep3d import K_LANDMARKS, opencv_from_deep3d_camera, to_camera
         from fk.io import as_rgb
-        from fk.render.uv_projection import project_photo_to_uv
         from fk.types import Reconstruction
 
         from fk_uvfit import eyeballs as eb
@@ -133,51 +132,44 @@ class UVFitExporter:
         uvs, uv_faces, layout = model_uv_layout(model)
         faces = model.triangles.cpu().numpy()
         crop = recon.crop
-        k_photo = crop.source_from_crop @ K_LANDMARKS
-        if not np.allclose(k_photo[2], [0.0, 0.0, 1.0], atol=1e-9):
-            raise InputError(
-                f"{key}: export:uvfit needs an affine crop (crop:deep3d)", hint="use crop:deep3d"
-            )
-        posed_cv = opencv_from_deep3d_camera(to_camera(np.asarray(recon.vertices, np.float64)))
-        symmetric = model.mean_vertices().cpu().double().numpy() if self.mirror else None
-        mask = None
-        if self.face_mask and crop.landmarks is not None:
-            from fk_uvfit.masks import landmark_face_mask
-
-            mask = landmark_face_mask(
-                crop.to_source(crop.landmarks), photo.shape[:2], forehead=0.7, shrink=0.03, feather=0.02
-            )
-        proj = project_photo_to_uv(
-            photo,
-            posed_cv,
-            faces,
-            uvs,
-            uv_faces,
-            k_photo,
-            self.uv_size,
-            symmetry_vertices=symmetric,
-            mask=mask,
-            backend=renderer,
-        )
-        seconds["project"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
         coeffs = {k: np.asarray(recon.coeffs[k], np.float64).reshape(1, -1) for k in BLOCKS}
         with torch.no_grad():
             ident = torch.as_tensor(coeffs["id"], dtype=model.dtype)
             expr = torch.as_tensor(coeffs["exp"], dtype=model.dtype)
             shape_id = model.shape(ident, torch.zeros_like(expr))[0].double().numpy()
             shape_exp = model.shape(ident, expr)[0].double().numpy()
-        files["uv"] = rel(ctx.save_image(f"{key}/stage3_uv.png", proj.texture))
-        files["uv_source"] = rel(ctx.save_image(f"{key}/stage3_uv_source.png", proj.source_image()))
-        ctx.write_text(f"{key}/stage3_mesh.mtl", F.mtl_text("stage3_uv.png"))
-        for tag, shape in (("id", shape_id), ("exp", shape_exp)):
-            files[f"mesh_{tag}"] = rel(
-                ctx.write_text(f"{key}/stage3_mesh_{tag}.obj", F.head_obj_text(shape, uvs, faces, uv_faces))
-            )
-        buf = _npz_bytes(F.coeffs_npz(recon.coeffs, list(BLOCKS), recon.landmarks))
-        files["coeffs"] = rel(ctx.write_bytes(f"{key}/stage3_coeffs.npz", buf))
-        seconds["meshes"] = time.perf_counter() - t0
+        full = (recon.extra or {}).get("uvfit") or {}
+        proj = None
+        if full.get("path") == "full":
+            # fit:uvfit already wrote upstream's stage 1-3 files: take its texture and list its files
+            texture = as_rgb(Path(ctx.run_dir) / full["files"]["stage3_uv"])
+            names = {
+                "stage3_uv": "uv",
+                "stage3_mesh_id": "mesh_id",
+                "stage3_mesh_exp": "mesh_exp",
+                "stage3_coeffs": "coeffs",
+                "stage3_vis": "vis",
+            }
+            files.update({names.get(k, k): v for k, v in full["files"].items()})
+            label = full.get("label", "")
+            seconds["texture"] = 0.0
+        else:
+            label = TEXTURE_LABEL
+            texture, proj = self._project(photo, recon, model, uvs, uv_faces, faces, renderer)
+            seconds["project"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            files["uv"] = rel(ctx.save_image(f"{key}/stage3_uv.png", texture))
+            files["uv_source"] = rel(ctx.save_image(f"{key}/stage3_uv_source.png", proj.source_image()))
+            ctx.write_text(f"{key}/stage3_mesh.mtl", F.mtl_text("stage3_uv.png"))
+            for tag, shape in (("id", shape_id), ("exp", shape_exp)):
+                files[f"mesh_{tag}"] = rel(
+                    ctx.write_text(
+                        f"{key}/stage3_mesh_{tag}.obj", F.head_obj_text(shape, uvs, faces, uv_faces)
+                    )
+                )
+            buf = _npz_bytes(F.coeffs_npz(recon.coeffs, list(BLOCKS), recon.landmarks))
+            files["coeffs"] = rel(ctx.write_bytes(f"{key}/stage3_coeffs.npz", buf))
+            seconds["meshes"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         keypoints = model.keypoints.cpu().numpy()
@@ -207,7 +199,7 @@ class UVFitExporter:
         eyeball_label = TEMPLATE_EYEBALL_LABEL if templates is not None else EYEBALL_LABEL
         seconds["eyeballs"] = time.perf_counter() - t0
 
-        head = TexturedMesh(shape_exp, faces, uvs, uv_faces, proj.texture)
+        head = TexturedMesh(shape_exp, faces, uvs, uv_faces, texture)
         eye_meshes = []
         for side in ("L_exp", "R_exp"):
             f3, t3 = balls[side].triangles()
@@ -216,9 +208,7 @@ class UVFitExporter:
             t0 = time.perf_counter()
             from fk.io.mesh import Mesh, write_glb_scene
 
-            meshes = [
-                Mesh(head.vertices, faces, uvs=uvs, uv_faces=uv_faces, texture=proj.texture, name="head")
-            ]
+            meshes = [Mesh(head.vertices, faces, uvs=uvs, uv_faces=uv_faces, texture=texture, name="head")]
             for side, m in zip(("L_ball", "R_ball"), eye_meshes, strict=True):
                 meshes.append(
                     Mesh(m.vertices, m.faces, uvs=m.uvs, uv_faces=m.uv_faces, texture=eye_tex, name=side)
@@ -238,7 +228,7 @@ class UVFitExporter:
             faces,
             uvs,
             uv_faces,
-            proj.texture,
+            texture,
         )
         rgb, mask = render_textured([posed], [posed.vertices], K_LANDMARKS, crop_img.shape[:2], renderer)
         render = np.where(mask[..., None], np.clip(np.rint(rgb * 255), 0, 255), crop_img).astype(np.uint8)
@@ -248,36 +238,83 @@ class UVFitExporter:
         marks = draw_points(marks, recon.landmarks, (255, 0, 0))
         from PIL import Image
 
-        uv_small = np.asarray(Image.fromarray(proj.texture).resize(crop_img.shape[1::-1], Image.BOX))
-        files["vis"] = rel(
-            ctx.save_image(
-                f"{key}/stage3_vis.png", np.concatenate([crop_img, render, marks, uv_small], axis=1)
+        uv_small = np.asarray(Image.fromarray(texture).resize(crop_img.shape[1::-1], Image.BOX))
+        if "vis" not in files:  # the full path wrote upstream's stage3_vis.png
+            files["vis"] = rel(
+                ctx.save_image(
+                    f"{key}/stage3_vis.png", np.concatenate([crop_img, render, marks, uv_small], axis=1)
+                )
             )
-        )
         small = Image.fromarray(photo)
         small.thumbnail((1024, 1024))
         files["input"] = rel(ctx.save_image(f"{key}/input.jpg", np.asarray(small), quality=90))
         seconds["views"] = time.perf_counter() - t0
 
         info = {
-            "texture": TEXTURE_LABEL,
+            "path": full.get("path", "embedded"),
+            "texture": label,
             "model": recon.model,
             "uv_layout": layout,
             "uv_size": self.uv_size,
             "eyeballs": eyeball_label,
-            "coverage": {k: round(v, 4) for k, v in proj.stats.items()},
+            "coverage": {k: round(v, 4) for k, v in proj.stats.items()} if proj is not None else None,
             "landmark_rmse": recon.extra.get("landmark_rmse"),
             "seconds": {
                 **{f"fit_{k}": round(float(v), 3) for k, v in (recon.extra.get("seconds") or {}).items()},
                 **{k: round(v, 3) for k, v in seconds.items()},
             },
         }
+        if full.get("path") == "full":
+            info.update(
+                {
+                    k: full[k]
+                    for k in ("loss_weights", "notices", "stage1_uv_unwrap", "final_loss")
+                    if k in full
+                }
+            )
+        elif full.get("why"):
+            info["why_embedded"] = full["why"]
         files["info"] = rel(ctx.write_json(f"{key}/uvfit.json", info))
-        ctx.log(
-            f"{TEXTURE_LABEL}: {proj.stats['photo']:.0%} photo, {proj.stats['mirrored']:.0%} mirrored, "
-            f"{proj.stats['filled']:.0%} filled; " + ", ".join(f"{k} {v:.2f}s" for k, v in seconds.items())
+        cover = (
+            f"{proj.stats['photo']:.0%} photo, {proj.stats['mirrored']:.0%} mirrored, "
+            f"{proj.stats['filled']:.0%} filled; "
+            if proj is not None
+            else ""
         )
+        ctx.log(f"{label}: {cover}" + ", ".join(f"{k} {v:.2f}s" for k, v in seconds.items()))
         return {"files": files, "info": info}
+
+    def _project(self, photo, recon, model, uvs, uv_faces, faces, renderer):
+        """The embedded texture: the photo projected into the model's UV layout."""
+        from fk.cameras.deep3d import K_LANDMARKS, opencv_from_deep3d_camera, to_camera
+        from fk.render.uv_projection import project_photo_to_uv
+
+        crop = recon.crop
+        k_photo = crop.source_from_crop @ K_LANDMARKS
+        if not np.allclose(k_photo[2], [0.0, 0.0, 1.0], atol=1e-9):
+            raise InputError("export:uvfit needs an affine crop (crop:deep3d)", hint="use crop:deep3d")
+        posed_cv = opencv_from_deep3d_camera(to_camera(np.asarray(recon.vertices, np.float64)))
+        symmetric = model.mean_vertices().cpu().double().numpy() if self.mirror else None
+        mask = None
+        if self.face_mask and crop.landmarks is not None:
+            from fk_uvfit.masks import landmark_face_mask
+
+            mask = landmark_face_mask(
+                crop.to_source(crop.landmarks), photo.shape[:2], forehead=0.7, shrink=0.03, feather=0.02
+            )
+        proj = project_photo_to_uv(
+            photo,
+            posed_cv,
+            faces,
+            uvs,
+            uv_faces,
+            k_photo,
+            self.uv_size,
+            symmetry_vertices=symmetric,
+            mask=mask,
+            backend=renderer,
+        )
+        return proj.texture, proj
 
     @staticmethod
     def _photo(image: Any, recon, ctx) -> np.ndarray:

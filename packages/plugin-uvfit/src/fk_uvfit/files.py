@@ -81,3 +81,11 @@ def coeffs_npz(
     out = {"coeffs": flat, "lm68": np.asarray(landmarks, np.float32).reshape(1, -1, 2)}
     out.update({k: np.asarray(coeffs[k], np.float32).reshape(1, -1) for k in order})
     return out
+
+
+def vertex_colour_obj_text(vertices: np.ndarray, colours: np.ndarray, faces: np.ndarray) -> str:
+    """``stage1_mesh_{id,exp}.obj`` as upstream writes it: ``v x y z r g b`` (albedo, 0-1, unclipped),
+    then ``f a b c`` (1-based); no vt, no material."""
+    rows = _rows("v", np.concatenate([np.asarray(vertices, np.float64), np.asarray(colours, np.float64)], 1))
+    body = "\n".join("f {} {} {}".format(*r) for r in (np.asarray(faces) + 1).tolist())
+    return rows + body + "\n"

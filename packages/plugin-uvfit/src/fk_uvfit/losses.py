@@ -91,3 +91,32 @@ def gamma_loss(gamma: torch.Tensor) -> torch.Tensor:
 def coeff_l2(x: torch.Tensor) -> torch.Tensor:
     """FFHQ-UV's ‖α‖², ‖β‖²: the sum of squares divided by the batch size."""
     return (x**2).sum() / x.shape[0]
+
+
+def identity_loss(feat: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """FFHQ-UV's ``perceptual_loss``: Σ_b (1 − cos(f_b, g_b)) / B on L2-normalised (B, 512) features."""
+    return (1 - (feat * target).sum(-1)).sum() / feat.shape[0]
+
+
+class IdentityTerm:
+    """FFHQ-UV's recognition wrapper on core's ArcFace (``fk.nets.arcface``): a (B, 3, H, W) image in [0, 1]
+    warped by a (B, 2, 3) matrix to 112² (bilinear, align-corners, as kornia's ``warp_affine``), scaled to
+    2x − 1, embedded and L2-normalised."""
+
+    def __init__(self, features):
+        self.features = features  # fk.nets.arcface.IdentityFeatures
+
+    def embed(self, image: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+        from fk.nets.arcface import warp_112
+
+        face = warp_112(image.permute(0, 2, 3, 1), matrix.to(image.dtype)) * 2.0 - 1.0
+        return torch.nn.functional.normalize(self.features.net(face), dim=-1)
+
+    @staticmethod
+    def matrix_from_landmarks(lm_yup: torch.Tensor, image_size: int) -> torch.Tensor:
+        """Upstream's ``estimate_norm_torch``: 68 y-up landmarks -> top-down -> 5 points -> similarity."""
+        from fk.landmarks import five_from_68
+        from fk.nets.arcface import similarity_to_template
+
+        top_down = torch.stack([lm_yup[..., 0], image_size - 1 - lm_yup[..., 1]], -1)
+        return similarity_to_template(five_from_68(top_down))

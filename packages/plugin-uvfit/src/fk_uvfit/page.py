@@ -48,13 +48,21 @@ class UVFitPage:
             parts.append("<p>No face was fitted: see failures.json in the run folder.</p>")
         for key in sorted(files):
             f, info = files[key] or {}, infos.get(key) or {}
-            cov = info.get("coverage", {})
+            cov = info.get("coverage") or {}
+            where = (
+                f"texels from the photo {cov.get('photo', 0):.0%}, mirrored {cov.get('mirrored', 0):.0%}, "
+                f"smooth fill {cov.get('filled', 0):.0%}"
+                if cov
+                else f"{esc(info.get('path', ''))} path"
+            )
+            notes = "".join(f"<br>{esc(n)}" for n in info.get("notices") or [])
+            if info.get("why_embedded"):
+                notes += f"<br>embedded path: {esc(info['why_embedded'])}"
             parts.append(
                 f"<div class='face'><h2>{esc(key)}</h2><p><span class='label'>{esc(info.get('texture', ''))}"
                 f"</span> model: {esc(str(info.get('model', '')))} · UV layout: "
-                f"{esc(str(info.get('uv_layout', '')))} · texels from the photo "
-                f"{cov.get('photo', 0):.0%}, mirrored {cov.get('mirrored', 0):.0%}, smooth fill "
-                f"{cov.get('filled', 0):.0%} · {esc(str(info.get('eyeballs', '')))}</p><div class='row'>"
+                f"{esc(str(info.get('uv_layout', '')))} · {where} · {esc(str(info.get('eyeballs', '')))}"
+                f"<span class='meta'>{notes}</span></p><div class='row'>"
             )
             for view, yaw in zip(f.get("views", []), ("left", "front", "right"), strict=False):
                 parts.append(
@@ -65,6 +73,8 @@ class UVFitPage:
             for fmt, caption in (
                 ("input", "input photo"),
                 ("vis", "crop · textured render · landmarks (blue detected, red model) · UV"),
+                ("stage1_vis", "stage 1 (R-Net): crop · skin · parse · landmarks · render"),
+                ("stage2_vis", "stage 2 (latent search)"),
                 ("uv", "stage3_uv.png"),
                 ("uv_source", "texel source: green photo, blue mirrored, orange smooth fill"),
             ):

@@ -1,6 +1,9 @@
 """fk-plugin-uvfit's registrations (import-light: no torch or model code here).
 
 Components:
+    crop:uvfit-preprocess  FFHQ-UV step 1: processed_data/<name>.npz + vis strip
+    fit:uvfit           FFHQ-UV stage 1 (R-Net) -> 2 -> 3 with the texture GAN when its files are present,
+                        else the embedded fit (fit:deep3d), labelled
     export:uvfit        per photo: FFHQ-UV's file set (stage3 OBJs/MTL/UV, coeffs, eyeballs), a GLB,
                         yaw renders; embedded path: a projected UV texture ("projected texture, no GAN")
     export:uvfit-page   run scope: one static index.html over every photo
@@ -32,6 +35,68 @@ def fk_crop():
             Port("crop", "crop", "the same crop (for the fit)"),
             Port("processed", "json", "{npz, json, vis}: paths relative to the run folder"),
         ),
+    )
+
+
+def _stage_param(name: str, default) -> Param:
+    kind = {bool: "bool", int: "int", float: "float", list: "list"}[type(default)]
+    stage, key = name.split("_", 1)
+    return Param(name, kind, default, f"stage {stage[1]} {key} (upstream: {default})")
+
+
+@hookimpl
+def fk_fit():
+    from fk_uvfit.losses import STAGE2, STAGE3
+
+    stage = [_stage_param(f"s2_{k}", list(v) if isinstance(v, tuple) else v) for k, v in STAGE2.items()]
+    stage += [_stage_param(f"s3_{k}", list(v) if isinstance(v, tuple) else v) for k, v in STAGE3.items()]
+    yield Component(
+        stage="fit",
+        name="uvfit",
+        summary="FFHQ-UV's RGB fitting: stage 1 HiFi3D++ R-Net, stage 2 texture-GAN latent search, stage 3 "
+        "joint W+/shape/pose/light (upstream's files and names) when the texture GAN, R-Net and HiFi3D++ "
+        "are installed; otherwise the embedded fit (fit:deep3d), labelled",
+        factory="fk_uvfit.full:UVFitter",
+        preflight="fk_uvfit.full:preflight",
+        params=(
+            Param(
+                "path",
+                "str",
+                "auto",
+                "auto: the full path when its files are present, else embedded",
+                choices=("auto", "full", "embedded"),
+            ),
+            Param("texgan", "path", None, "texture GAN state dict (default: the ffhquv-texgan asset)"),
+            Param("rnet", "path", None, "HiFi3D++ R-Net checkpoint (default: the ffhquv-rnet asset)"),
+            Param(
+                "arcface",
+                "path",
+                None,
+                "ArcFace r50 weights (default: the ffhquv-arcface asset; the "
+                "identity term is skipped, weight 0, when absent)",
+            ),
+            Param(
+                "uv_sampling",
+                "str",
+                "nearest",
+                "texel lookup: nearest (upstream) or bilinear (fk option)",
+                choices=("nearest", "bilinear"),
+            ),
+            Param("w_stat_samples", "int", 100_000, "mapped z samples for the W mean/std (upstream: 100000)"),
+            Param("seed", "int", 123, "seed of torch, numpy and random at the start of each face (upstream)"),
+            *stage,
+            Param("iterations", "int", 30, "embedded path: fit:deep3d's photometric iterations"),
+            Param("model", "str", "auto", "embedded path: face model of fit:deep3d"),
+            _RENDERER,
+            Param("device", "str", "cpu", "torch device"),
+            Param("threads", "int", 1, "torch CPU threads for this step (0: keep the process setting)"),
+        ),
+        inputs=(
+            Port("crop", "crop", "the 224² crop with 68 landmarks (crop:uvfit-preprocess)"),
+            Port("processed", "json", "crop:uvfit-preprocess's processed-data paths", optional=True),
+        ),
+        outputs=(Port("recon", "recon", "the fit; extra.uvfit says which path ran and lists its files"),),
+        devices=("cpu", "cuda"),
     )
 
 

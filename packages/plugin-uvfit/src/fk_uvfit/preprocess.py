@@ -73,7 +73,6 @@ class Preprocessor:
         self.min_face = int(min_face)
 
     def __call__(self, inputs: dict[str, Any], ctx) -> dict[str, Any]:
-        from fk.models.skin import skin_probability
         from fk.types import Crop
 
         crop = inputs["crop"]
@@ -102,16 +101,8 @@ class Preprocessor:
                 )
         img = np.asarray(crop.image)
         lm = np.asarray(crop.landmarks, np.float64)
-        skin = skin_probability(img.astype(np.float64))
-        parse = landmark_parse_mask(lm, img.shape[:2])
-        data = {
-            "img": (img.astype(np.float32) / 255.0).transpose(2, 0, 1)[None],
-            "skin_mask": skin.astype(np.float32)[None, None],
-            "parse_mask": parse[None, None],
-            "lm": np.stack([lm[:, 0], 223.0 - lm[:, 1]], 1).astype(np.float32)[None],
-            "M": arcface_matrix(lm).astype(np.float32)[None],
-            "trans_params": np.asarray(crop.params.get("trans_params", [np.nan] * 5), np.float32),
-        }
+        data = processed_arrays(crop)
+        skin, parse = data["skin_mask"][0, 0], data["parse_mask"][0, 0]
         buf = io.BytesIO()
         np.savez(buf, **data)
         key = ctx.key
@@ -130,6 +121,24 @@ class Preprocessor:
             return Path(os.path.relpath(p, ctx.run_dir)).as_posix()
 
         return {"crop": crop, "processed": {"npz": rel(npz), "json": rel(js), "vis": rel(vis)}}
+
+
+def processed_arrays(crop) -> dict[str, np.ndarray]:
+    """Upstream's processed-data fields from a 224² crop with 68 landmarks (see the module docstring)."""
+    from fk.models.skin import skin_probability
+
+    img = np.asarray(crop.image)
+    lm = np.asarray(crop.landmarks, np.float64)
+    skin = skin_probability(img.astype(np.float64))
+    parse = landmark_parse_mask(lm, img.shape[:2])
+    return {
+        "img": (img.astype(np.float32) / 255.0).transpose(2, 0, 1)[None],
+        "skin_mask": skin.astype(np.float32)[None, None],
+        "parse_mask": parse[None, None],
+        "lm": np.stack([lm[:, 0], 223.0 - lm[:, 1]], 1).astype(np.float32)[None],
+        "M": arcface_matrix(lm).astype(np.float32)[None],
+        "trans_params": np.asarray(crop.params.get("trans_params", [np.nan] * 5), np.float32),
+    }
 
 
 def vis_strip(img: np.ndarray, skin: np.ndarray, parse: np.ndarray, lm: np.ndarray) -> np.ndarray:

@@ -13,9 +13,10 @@ option) and multiplied by the shading. The photometric target is composited as u
 the (detached) render mask is set, the photo elsewhere, and the colour loss is masked by
 render mask × parse mask × skin mask.
 
-Named differences: the ArcFace identity and LPIPS terms are left out (their weights are counted as 0) until
-fk has a safe ArcFace/VGG in core; stage 1 is the caller's start (``fit:deep3d`` with ``model: hifi3dpp``
-when FFHQ-UV's HiFi3D++ R-Net is absent).
+The ArcFace identity term (``w_id``) and the LPIPS term (``w_lpips``, stage 2 only) run when their networks
+are given (:class:`Terms`); without weights the term is skipped and its weight counted as 0 (the caller
+says so). Upstream also renders the whole head every step for its TensorBoard pictures; that render is not
+part of any loss, and fk renders it only for the saved vis strips (same numbers, less time).
 """
 
 from __future__ import annotations
@@ -42,6 +43,32 @@ class Processed:
 
 
 @dataclass
+class Terms:
+    """The optional loss networks: ``identity`` (:class:`fk_uvfit.losses.IdentityTerm`) with the photo's
+    ArcFace warp ``M`` (1, 2, 3) from preprocessing, and ``perceptual``
+    (``fk.nets.lpips.LPIPS``). None: skipped."""
+
+    identity: Any = None
+    M: torch.Tensor | None = None
+    perceptual: Any = None
+    _target: torch.Tensor | None = None
+
+    def target_identity(self, img: torch.Tensor) -> torch.Tensor:
+        if self._target is None:
+            with torch.no_grad():
+                self._target = self.identity.embed(img, self.M)
+        return self._target
+
+    def weights(self, cfg: dict) -> dict[str, float]:
+        """The weights actually used: a term without its network counts 0."""
+        return {
+            **{k: float(v) for k, v in cfg.items() if k.startswith("w_")},
+            "w_id": float(cfg["w_id"]) if self.identity is not None else 0.0,
+            "w_lpips": float(cfg["w_lpips"]) if self.perceptual is not None else 0.0,
+        }
+
+
+@dataclass
 class StageResult:
     coeffs: torch.Tensor  # (1, n_coeffs)
     latents_w: torch.Tensor  # (1, L, C)
@@ -63,11 +90,16 @@ class UVRenderer:
         self.mode = uv_sampling
         self.ctx = dr.get_context(renderer)
         self.tri = model.face_region_triangles().to(torch.int32).contiguous()
+        self.head_tri = model.triangles.to(torch.int32).contiguous()
         self.proj = projection_from_intrinsics(
             torch.as_tensor(K_RENDER, dtype=model.dtype)[None], (224, 224), ZNEAR, ZFAR
         )[0]
 
-    def __call__(self, coeffs: torch.Tensor, uv: torch.Tensor) -> dict[str, torch.Tensor]:
+    def __call__(
+        self, coeffs: torch.Tensor, uv: torch.Tensor | None, head: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """Render with the UV map ``uv`` (B, 3, S, S); ``uv=None``: the lit per-vertex albedo (stage 1);
+        ``head=True`` rasterises the whole head (``head_tri``, the vis strips) instead of the face region."""
         import fk.render as dr
         from fk.cameras.deep3d import opencv_from_deep3d_camera
         from fk.render.uv_sampling import sample_uv_texture
@@ -77,25 +109,54 @@ class UVRenderer:
         shading = self.model.illuminate(torch.ones_like(out["albedo"]), out["normals"], parts["gamma"])
         cv = opencv_from_deep3d_camera(out["vertices_cam"])
         pos = torch.cat([cv, torch.ones_like(cv[..., :1])], -1) @ self.proj.T
-        rast, _ = dr.rasterize(self.ctx, pos.contiguous(), self.tri, (224, 224))
+        tri = self.head_tri if head else self.tri
+        rast, _ = dr.rasterize(self.ctx, pos.contiguous(), tri, (224, 224))
+        if uv is None:
+            feat, _ = dr.interpolate(out["colors"].contiguous(), rast, tri)
+            feat = torch.flip(feat, dims=[1])  # nvdiffrast's row 0 is the bottom
+            mask = torch.flip((rast[..., 3:] > 0).to(feat.dtype), dims=[1])
+            image = (feat * mask).permute(0, 3, 1, 2)
+            return {"image": image, "mask": mask.permute(0, 3, 1, 2), "lm": out["landmarks_yup"], "out": out}
         attrs = torch.cat([self.vtx_vt.expand(coeffs.shape[0], -1, -1), shading], -1).contiguous()
-        feat, _ = dr.interpolate(attrs, rast, self.tri)
+        feat, _ = dr.interpolate(attrs, rast, tri)
         feat = torch.flip(feat, dims=[1])  # nvdiffrast's row 0 is the bottom
         mask = torch.flip((rast[..., 3:] > 0).to(feat.dtype), dims=[1])
         tex = sample_uv_texture(uv.permute(0, 2, 3, 1), feat[..., :2], mode=self.mode)
         image = (tex * feat[..., 2:] * mask).permute(0, 3, 1, 2)
-        return {"image": image, "mask": mask.permute(0, 3, 1, 2), "lm": out["landmarks_yup"]}
+        return {
+            "image": image,
+            "mask": mask.permute(0, 3, 1, 2),
+            "lm": out["landmarks_yup"],
+            "out": out,
+            "uv_coords": feat[..., :2],
+        }
 
 
 def _log(step: int, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> dict[str, float]:
     return {"step": step, "loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
 
 
-def _objective(rend: dict[str, torch.Tensor], data: Processed, cfg: dict) -> dict[str, torch.Tensor]:
+def _objective(
+    rend: dict[str, torch.Tensor], data: Processed, cfg: dict, terms: Terms
+) -> dict[str, torch.Tensor]:
+    """Upstream's terms on the composited render (the render where its detached mask is set, else photo)."""
     m_hat = rend["mask"].detach()
     face = rend["image"] * m_hat + data.img * (1 - m_hat)
     mask = m_hat * data.parse_mask * data.skin_mask
-    return {"color": L.color_loss(face, data.img, mask), "lm": L.landmark_loss(rend["lm"], data.lm)}
+    out = {"color": L.color_loss(face, data.img, mask), "lm": L.landmark_loss(rend["lm"], data.lm)}
+    if terms.identity is not None and cfg["w_id"] > 0:
+        # the render's warp comes from its own (detached) landmarks, the photo's from preprocessing
+        pred_m = terms.identity.matrix_from_landmarks(rend["lm"].detach(), image_size=data.img.shape[-2])
+        feat = terms.identity.embed(face, pred_m)
+        out["id"] = L.identity_loss(feat, terms.target_identity(data.img))
+    if terms.perceptual is not None and cfg["w_lpips"] > 0:
+        vgg_mask = m_hat * data.parse_mask  # no skin term, as upstream
+        out["lpips"] = terms.perceptual(face * vgg_mask, data.img * vgg_mask).sum()
+    return out
+
+
+def _weighted(cfg: dict, terms: dict[str, torch.Tensor], names: tuple[str, ...]) -> torch.Tensor:
+    return sum(cfg[f"w_{n}"] * terms[n] for n in names if n in terms)
 
 
 def stage2(
@@ -106,8 +167,11 @@ def stage2(
     data: Processed,
     coeffs: torch.Tensor,
     cfg: dict = L.STAGE2,
+    terms: Terms | None = None,
+    progress=None,
 ) -> StageResult:
     """Latent search on the hypersphere, shape/pose/light fixed."""
+    terms = terms or Terms()
     torch.manual_seed(L.SEED)
     z = T.initial_z(gen.mapping.num_ws, gen.z_dim).requires_grad_(True)
     norms = z.detach().norm(dim=-1, keepdim=True)
@@ -118,15 +182,17 @@ def stage2(
         for g in opt.param_groups:
             g["lr"] = cfg["initial_lr"] * L.lr_factor(step, cfg["steps"], cfg["lr_rampdown"])
         w = T.z_to_w(z, w_avg, w_std)
-        terms = _objective(render(coeffs, T.synth_uv(gen, w)), data, cfg)
-        terms["geocross"] = L.geocross(w)
-        loss = cfg["w_color"] * terms["color"] + cfg["w_geocross"] * terms["geocross"]
+        parts = _objective(render(coeffs, T.synth_uv(gen, w)), data, cfg, terms)
+        parts["geocross"] = L.geocross(w)
+        loss = _weighted(cfg, parts, ("id", "color", "lpips", "geocross"))
         opt.zero_grad()
         loss.backward()
         opt.step()
         with torch.no_grad():
             z.copy_(L.project_to_sphere(z, norms))
-        history.append(_log(step, loss, terms))
+        history.append(_log(step, loss, parts))
+        if progress is not None:
+            progress(step + 1, cfg["steps"])
     with torch.no_grad():
         w = T.z_to_w(z, w_avg, w_std)
         return StageResult(coeffs, w.detach(), z.detach(), T.synth_uv(gen, w), history)
@@ -140,8 +206,11 @@ def stage3(
     data: Processed,
     start: StageResult,
     cfg: dict = L.STAGE3,
+    terms: Terms | None = None,
+    progress=None,
 ) -> StageResult:
     """Joint W+ and shape/pose/light optimisation (tex coefficients unused)."""
+    terms = terms or Terms()
     model = render.model
     parts = {
         k: v.detach().clone().requires_grad_(k != "tex") for k, v in model.split_coeffs(start.coeffs).items()
@@ -159,25 +228,20 @@ def stage3(
         for g, lr in zip(opt.param_groups, base, strict=True):
             g["lr"] = lr * factor
         coeffs = model.join_coeffs(parts)
-        terms = _objective(render(coeffs, T.synth_uv(gen, w)), data, cfg)
-        terms.update(
+        got = _objective(render(coeffs, T.synth_uv(gen, w)), data, cfg, terms)
+        got.update(
             reg_id=L.coeff_l2(parts["id"]),
             reg_exp=L.coeff_l2(parts["exp"]),
             gamma=L.gamma_loss(parts["gamma"]),
             geocross=L.geocross(w),
         )
-        loss = (
-            cfg["w_color"] * terms["color"]
-            + cfg["w_reg_id"] * terms["reg_id"]
-            + cfg["w_reg_exp"] * terms["reg_exp"]
-            + cfg["w_gamma"] * terms["gamma"]
-            + cfg["w_geocross"] * terms["geocross"]
-            + cfg["w_lm"] * terms["lm"]
-        )
+        loss = _weighted(cfg, got, ("id", "color", "lpips", "reg_id", "reg_exp", "gamma", "geocross", "lm"))
         opt.zero_grad()
         loss.backward()
         opt.step()
-        history.append(_log(step, loss, terms))
+        history.append(_log(step, loss, got))
+        if progress is not None:
+            progress(step + 1, cfg["steps"])
     with torch.no_grad():
         coeffs = model.join_coeffs({k: v.detach() for k, v in parts.items()})
         return StageResult(
@@ -185,8 +249,49 @@ def stage3(
         )
 
 
+class ContextWriter:
+    """Writes ``<prefix>/<name>`` through an item context (atomic, recorded in the run manifest)."""
+
+    def __init__(self, ctx, prefix: str):
+        self.ctx, self.prefix = ctx, prefix
+
+    def text(self, name: str, text: str) -> None:
+        self.ctx.write_text(f"{self.prefix}/{name}", text)
+
+    def bytes(self, name: str, data: bytes) -> None:
+        self.ctx.write_bytes(f"{self.prefix}/{name}", data)
+
+    def image(self, name: str, image: np.ndarray) -> None:
+        self.ctx.save_image(f"{self.prefix}/{name}", image)
+
+
+class FolderWriter:
+    """Writes ``<folder>/<name>`` atomically (outside a recipe run)."""
+
+    def __init__(self, folder):
+        from pathlib import Path
+
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def text(self, name: str, text: str) -> None:
+        from fk.atomic import write_text
+
+        write_text(self.folder / name, text)
+
+    def bytes(self, name: str, data: bytes) -> None:
+        from fk.atomic import write_bytes
+
+        write_bytes(self.folder / name, data)
+
+    def image(self, name: str, image: np.ndarray) -> None:
+        from fk.io import save_image
+
+        save_image(self.folder / name, image)
+
+
 def write_stage(
-    out_dir,
+    out,
     stage: int,
     model,
     result: StageResult,
@@ -194,30 +299,29 @@ def write_stage(
     uv_faces: np.ndarray,
     landmarks: torch.Tensor,
 ) -> list[str]:
-    """``stage{N}_uv.png``, ``stage{N}_mesh_{id,exp}.obj``, ``stage{N}_mesh.mtl``, ``stage{N}_coeffs.npz``."""
-    from pathlib import Path
-
-    from fk.atomic import write_bytes, write_text
-    from fk.io import save_image
+    """``stage{N}_uv.png``, ``stage{N}_mesh_{id,exp}.obj``, ``stage{N}_mesh.mtl``, ``stage{N}_coeffs.npz``
+    (``coeffs``, ``lm68``, ``latents_w``, ``latents_z``: upstream's keys) through ``out`` (a
+    :class:`ContextWriter`, :class:`FolderWriter` or a folder path); returns the names written."""
+    import io
 
     from fk_uvfit import files as F
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if not hasattr(out, "text"):
+        out = FolderWriter(out)
     uv = (result.uv[0].permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-    save_image(out / f"stage{stage}_uv.png", uv)
-    write_text(out / f"stage{stage}_mesh.mtl", F.mtl_text(f"stage{stage}_uv.png"))
+    names = []
+    out.image(f"stage{stage}_uv.png", uv)
+    out.text(f"stage{stage}_mesh.mtl", F.mtl_text(f"stage{stage}_uv.png"))
     parts = model.split_coeffs(result.coeffs)
     faces = model.triangles.numpy()
     with torch.no_grad():
         for tag, expr in (("id", torch.zeros_like(parts["exp"])), ("exp", parts["exp"])):
             shape = model.shape(parts["id"], expr)[0].double().numpy()
-            write_text(
-                out / f"stage{stage}_mesh_{tag}.obj",
+            out.text(
+                f"stage{stage}_mesh_{tag}.obj",
                 F.head_obj_text(shape, uvs, faces, uv_faces, mtl_name=f"stage{stage}_mesh.mtl"),
             )
-    import io
-
+            names.append(f"stage{stage}_mesh_{tag}.obj")
     buf = io.BytesIO()
     np.savez(
         buf,
@@ -226,5 +330,6 @@ def write_stage(
         latents_w=result.latents_w.numpy(),
         latents_z=result.latents_z.numpy(),
     )
-    write_bytes(out / f"stage{stage}_coeffs.npz", buf.getvalue())
-    return sorted(p.name for p in out.iterdir() if p.name.startswith(f"stage{stage}_"))
+    out.bytes(f"stage{stage}_coeffs.npz", buf.getvalue())
+    names += [f"stage{stage}_uv.png", f"stage{stage}_mesh.mtl", f"stage{stage}_coeffs.npz"]
+    return sorted(names)

@@ -11,6 +11,11 @@ W statistics: mean and std of the first ws of 100,000 mapped z ~ N(0, I) drawn b
 ``numpy.random.RandomState(123)``. Upstream caches them as ``<checkpoint>.pt`` **next to the checkpoint**
 (a write into the user's model folder); fk never writes there: :func:`w_stats` returns them and the
 caller keeps them (named difference). Initial latents: ``RandomState(123).randn(1, num_ws, z_dim)``.
+
+A StyleGAN2-ADA training snapshot (``network-snapshot-*.pkl``, what training your own texture GAN with
+StyleGAN2-ADA-PyTorch gives, csbhr/FFHQ-UV issue #43) is read too: its ``G_ema`` through core's
+persistence reader (``fk.nets.stylegan2.load_stylegan2_pickle``, which never runs pickled code), with the
+architecture the snapshot records.
 """
 
 from __future__ import annotations
@@ -44,10 +49,21 @@ def build_texgan(**overrides: Any):
 
 
 def load_texgan(path: str | Path, device: str = "cpu", **overrides: Any):
-    """Load ``texgan_ffhq_uv.pth`` (a state dict) into the decoder; frozen, eval mode."""
+    """Load ``texgan_ffhq_uv.pth`` (a state dict) into the decoder, or a StyleGAN2-ADA snapshot ``.pkl``'s
+    ``G_ema``; frozen, eval mode."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"missing texture GAN {p}", hint="see `fk doctor` (ffhquv-texgan) for where it goes")
+    if p.suffix.lower() == ".pkl":
+        from fk.nets.stylegan2.persistence import load_stylegan2_pickle
+
+        gen = load_stylegan2_pickle(p).get("G_ema")
+        if gen is None or getattr(gen, "c_dim", 0) != 0 or getattr(gen, "img_channels", 3) != 3:
+            raise InputError(
+                f"{p}: not an unconditional RGB StyleGAN2-ADA generator (G_ema)",
+                hint="a texture GAN has c_dim 0 and 3 channels",
+            )
+        return gen.eval().requires_grad_(False).to(device)
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, ...

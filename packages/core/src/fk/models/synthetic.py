@@ -121,16 +121,18 @@ def write_bfm_front(path: str | Path, seed: int = 0) -> Path:
         return write(path, convert_bfm09(tmp))
 
 
-def hifi3dpp_info(seed: int = 0, n_id: int = 7, n_exp: int = 5, n_tex: int = 6) -> dict[str, np.ndarray]:
+def hifi3dpp_info(seed: int = 0, n_id: int = 7, n_exp: int = 5, n_tex: int = 6,
+                  grid: tuple[int, int] = GRID) -> dict[str, np.ndarray]:
     """Arrays of a miniature ``hifi3dpp_model_info.mat`` with FFHQ-UV's fields (ffhquv.md §2.2).
 
-    The grid mesh is the whole "head"; its lower-left half is the face region ``tri``. UVs: one vt per
-    vertex plus one duplicated seam column, ``vtx_vt`` in 0-512 px, ``vt_list`` in [0, 1].
+    The grid mesh (``grid`` = columns x rows) is the whole "head"; its lower-left half is the face region
+    ``tri``. UVs: one vt per vertex plus one duplicated seam column, ``vtx_vt`` in 0-512 px, ``vt_list`` in
+    [0, 1].
     """
     rng = np.random.default_rng(seed)
-    verts, tris = grid_mesh()
+    cols, rows = grid
+    verts, tris = grid_mesh(cols, rows)
     n = len(verts)
-    cols, rows = GRID
     uv = np.stack([(verts[:, 0] + 0.6) / 1.2, (verts[:, 1] + 0.8) / 1.4], -1)
     seam = np.arange(0, n, cols)  # first column gets a second vt
     vt_list = np.concatenate([uv, uv[seam] + np.array([0.0, 0.001])])
