@@ -1,25 +1,31 @@
-"""Benchmark fk.render's CPU backend against Mesa llvmpipe doing the same work.
+"""Benchmark fk.render's CPU backend against Mesa llvmpipe doing the same work, in the same run.
 
 Work: rasterise a ~71k-triangle closed face-like mesh (a deformed lat-long sphere) with a depth
 test and interpolate 3 colour channels, at 224^2, 512^2 and 1024^2, batch 1 and 8. The reference
 is moderngl (EGL, llvmpipe): upload clip-space positions + colours, draw with the depth test into
 a float32 RGBA framebuffer and read it back. Also fk's forward+backward time (gradients to
-positions and colours) and, on its own line, fk's ``antialias`` on the rendered image (batch 1;
-llvmpipe has no counterpart). Medians of several runs; run bench/setup_render_bench.sh first for llvmpipe.
+positions and colours), fk's ``antialias`` forward+backward on the rendered images beside
+fk's rasterize+interpolate of the same size and batch (llvmpipe has no counterpart), and the
+first-call time of the compiled kernels in a fresh process, with and without numba's cache.
+Medians of several runs; the load average is printed beside each table (the machine may be
+shared). Run bench/setup_render_bench.sh first for llvmpipe.
 
-    .venv/bin/python bench/bench_render.py [--quick]
+    .venv/bin/python bench/bench_render.py [--quick] [--sizes 224,512] [--no-compile-times]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 
+import fk.render as dr
 import numpy as np
 import torch
-
-import fk.render as dr
 
 
 def face_like_mesh(rings: int = 120, segments: int = 300) -> tuple[np.ndarray, np.ndarray]:
@@ -90,9 +96,10 @@ def fk_forward_backward(ctx, pos, tri, colors, res):
 
 
 def fk_antialias(ctx, pos, tri, colors, res):
-    """antialias alone (topology hash built once, as a fitting loop would) on a rendered image, forward + backward."""
-    rast, _ = dr.rasterize(ctx, pos, tri, (res, res))
-    image, _ = dr.interpolate(colors, rast, tri)
+    """antialias alone (topology hash built once, as a fitting loop would) on rendered images, forward + backward."""
+    with torch.no_grad():
+        rast, _ = dr.rasterize(ctx, pos, tri, (res, res))
+        image, _ = dr.interpolate(colors, rast, tri)
     topology = dr.antialias_construct_topology_hash(tri)
 
     def run():
@@ -134,12 +141,37 @@ def llvmpipe_runner(pos: np.ndarray, faces: np.ndarray, colors: np.ndarray, res:
     return run, gl.info["GL_RENDERER"]
 
 
+def load() -> str:
+    return "load average " + " / ".join(f"{x:.1f}" for x in os.getloadavg()) + f" on {os.cpu_count()} cores"
+
+
+FIRST_CALL = """
+import time, torch
+t0 = time.perf_counter()
+import fk.render as dr
+pos = torch.tensor([[[-0.9, -0.8, 0.1, 1.1], [0.9, -0.7, 0.4, 1.2], [-0.2, 0.8, 0.2, 1.5]]], requires_grad=True)
+tri = torch.tensor([[0, 1, 2]], dtype=torch.int32)
+rast, _ = dr.rasterize(dr.get_context("cpu"), pos, tri, (64, 64))
+col, _ = dr.interpolate(torch.rand(3, 3, requires_grad=True), rast, tri)
+dr.antialias(col, rast, pos, tri).sum().backward()
+print(time.perf_counter() - t0)
+"""
+
+
+def first_call_seconds(cache_dir: str) -> float:
+    """Import + first rasterize/interpolate/antialias forward+backward in a fresh process."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
+    out = subprocess.run([sys.executable, "-c", FIRST_CALL], env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer runs")
     parser.add_argument("--sizes", default="224,512,1024", help="comma-separated image sizes")
     parser.add_argument("--stat", choices=("median", "min"), default="median",
                         help="min filters out other processes' load on a shared machine")
+    parser.add_argument("--no-compile-times", action="store_true", help="skip the fresh-process first-call timing")
     args = parser.parse_args()
     global STAT
     STAT = args.stat
@@ -166,20 +198,35 @@ def main() -> None:
             with torch.no_grad():
                 covered = int((dr.rasterize(ctx, pos, tri, (res, res))[0][..., 3] > 0).sum())
             rows.append((res, batch, fwd, ref, fwd / ref, fwd_bwd, covered / batch / res / res))
+    load_raster = load()
     aa_rows = []
     for res in (int(x) for x in args.sizes.split(",")):
-        pos = torch.from_numpy(clip_positions(verts, 1))
-        aa_rows.append((res, median_ms(fk_antialias(ctx, pos, tri, colors, res), 3 if args.quick else 7)))
-    print(f"reference: {renderer_name}; statistic: {STAT}")
+        for batch in (1, 8):
+            runs = 3 if args.quick or res * res * batch > 2e6 else 7
+            pos = torch.from_numpy(clip_positions(verts, batch))
+            raster = median_ms(fk_forward(ctx, pos, tri, colors, res), runs)
+            aa = median_ms(fk_antialias(ctx, pos, tri, colors, res), runs)
+            aa_rows.append((res, batch, aa, raster))
+    load_aa = load()
+    print(f"reference: {renderer_name}; statistic: {STAT}; {load_raster}")
     print("| size | batch | fk cpu rasterize+interpolate | llvmpipe | ratio | fk forward+backward | coverage |")
     print("|---|---|---|---|---|---|---|")
     for res, batch, fwd, ref, ratio, fb, cov in rows:
         print(f"| {res}² | {batch} | {fwd:.1f} ms | {ref:.1f} ms | {ratio:.2f}× | {fb:.1f} ms | {cov:.0%} |")
     print()
-    print("| size | batch | fk cpu antialias forward+backward |")
-    print("|---|---|---|")
-    for res, ms in aa_rows:
-        print(f"| {res}² | 1 | {ms:.1f} ms |")
+    print(f"antialias (topology hash built once) beside rasterize+interpolate, same run; {load_aa}")
+    print("| size | batch | fk cpu antialias forward+backward | fk rasterize+interpolate | ratio |")
+    print("|---|---|---|---|---|")
+    for res, batch, ms, raster in aa_rows:
+        print(f"| {res}² | {batch} | {ms:.1f} ms | {raster:.1f} ms | {ms / raster:.2f}× |")
+    if not args.no_compile_times:
+        with tempfile.TemporaryDirectory() as empty:
+            cold = first_call_seconds(empty)  # numba compiles every kernel into the empty cache
+            warm = first_call_seconds(empty)  # and loads them from it
+        print()
+        print("first call in a fresh process (import fk.render, rasterize + interpolate + antialias, forward + "
+              f"backward, 64²): {cold:.2f} s compiling (empty numba cache), {warm:.2f} s from the cache; "
+              f"{load()}")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ class RenderContext:
 
 
 class RasterizeCpuContext(RenderContext):
-    """fk's CPU rasteriser (numba z-buffer + differentiable torch barycentrics). Always available."""
+    """fk's CPU rasteriser (numba kernels, forward and backward; torch without numba). Always available."""
 
     backend = "cpu"
 

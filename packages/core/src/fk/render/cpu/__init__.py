@@ -1,8 +1,10 @@
 """fk's CPU render backend: nvdiffrast's ops on the CPU (``fk.render`` dispatches here).
 
-``rasterize`` runs a numba z-buffer plus compiled barycentrics and back-propagates through a
-vectorised torch replay; ``interpolate``, ``texture`` and ``antialias`` (analytic silhouette
-blending with gradients to ``pos``, see :mod:`fk.render.cpu.antialias`) are plain torch.
+``rasterize`` (numba z-buffer, compiled barycentrics and their compiled backward), ``interpolate``
+and ``antialias`` (analytic silhouette blending with gradients to ``pos``, see
+:mod:`fk.render.cpu.antialias`) run numba kernels with hand-written backward passes; each keeps its
+torch implementation (``impl="torch"``) as the reference and as the fallback without numba or off
+the CPU. ``texture`` is plain torch.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ Convention:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 
@@ -182,6 +183,122 @@ if HAVE_NUMBA:
                     db[b, r, c, 2] = (a1 * s - f1 * sa) / s2
                     db[b, r, c, 3] = (b1 * s - f1 * sb) / s2
 
+    @numba.njit(cache=True, parallel=True, nogil=True)
+    def _barycentric_backward_kernel(pos, tri, pos_of_image, ids, grad_rast, grad_db, use_db, n_chunks,
+                                     grad_pos):  # pragma: no cover - compiled
+        """Gradient of ``(u, v)`` (and ``rast_db`` with ``use_db``) to ``pos``, one float64 buffer per chunk.
+
+        Same formula as :func:`fk.render.cpu.barycentrics.pixel_barycentrics` (coordinates shifted to
+        the pixel centre), differentiated by hand: ``e_k = X'_i Y'_j - Y'_i X'_j``, ``u = e_0 / s``,
+        ``v = e_1 / s``, ``s = e_0 + e_1 + e_2``, ``X' = (x + w) W/2 - px w``, ``Y' = (y + w) H/2 - py w``.
+        """
+        n_images, height, width = ids.shape
+        hw = 0.5 * width
+        hh = 0.5 * height
+        n_jobs = n_images * height
+        xs = np.empty((n_chunks, 3))
+        ys = np.empty((n_chunks, 3))
+        ws = np.empty((n_chunks, 3))
+        gx = np.empty((n_chunks, 3))
+        gy = np.empty((n_chunks, 3))
+        gw = np.empty((n_chunks, 3))
+        ge = np.empty((n_chunks, 3))
+        gdx = np.empty((n_chunks, 3))
+        gdy = np.empty((n_chunks, 3))
+        for chunk in numba.prange(n_chunks):
+            X = xs[chunk]
+            Y = ys[chunk]
+            w = ws[chunk]
+            gX = gx[chunk]
+            gY = gy[chunk]
+            gW = gw[chunk]
+            gE = ge[chunk]
+            gDX = gdx[chunk]
+            gDY = gdy[chunk]
+            for job in range(chunk * n_jobs // n_chunks, (chunk + 1) * n_jobs // n_chunks):
+                b = job // height
+                r = job % height
+                p = pos_of_image[b]
+                py = r + 0.5
+                for c in range(width):
+                    tid = ids[b, r, c]
+                    if tid == 0:
+                        continue
+                    gu = np.float64(grad_rast[b, r, c, 0])
+                    gv = np.float64(grad_rast[b, r, c, 1])
+                    G0 = G1 = G2 = G3 = 0.0
+                    if use_db:
+                        G0 = np.float64(grad_db[b, r, c, 0])
+                        G1 = np.float64(grad_db[b, r, c, 1])
+                        G2 = np.float64(grad_db[b, r, c, 2])
+                        G3 = np.float64(grad_db[b, r, c, 3])
+                    if gu == 0 and gv == 0 and G0 == 0 and G1 == 0 and G2 == 0 and G3 == 0:
+                        continue
+                    t = tid - 1
+                    px = c + 0.5
+                    for k in range(3):
+                        vi = tri[t, k]
+                        wk = pos[p, vi, 3]
+                        w[k] = wk
+                        X[k] = (pos[p, vi, 0] + wk) * hw - px * wk
+                        Y[k] = (pos[p, vi, 1] + wk) * hh - py * wk
+                        gX[k] = 0.0
+                        gY[k] = 0.0
+                        gW[k] = 0.0
+                    e0 = X[1] * Y[2] - Y[1] * X[2]
+                    e1 = X[2] * Y[0] - Y[2] * X[0]
+                    e2 = X[0] * Y[1] - Y[0] * X[1]
+                    s = e0 + e1 + e2
+                    g = (gu * e0 + gv * e1) / s
+                    gE[0] = (gu - g) / s
+                    gE[1] = (gv - g) / s
+                    gE[2] = -g / s
+                    if use_db:
+                        for k in range(3):
+                            i = (k + 1) % 3
+                            j = (k + 2) % 3
+                            gDX[k] = Y[i] * w[j] - w[i] * Y[j]  # de_k/dpx, then its gradient below
+                            gDY[k] = w[i] * X[j] - X[i] * w[j]
+                        dx0, dy0, dx1, dy1 = gDX[0], gDY[0], gDX[1], gDY[1]
+                        sx = gDX[0] + gDX[1] + gDX[2]
+                        sy = gDY[0] + gDY[1] + gDY[2]
+                        s2 = s * s
+                        g_sx = -(G0 * e0 + G2 * e1) / s2
+                        g_sy = -(G1 * e0 + G3 * e1) / s2
+                        g_s = (-(G0 * dx0 + G1 * dy0 + G2 * dx1 + G3 * dy1) / s2
+                               + 2.0 * (e0 * (G0 * sx + G1 * sy) + e1 * (G2 * sx + G3 * sy)) / (s2 * s))
+                        gE[0] += -(G0 * sx + G1 * sy) / s2 + g_s
+                        gE[1] += -(G2 * sx + G3 * sy) / s2 + g_s
+                        gE[2] += g_s
+                        gDX[0] = G0 / s + g_sx
+                        gDY[0] = G1 / s + g_sy
+                        gDX[1] = G2 / s + g_sx
+                        gDY[1] = G3 / s + g_sy
+                        gDX[2] = g_sx
+                        gDY[2] = g_sy
+                        for k in range(3):
+                            i = (k + 1) % 3
+                            j = (k + 2) % 3
+                            # dx_k = Y_i w_j - w_i Y_j; dy_k = w_i X_j - X_i w_j
+                            gY[i] += gDX[k] * w[j]
+                            gW[j] += gDX[k] * Y[i] - gDY[k] * X[i]
+                            gW[i] += gDY[k] * X[j] - gDX[k] * Y[j]
+                            gY[j] -= gDX[k] * w[i]
+                            gX[j] += gDY[k] * w[i]
+                            gX[i] -= gDY[k] * w[j]
+                    for k in range(3):
+                        i = (k + 1) % 3
+                        j = (k + 2) % 3
+                        gX[i] += gE[k] * Y[j]
+                        gY[j] += gE[k] * X[i]
+                        gY[i] -= gE[k] * X[j]
+                        gX[j] -= gE[k] * Y[i]
+                    for k in range(3):
+                        vi = tri[t, k]
+                        grad_pos[chunk, p, vi, 0] += gX[k] * hw
+                        grad_pos[chunk, p, vi, 1] += gY[k] * hh
+                        grad_pos[chunk, p, vi, 3] += gW[k] + gX[k] * (hw - px) + gY[k] * (hh - py)
+
 
 def _bands(n_images: int, height: int) -> int:
     """Split each image into horizontal bands so that a single image still uses every core."""
@@ -214,6 +331,36 @@ def barycentrics_numba(pos: np.ndarray, tri: np.ndarray, pos_of_image: np.ndarra
         db = np.zeros(shape, out_dtype)
     return rast, db
 
+
+def barycentrics_backward_numba(pos: np.ndarray, tri: np.ndarray, pos_of_image: np.ndarray, ids: np.ndarray,
+                                grad_rast: np.ndarray, grad_db: np.ndarray | None) -> np.ndarray:
+    """Gradient ``(P, V, 4)`` float64 of ``sum(grad_rast[..., :2] * (u, v)) (+ sum(grad_db * rast_db))``
+    with respect to ``pos (P, V, 4)`` float64, over the pixels ``ids (B, H, W)`` covers."""
+    n_jobs = ids.shape[0] * ids.shape[1]
+    chunks = max(1, min(numba.get_num_threads(), n_jobs))
+    grad = np.zeros((chunks,) + pos.shape, np.float64)
+    use_db = grad_db is not None
+    db = grad_db if use_db else np.zeros((1, 1, 1, 4), grad_rast.dtype)
+    with threads_for(ids.size):
+        _barycentric_backward_kernel(pos, tri, pos_of_image, ids, grad_rast, db, use_db, chunks, grad)
+    return grad.sum(0) if chunks > 1 else grad[0]
+
+
+SERIAL_BELOW = 1 << 14  # pixels: below this a parallel launch costs more than it saves (more so under load)
+
+
+@contextlib.contextmanager
+def threads_for(n_pixels: int):
+    """Run the kernels in this block on one thread when the work is too small to share."""
+    if not HAVE_NUMBA or n_pixels >= SERIAL_BELOW:
+        yield
+        return
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
 
 def _sortable(z32: torch.Tensor) -> torch.Tensor:
     """float32 -> int64 with the same order (for a packed (depth, triangle) amin)."""
