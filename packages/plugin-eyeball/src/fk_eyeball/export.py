@@ -104,12 +104,12 @@ def write_eyeball(
     normal = pts - c
     normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-12)
     normal = ((normal + 1) / 2).reshape(coord_size, coord_size, 3)
-    save_image(out / "diffuse.png", _to_uint8(diff))
-    save_image(out / "normal.png", _to_uint8(normal))
+    save_image(out / "diffuse.png", to_uint8(diff))
+    save_image(out / "normal.png", to_uint8(normal))
     return {"dir": str(out), "vertices": len(verts), "faces": len(faces)}
 
 
-def _to_uint8(x: np.ndarray) -> np.ndarray:
+def to_uint8(x: np.ndarray) -> np.ndarray:
     """torchvision ``save_image`` rounding: floor(255 x + 0.5) in float32."""
     return np.clip(np.asarray(x, np.float32) * np.float32(255) + np.float32(0.5), 0, 255).astype(np.uint8)
 

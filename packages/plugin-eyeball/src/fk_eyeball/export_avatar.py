@@ -34,6 +34,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from fk_eyeball.export import to_uint8  # CoRA's save_image rounding, shared with the eyeball maps
+
 MAP_NAMES = ("diffuse", "specular", "roughness", "normal")
 GAMMA = 2.2
 
@@ -194,10 +196,9 @@ def bake(
     coord = np.zeros((uv_size, uv_size, 3))
     coord[covered] = tm.gather(vertices, faces)
     device = _device(avatar)
-    pts = torch.from_numpy(coord[covered] if fill_gutters else coord.reshape(-1, 3)).float()
-    # the origin's material, once, stands for every gutter texel (upstream queries it per texel)
-    if not fill_gutters:
-        pts = torch.cat([pts[covered.reshape(-1)], torch.zeros(1, 3)])
+    pts = torch.from_numpy(coord[covered]).float()
+    if not fill_gutters:  # the origin's material, once, stands for every gutter texel (upstream's value)
+        pts = torch.cat([pts, torch.zeros(1, 3)])
     outs: dict[str, list[torch.Tensor]] = {}
     chunks = pts.split(chunk)
     for i, c in enumerate(chunks):
@@ -230,11 +231,6 @@ def fill_outside(image: np.ndarray, covered: np.ndarray) -> np.ndarray:
         return image
     _, (rows, cols) = ndimage.distance_transform_edt(~covered, return_indices=True)
     return image[rows, cols]
-
-
-def to_uint8(x: np.ndarray) -> np.ndarray:
-    """torchvision ``save_image``'s rounding, as CoRA writes its maps: ``floor(255 x + 0.5)`` clipped."""
-    return np.clip(np.asarray(x, np.float32) * np.float32(255) + np.float32(0.5), 0, 255).astype(np.uint8)
 
 
 def encode_maps(maps: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

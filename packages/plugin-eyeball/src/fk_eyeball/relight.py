@@ -243,7 +243,7 @@ def write_preview(
 
     from fk.io.image import save_image
 
-    from fk_eyeball.export_avatar import to_uint8
+    from fk_eyeball.export import to_uint8
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
