@@ -193,7 +193,7 @@ def test_tangent_space_normals_of_the_geometric_normals_point_up():
 def test_relit_preview_matches_the_truth_under_the_new_light(truth, exported, tmp_path):
     """The exported assets, relit by a light off the camera, against the true surfaces under that light.
 
-    Threshold 30 dB: measured ~36 dB at this size (64³ lattice, 512² maps, 160 px views); what differs is
+    Threshold 30 dB: measured 35.4-36.1 dB at this size (64³ lattice, 512² maps, 160 px views); what differs is
     the silhouette and eyelid rims (the marching-cubes surface is up to ~1/4 cell = 1.2 mm off, under a
     pixel at this scale, but a rim pixel can switch surface entirely) and 8-bit quantisation. The control
     below (the same truth under CoRA's training light, the flashlight at the camera) scores ~20 dB, so
@@ -221,10 +221,11 @@ def test_relit_preview_matches_the_truth_under_the_new_light(truth, exported, tm
     # control: the same truth lit by the flashlight at each camera instead of the new light
     parts = load_export_parts(out)
     setup = preview_setup(parts[0]["vertices"], eye_centres(parts), 160)
-    relit = render_relit(parts, setup)
-    setup.light_pos = setup.cam2world[1, :3, 3]
-    flash = render_relit(truth.surface_parts(), setup)
-    control = psnr(relit[1][0], flash[1][0], relit[1][1] | flash[1][1])
+    setup.cam2world = setup.cam2world[1:2]  # the frontal view only
+    ((relit, relit_mask),) = render_relit(parts, setup)
+    setup.light_pos = setup.cam2world[0, :3, 3]
+    ((flash, flash_mask),) = render_relit(truth.surface_parts(), setup)
+    control = psnr(relit, flash, relit_mask | flash_mask)
     print("control (flashlight) PSNR:", control)
     assert control < 25
 

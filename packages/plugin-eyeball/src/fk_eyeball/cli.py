@@ -306,6 +306,7 @@ def export_cmd(
     out: Path = typer.Option(..., "--out", help="export folder (CoRA's names; right/ and left/ eyeballs)"),
     uv_size: int = typer.Option(4096, "--uv-size", help="side of the UV maps and coord.pkl (CoRA: 4096)"),
     grid: int = typer.Option(256, "--grid", help="marching-cubes lattice per axis (CoRA: 256)"),
+    decimation: float = typer.Option(0.5, help="share of the faces quadric decimation removes (CoRA: 0.5)"),
     fill_gutters: bool = typer.Option(
         False, "--fill-gutters", help="fk option: texels off the UV islands copy the nearest island texel "
         "(CoRA: the material at the world origin)"
@@ -331,8 +332,8 @@ def export_cmd(
         ) from None
     avatar = load_avatar(ckpt)
     with progress("bake") as bar:
-        r = export_avatar(avatar, out, uv_size=uv_size, grid=grid, fill_gutters=fill_gutters, preview=preview,
-                          log=lambda m: typer.echo(m, err=True), progress=lambda _label: bar)  # fmt: skip
+        r = export_avatar(avatar, out, uv_size=uv_size, grid=grid, decimation=decimation, fill_gutters=fill_gutters,
+                          preview=preview, log=lambda m: typer.echo(m, err=True), progress=lambda _label: bar)  # fmt: skip
     typer.echo(
         f"wrote {out}: head {r.vertices} vertices / {r.faces} faces, {uv_size}² maps "
         f"({100 * r.uv_coverage:.0f}% of texels on the UV islands), right/ and left/ eyeballs, avatar.glb"
