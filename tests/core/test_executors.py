@@ -288,11 +288,14 @@ def test_a_node_without_the_plugin_stops_the_run_with_one_line(name, tmp_path, p
 
 
 def _thread_env(_):
+    import numpy  # noqa: F401  (its OpenBLAS, loaded or not before the caps, is capped too)
     import torch
+    from threadpoolctl import threadpool_info
 
     return {
         **{k: os.environ.get(k) for k in THREAD_ENV},
         "torch": torch.get_num_threads(),
+        "blas": sorted({p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}),
         "pid": os.getpid(),
     }
 
@@ -312,6 +315,7 @@ def test_workers_get_their_share_of_the_cores_in_every_pool(name, request):
     for env in seen:
         assert env["NUMBA_NUM_THREADS"] == env["OMP_NUM_THREADS"] == share
         assert env["torch"] == int(share)
+        assert env["blas"] == [int(share)]
 
 
 def test_workers_never_exceed_the_cores_and_gpus_go_one_per_worker():

@@ -49,16 +49,22 @@ DEFAULT_THREADS = 1
 @contextmanager
 def torch_threads(threads: int) -> Iterator[None]:
     """Run the block with ``threads`` torch intra-op threads and as many numba threads (the CPU
-    renderer's z-buffer), then restore the process settings.
+    renderer's z-buffer) and BLAS threads (numpy's and scipy's OpenBLAS), then restore the process
+    settings.
 
     Pinning numba too makes the fit give the same bytes whether it is the first item of a process
     or not (a resumed run): with numba's default threads the first fit in a process differed in the
-    last bits from run to run (docs/reliability.md). ``threads <= 0`` leaves the process settings
-    alone (e.g. what ``OMP_NUM_THREADS`` or the engine chose).
+    last bits from run to run (docs/reliability.md). BLAS: the fit's small SVDs and QRs (PnP, the
+    landmark stage) took 34-47 ms each on two OpenBLAS threads on a busy 2-core machine, 0.4 ms on
+    one (bench/bench_demo.py). ``threads <= 0`` leaves the process settings alone (e.g. what
+    ``OMP_NUM_THREADS`` or the engine chose).
     """
     if threads <= 0:
         yield
         return
+    import scipy.linalg  # noqa: F401  (loads scipy's own OpenBLAS now, so the cap below reaches it)
+    from threadpoolctl import threadpool_limits
+
     try:
         import numba
     except ImportError:  # the renderer falls back to torch then
@@ -69,7 +75,8 @@ def torch_threads(threads: int) -> Iterator[None]:
     if numba is not None:
         numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))
     try:
-        yield
+        with threadpool_limits(limits=int(threads), user_api="blas"):
+            yield
     finally:
         torch.set_num_threads(before)
         if numba is not None:

@@ -81,6 +81,11 @@ class WorkerCaps:
         if numba is not None:
             # numba's pool was sized at its first parallel call; it can only shrink below that size
             numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
+        if "numpy" in sys.modules or "scipy" in sys.modules:
+            # a BLAS loaded before the variables were set keeps its own count: cap it directly
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(limits=self.threads, user_api="blas")
 
 
 _applied: WorkerCaps | None = None
