@@ -8,6 +8,15 @@ __version__ = "0.1.0"
 # Bumped when a hook spec changes incompatibly; plugins may check it.
 __hookspec_version__ = 1
 
+import os as _os
+
+# numba's compiled kernels (the CPU rasteriser's, cache=True) are kept under $FK_HOME/cache/numba,
+# so every process after the first loads them instead of compiling (seconds), whether or not the
+# installed sources are writable. Set before numba loads (fk imports it lazily); numba falls back
+# to beside the sources when this folder cannot be created. An explicit NUMBA_CACHE_DIR wins.
+_os.environ.setdefault("NUMBA_CACHE_DIR", _os.path.join(
+    _os.path.expanduser(_os.environ.get("FK_HOME") or _os.path.join("~", ".fk")), "cache", "numba"))
+
 from fk.errors import FkError, ShapeError  # noqa: E402  (light module, no torch)
 
 __all__ = ["FkError", "ShapeError", "__version__", "__hookspec_version__"]
