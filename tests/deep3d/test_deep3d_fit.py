@@ -94,10 +94,17 @@ def test_scrambled_landmarks_are_a_recorded_failure(tmp_path, fk_home):
 
 def test_fit_runs_on_its_thread_count_and_restores_the_process_setting(demo_model):
     """``threads`` holds during the whole fit (seen from inside the loss) and is undone afterwards."""
+    from threadpoolctl import threadpool_info
+
     seen: list[int] = []
+    blas: list[int] = []
+
+    def blas_threads() -> set[int]:
+        return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
 
     def identity(image, landmarks):  # a differentiable stand-in feature that records the thread count
         seen.append(torch.get_num_threads())
+        blas.extend(blas_threads())
         return image.mean(dim=(1, 2)).repeat(1, 171)[:, :512]
 
     coeffs = _truth(demo_model, [0.0, 0.2, 0.0], [0.0, 0.0, 0.0])
@@ -106,13 +113,39 @@ def test_fit_runs_on_its_thread_count_and_restores_the_process_setting(demo_mode
         photo = (Fitter(demo_model).render(out).rgb[0].clamp(0, 1).numpy() * 255).astype(np.uint8)
     lm = out["landmarks_2d"][0].numpy()
     before = torch.get_num_threads()
+    blas_before = blas_threads()
     torch.set_num_threads(2)
     try:
         Fitter(demo_model, iterations=2, renderer="cpu", identity=identity, threads=1).fit(photo, lm)
         assert seen and set(seen) == {1}
+        assert set(blas) == {1}  # numpy's and scipy's OpenBLAS too (the fit's small SVDs)
         assert torch.get_num_threads() == 2
+        assert blas_threads() == blas_before
         seen.clear()
         Fitter(demo_model, iterations=2, renderer="cpu", identity=identity, threads=0).fit(photo, lm)
         assert seen and set(seen) == {2}
     finally:
         torch.set_num_threads(before)
+
+
+def test_warming_the_runner_loads_the_model_and_changes_no_result(tmp_path, demo_model):
+    """``warm()`` (the engine calls it once per process) builds what every item needs; fits are unchanged."""
+    from fk.engine.context import ItemContext
+    from fk_deep3d.runners import FitRunner
+
+    coeffs = _truth(demo_model, [0.05, -0.2, 0.0], [0.0, 0.05, 0.1], seed=4)
+    with torch.no_grad():
+        out = demo_model(coeffs)
+        photo = (Fitter(demo_model).render(out).rgb[0].clamp(0, 1).numpy() * 255).astype(np.uint8)
+    lm = out["landmarks_2d"][0].numpy()
+    crop = Crop(image=photo, crop_from_source=np.eye(3), landmarks=lm, method="deep3d")
+    ctx = ItemContext(key="w_00", source=None, step_id="fit", run_dir=tmp_path, step_dir=tmp_path / "fit")
+    warmed = FitRunner(model="demo", iterations=3, renderer="cpu")
+    warmed.warm()
+    assert warmed._model is not None
+    torch.manual_seed(0)
+    a = warmed({"crop": crop}, ctx)["recon"]
+    torch.manual_seed(0)
+    b = FitRunner(model="demo", iterations=3, renderer="cpu")({"crop": crop}, ctx)["recon"]
+    assert np.array_equal(a.vertices, b.vertices)
+    assert a.extra["landmark_rmse"] == b.extra["landmark_rmse"]

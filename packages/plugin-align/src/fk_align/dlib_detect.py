@@ -7,7 +7,9 @@ imports ``pkg_resources``, so the folder is found without importing it.
 from __future__ import annotations
 
 import importlib.util
-from functools import cache
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -35,25 +37,65 @@ def dlib_model_path(filename: str) -> Path:
     )
 
 
-@cache
+_loads: dict[tuple[str, str], Future] = {}
+_loads_lock = threading.Lock()
+
+
+def _load_once(kind: str, path: str, make: Callable[[], Any]) -> Any:
+    """``make()`` once per process: a caller that finds the model loading (in the warm-up thread, or
+    another thread) waits for that load instead of starting a second one. A failed load is forgotten,
+    so the next caller tries again and sees the error itself."""
+    key = (kind, path)
+    with _loads_lock:
+        fut = _loads.get(key)
+        owner = fut is None
+        if owner:
+            fut = _loads[key] = Future()
+    if owner:
+        try:
+            fut.set_result(make())
+        except BaseException as exc:
+            with _loads_lock:
+                _loads.pop(key, None)
+            fut.set_exception(exc)
+    return fut.result()
+
+
 def _predictor(path: str) -> Any:
     import dlib
 
-    return dlib.shape_predictor(path)
+    return _load_once("shape_predictor", path, lambda: dlib.shape_predictor(path))
 
 
-@cache
 def _hog() -> Any:
     import dlib
 
-    return dlib.get_frontal_face_detector()
+    return _load_once("hog", "", dlib.get_frontal_face_detector)
 
 
-@cache
 def _cnn(path: str) -> Any:
     import dlib
 
-    return dlib.cnn_face_detection_model_v1(path)
+    return _load_once("cnn", path, lambda: dlib.cnn_face_detection_model_v1(path))
+
+
+def warm_in_background(*loaders: Callable[[], Any]) -> threading.Thread:
+    """Start loading dlib models on a daemon thread and return at once.
+
+    dlib reads its model files without holding the GIL (the 68-point predictor is 0.7 s of a quiet
+    demo run), so the loads overlap with what the main thread does meanwhile, e.g. importing torch for
+    the fit step. A load error is not raised here: the step that needs the model raises it.
+    """
+    def run() -> None:
+        for load in loaders:
+            try:
+                load()
+            except Exception:  # noqa: BLE001 - reported by the step that needs the model
+                pass
+
+    thread = threading.Thread(target=run, name="fk-dlib-warm", daemon=True)
+    thread.start()
+    return thread
 
 
 def landmarks_68(rgb: np.ndarray, rect: Any, predictor_path: str | None = None) -> np.ndarray:
@@ -80,6 +122,13 @@ class DlibDetector(DetectorRunner):
         self.min_score = float(min_score)
         self.predictor = predictor or str(dlib_model_path(PREDICTOR_68))
 
+    def warm(self) -> None:
+        """Start loading the HOG detector and the 68-point predictor (the engine calls this before the
+        first item, so the loads overlap with the next steps' imports)."""
+        import dlib  # noqa: F401  (imported here, on the caller's thread; only the loads go to the background)
+
+        warm_in_background(_hog, lambda: _predictor(self.predictor))
+
     def detect(self, rgb: np.ndarray) -> list[Face]:
         rgb = np.ascontiguousarray(rgb)
         rects, scores, _ = _hog().run(rgb, self.upsample, self.min_score)
@@ -104,6 +153,11 @@ class DlibCnnDetector(DlibDetector):
     def __init__(self, upsample: int = 1, model: str | None = None, **kw: Any) -> None:
         super().__init__(upsample=upsample, **kw)
         self.model = model or str(dlib_model_path(MMOD_CNN))
+
+    def warm(self) -> None:
+        import dlib  # noqa: F401
+
+        warm_in_background(lambda: _cnn(self.model), lambda: _predictor(self.predictor))
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
         rgb = np.ascontiguousarray(rgb)

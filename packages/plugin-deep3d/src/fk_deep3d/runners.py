@@ -78,6 +78,22 @@ class _Base:
         self._net = None
         self._fitters: dict[str, Any] = {}
 
+    def warm(self) -> None:
+        """Before the first item (the engine calls this once per process): the face model on the CPU,
+        the fit's solvers, and the CPU renderer's compiled kernels (loaded from numba's cache, compiled
+        into it on the very first run), so the first item costs what every other item costs."""
+        import fk.geometry.pnp  # noqa: F401  (the pose from landmarks)
+        import fk.render as dr
+        import scipy.optimize  # noqa: F401  (the landmark stage's least squares)
+
+        if (self.device_name or "cpu") == "cpu":
+            self.model(torch.device("cpu"))
+        glctx = dr.get_context(self.renderer)
+        if getattr(glctx, "backend", None) == "cpu":
+            pos = torch.tensor([[[-0.5, -0.5, 0.0, 1.0], [0.5, -0.5, 0.0, 1.0], [0.0, 0.5, 0.0, 1.0]]])
+            with torch.no_grad():
+                dr.rasterize(glctx, pos, torch.tensor([[0, 1, 2]], dtype=torch.int32), (8, 8))
+
     def model(self, device: torch.device):
         if self._model is None:
             self._model = choose_model(self.model_name).to(device)

@@ -150,12 +150,37 @@ def _runner_for(plan: Plan, step: StepPlan) -> Any:
     return _RUNNERS[key]
 
 
+_WARMED: set[str] = set()
+
+
+def warm_runners(plan: Plan) -> None:
+    """Build every item step's runner, in step order, and call its optional ``warm()`` once per process.
+
+    ``warm()`` loads what the runner needs for every item (models, compiled kernels) before the first
+    item, or starts loading it in the background and returns (dlib's detector, whose file reads release
+    the GIL, overlaps with the fit step's torch import this way). Each worker process of a pool does
+    this once, so per-process costs are paid per worker, not per item. Errors are not raised here: the
+    step raises them when it runs and records them for the item as usual.
+    """
+    if plan.digest() in _WARMED:
+        return
+    _WARMED.add(plan.digest())
+    for step in plan.item_steps:
+        try:
+            warm = getattr(_runner_for(plan, step), "warm", None)
+            if callable(warm):
+                warm()
+        except Exception:  # noqa: BLE001 - the step reports it, per item
+            continue
+
+
 def close_runners() -> None:
     for runner in _RUNNERS.values():
         close = getattr(runner, "close", None)
         if callable(close):
             close()
     _RUNNERS.clear()
+    _WARMED.clear()
 
 
 def seed_everything(*parts: Any) -> int:
@@ -205,7 +230,11 @@ def _jsonable(value: Any, ref: str) -> Any:
 def process_item(task: ItemTask) -> dict[str, Any]:
     """Run every item-scope step on one input item; return (and write) its record."""
     plan, run_dir = task.plan, Path(task.run_dir)
-    ensure_node_ready(plan)  # a worker without the plugins or model files stops the run with one line
+    # Once per process, in step order: the first step's models start loading (in the background where
+    # they can) while the later steps' modules import; then a node that lacks a plugin or model file
+    # stops the run with one line.
+    warm_runners(plan)
+    ensure_node_ready(plan)
     source = Path(task.source)
     keep = collected_refs(plan)
     record: dict[str, Any] = {"key": task.key, "source": str(source), "digest": plan.digest(),
