@@ -177,3 +177,24 @@ def test_bad_inputs_name_the_argument():
             np.eye(2),
             8,
         )
+
+
+def test_a_layout_is_rasterised_once_and_later_projections_match(turned):
+    """The texel map is a property of the UV layout: kept (read-only) for the next face, same results."""
+    from fk.render import uv_projection
+
+    a, canon, cam, K, _tex, photo, proj = turned
+    faces = np.asarray(a["triangles"], np.int64)
+    first = uv_projection._layout_texels(a["uvs"], a["uv_faces"], faces, UV, "cpu")
+    again = uv_projection._layout_texels(np.array(a["uvs"]), np.array(a["uv_faces"]), faces.copy(), UV, "cpu")
+    assert all(x is y for x, y in zip(first, again, strict=True))
+    assert not first[1].flags.writeable
+    assert not first[2].flags.writeable
+    second = project_photo_to_uv(
+        photo, cam, a["triangles"], a["uvs"], a["uv_faces"], K, UV, symmetry_vertices=canon, backend="cpu"
+    )
+    np.testing.assert_array_equal(second.texture, proj.texture)
+    np.testing.assert_array_equal(second.source, proj.source)
+    other = uv_projection._layout_texels(a["uvs"], a["uv_faces"], faces, UV // 2, "cpu")
+    assert other[0] is not first[0]
+    assert other[0].triangle.shape == (UV // 2, UV // 2)

@@ -108,6 +108,41 @@ def pull_push_fill(image: np.ndarray, weight: np.ndarray, levels: int | None = N
     return colour
 
 
+# Texel maps are a property of a model's UV layout, the same for every face fitted with it: the last
+# few are kept (about 60 MiB each at 1024²), keyed by the layout's bytes.
+_TEXEL_MAPS: dict[tuple[str, int, str], Any] = {}
+_TEXEL_MAPS_KEPT = 4
+
+
+def _layout_texels(uvs: Any, uv_faces: Any, faces: np.ndarray, size: int, backend: str):
+    """(texel map, covered texels' (M, 3) mesh corners, (M, 3) barycentrics) of a UV layout, cached."""
+    import hashlib
+
+    from fk.geometry.uv import texel_map
+
+    uv = np.ascontiguousarray(np.asarray(uvs, np.float64))
+    uvf = np.ascontiguousarray(np.asarray(uv_faces, np.int64))
+    digest = hashlib.sha1(uv.tobytes() + b"|" + uvf.tobytes() + b"|" + str(uv.shape).encode()).hexdigest()
+    key = (digest, int(size), backend)
+    entry = _TEXEL_MAPS.get(key)
+    if entry is None:
+        tmap = texel_map(uv, uvf, size, backend=backend)
+        covered = tmap.covered
+        entry = {"tmap": tmap, "triangle": tmap.triangle[covered], "bary": tmap.barycentric[covered],
+                 "corners": {}}
+        for arr in (tmap.triangle, tmap.barycentric, entry["triangle"], entry["bary"]):
+            arr.setflags(write=False)  # shared by every later call
+        while len(_TEXEL_MAPS) >= _TEXEL_MAPS_KEPT:
+            _TEXEL_MAPS.pop(next(iter(_TEXEL_MAPS)))
+        _TEXEL_MAPS[key] = entry
+    faces_key = hashlib.sha1(np.ascontiguousarray(faces).tobytes()).hexdigest()
+    corners = entry["corners"].get(faces_key)
+    if corners is None:
+        corners = entry["corners"][faces_key] = faces[entry["triangle"]]
+        corners.setflags(write=False)
+    return entry["tmap"], corners, entry["bary"]
+
+
 def _depth_map(
     vertices: np.ndarray, faces: np.ndarray, K: np.ndarray, size: tuple[int, int], backend: str
 ) -> np.ndarray:
@@ -160,7 +195,6 @@ def project_photo_to_uv(
     """
     from scipy.ndimage import map_coordinates
 
-    from fk.geometry.uv import texel_map
     from fk.io.mesh import vertex_normals
 
     photo = np.asarray(photo)
@@ -175,14 +209,20 @@ def project_photo_to_uv(
         raise ShapeError(f"K: expected (3, 3), got {K.shape}")
     size = int(uv_size)
     ctx_backend = "cpu" if backend == "auto" else backend
-    tmap = texel_map(uvs, uv_faces, size, backend=ctx_backend)
+    tmap, corners, bary = _layout_texels(uvs, uv_faces, faces, size, ctx_backend)
     covered = tmap.covered
-    n_cov = int(covered.sum())
+    n_cov = len(bary)
     diag = float(np.linalg.norm(verts.max(0) - verts.min(0)))
+    sym = None
+    if symmetry_vertices is not None:
+        sym = np.asarray(symmetry_vertices, np.float64)
+        if sym.shape != verts.shape:
+            raise ShapeError(f"symmetry_vertices: expected {verts.shape}, got {sym.shape}")
 
-    # 1. texel points and normals in the camera frame
-    points = tmap.gather(verts, faces)
-    normals = tmap.gather(vertex_normals(verts, faces), faces)
+    # 1. texel points and normals in the camera frame (and the unposed points), in one gather
+    per_vertex = [verts, vertex_normals(verts, faces)] + ([sym] if sym is not None else [])
+    gathered = np.einsum("mk,mkc->mc", bary, np.concatenate(per_vertex, axis=1)[corners])
+    points, normals = gathered[:, 0:3], gathered[:, 3:6]
     normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
     view = points / np.maximum(np.linalg.norm(points, axis=1, keepdims=True), 1e-12)
     facing = -(normals * view).sum(1)
@@ -226,21 +266,26 @@ def project_photo_to_uv(
 
     # 4. mirrored fill from the visible texel nearest to each texel's mirror point
     mirror_share = np.zeros(n_cov)
-    if symmetry_vertices is not None:
+    if sym is not None:
         from scipy.spatial import cKDTree
 
-        sym = np.asarray(symmetry_vertices, np.float64)
-        if sym.shape != verts.shape:
-            raise ShapeError(f"symmetry_vertices: expected {verts.shape}, got {sym.shape}")
-        canon = tmap.gather(sym, faces)
+        canon = gathered[:, 6:9]
         sdiag = float(np.linalg.norm(sym.max(0) - sym.min(0)))
         donors = np.flatnonzero(weight >= 0.5)
         needs = np.flatnonzero(weight < 1.0)
+        radius = mirror_tolerance * sdiag
         if len(donors) and len(needs):
-            tree = cKDTree(canon[donors])
-            dist, nn = tree.query(
-                canon[needs] * np.array([-1.0, 1.0, 1.0]), k=1, distance_upper_bound=mirror_tolerance * sdiag
-            )
+            mirrored = canon[needs] * np.array([-1.0, 1.0, 1.0])
+            # A mirror point outside the donors' bounding box grown by the radius has no donor within it:
+            # it skips the tree search (much of the unseen side of the head); the answers are the same.
+            lo, hi = canon[donors].min(0) - radius, canon[donors].max(0) + radius
+            near = np.all((mirrored >= lo) & (mirrored <= hi), axis=1)
+            needs, mirrored = needs[near], mirrored[near]
+            # Texel points are dense samples of a surface: a tree split at the midpoints with unshrunk
+            # cells answers these radius-bounded queries 6x faster than scipy's default (0.12 s against
+            # 0.71 s for 250k queries into 486k donors), with the same neighbours.
+            tree = cKDTree(canon[donors], balanced_tree=False, compact_nodes=False)
+            dist, nn = tree.query(mirrored, k=1, distance_upper_bound=radius)
             ok = np.isfinite(dist)
             src = donors[nn[ok]]
             dst = needs[ok]
