@@ -68,3 +68,19 @@ def test_fk_exit_still_runs_every_exit_handler_and_flushes(tmp_path):
     assert "buffered, no newline" in got.stdout
     assert "fk" in got.stdout.lower()
     assert marker.read_text() == "ran"
+
+
+def test_planning_a_run_imports_no_heavy_library():
+    """Recipes are planned from every plugin's registrations: those stay import-light, so `fk run` starts
+    loading the first step's models (dlib's, in the background) while the fit's torch is still importing."""
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "demo.yaml"
+    heavy = ("torch", "numba", "scipy", "dlib", "trimesh", "cv2")
+    code = (
+        "import sys\n"
+        "from fk.recipe import load_recipe\n"
+        f"load_recipe({str(recipe)!r}, [])\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n"
+    )
+    got = _python(code, _env())
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.strip() == "[]"

@@ -46,7 +46,7 @@ def _stage_param(name: str, default) -> Param:
 
 @hookimpl
 def fk_fit():
-    from fk_uvfit.losses import STAGE2, STAGE3
+    from fk_uvfit.schedules import STAGE2, STAGE3
 
     stage = [_stage_param(f"s2_{k}", list(v) if isinstance(v, tuple) else v) for k, v in STAGE2.items()]
     stage += [_stage_param(f"s3_{k}", list(v) if isinstance(v, tuple) else v) for k, v in STAGE3.items()]
