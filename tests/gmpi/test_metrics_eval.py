@@ -99,6 +99,7 @@ def test_eval_writes_every_metric_family_and_a_page(setup, tmp_path):
     assert "samples/fake/000000.png" in page
     assert "samples/identity/000000.png" in page
     assert len(list((out / "samples" / "fake").glob("*.png"))) == 3
+    assert len(list((out / "samples" / "real").glob("*.png"))) == 3
     assert Image.open(out / "samples" / "identity" / "000000.png").size == (32, 16)  # the two views
     cache = list((out / "cache").glob("real_FFHQ256_n3_*.npy"))
     assert len(cache) == 1

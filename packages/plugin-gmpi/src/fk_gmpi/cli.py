@@ -281,7 +281,7 @@ def eval_(
     planes: int = typer.Option(96, help="MPI planes (GMPI's evaluation: 96)"),
     truncation: float = typer.Option(1.0, help="truncation psi (GMPI's evaluation: 1.0)"),
     seed: int = typer.Option(123, help="seed of the camera draws and the real-image order"),
-    batch: int = typer.Option(4, help="latents per generator call"),
+    batch: int = typer.Option(1, help="latents per generator call (GMPI: 1; memory grows with planes)"),
     kid_subsets: int = typer.Option(100, help="KID subsets (torch-fidelity: 100)"),
     kid_subset_size: int = typer.Option(1000, help="KID subset size (torch-fidelity: 1000)"),
     fid_trace_sqrt: str = typer.Option(

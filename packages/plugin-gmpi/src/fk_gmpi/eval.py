@@ -69,7 +69,8 @@ class EvalOptions:
     planes: int = 96
     truncation: float = 1.0
     seed: int = 123
-    batch: int = 4
+    batch: int = 1  # latents per generator call (GMPI: 1); 96 planes of a 256² model hold ~1.6 GB per latent
+    inception_batch: int = 16
     kid_subsets: int = 100
     kid_subset_size: int = 1000
     fid_trace_sqrt: str = "scipy"
@@ -225,10 +226,10 @@ def real_features(opts: EvalOptions, net, size: int, cache_dir: Path) -> tuple[n
     if cache.exists():
         info["cached"] = True
         return np.load(cache), info
-    bar = Progress(-(-len(chosen) // opts.batch), f"real features ({len(chosen)} images)")
+    bar = Progress(-(-len(chosen) // opts.inception_batch), f"real features ({len(chosen)} images)")
     feats = []
     for f in inception_features(
-        net, _progress(real_batches(root, chosen, kind, size, opts.batch, opts.notes), bar), opts.device
+        net, _progress(real_batches(root, chosen, kind, size, opts.inception_batch, opts.notes), bar), opts.device
     ):
         feats.append(f)
     bar.close()
@@ -270,7 +271,7 @@ def fid_kid(opts: EvalOptions, renderer: Renderer, out: Path) -> dict:
     size = renderer.gen.img_resolution
     samples = out / "samples" / "fake"
     bar = Progress(-(-opts.num_fake // opts.batch), f"fake features ({opts.num_fake} renders)")
-    feats = []
+    feats, pending = [], []
     for start in range(0, opts.num_fake, opts.batch):
         idx = list(range(start, min(opts.num_fake, start + opts.batch)))
         c2w = np.stack([sample_view(renderer.setup, renderer.rng(i, 0))[2] for i in idx])[:, None]
@@ -279,7 +280,10 @@ def fid_kid(opts: EvalOptions, renderer: Renderer, out: Path) -> dict:
         for i, img in zip(idx, imgs, strict=True):
             if i < 16:
                 media.save_png(samples / f"{i:06d}.png", img)
-        feats.extend(_features(net, imgs, opts.device))
+        pending.extend(imgs)
+        if len(pending) >= opts.inception_batch or idx[-1] == opts.num_fake - 1:
+            feats.extend(_features(net, np.stack(pending), opts.device))
+            pending = []
         bar.step()
     bar.close()
     fake = np.concatenate(feats)
@@ -320,7 +324,8 @@ def _features(net, imgs: np.ndarray, device: str):
 def _save_real_samples(opts: EvalOptions, out: Path, size: int) -> None:
     root = Path(opts.data_root)
     kind, names = real_image_list(root)
-    order = np.random.default_rng(opts.seed).permutation(len(names))[:16]
+    count = min(16, opts.num_real if opts.dataset != "MetFaces" else min(opts.num_real, METFACES_REAL_CAP))
+    order = np.random.default_rng(opts.seed).permutation(len(names))[:count]  # from the evaluated set
     for k, batch in enumerate(real_batches(root, [names[i] for i in sorted(order)], kind, size, 1, [])):
         media.save_png(out / "samples" / "real" / f"{k:06d}.png", batch[0])
 

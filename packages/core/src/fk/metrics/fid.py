@@ -9,7 +9,9 @@ unbiased). The square root is ``scipy.linalg.sqrtm`` of the product; when it is 
 added to both diagonals and it is taken again; a complex result keeps its real part (and is refused when
 its diagonal's imaginary part exceeds 1e-3). ``trace_sqrt="eigh"`` is fk's faster option (named, never the
 default): tr sqrtm(S1 S2) = sum sqrt(eig(A)) with A = S1^½ S2 S1^½ symmetric, exact in exact arithmetic
-(S1 S2 is similar to A), two symmetric eigendecompositions instead of a Schur decomposition.
+(S1 S2 is similar to A), two symmetric eigendecompositions instead of a Schur decomposition; from
+features with fewer rows than dimensions, :func:`fid` takes the nuclear norm of the centred cross-Gram
+matrix instead (:func:`trace_sqrt_from_features`), where scipy's sqrtm of the singular product is slow.
 
 KID (Bińkowski et al.'s unbiased MMD², torch-fidelity's defaults): ``subsets`` = 100 subsets of
 ``subset_size`` = 1000 rows drawn without replacement from each set by ``np.random.RandomState(2020)``
