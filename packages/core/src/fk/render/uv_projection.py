@@ -112,6 +112,7 @@ def pull_push_fill(image: np.ndarray, weight: np.ndarray, levels: int | None = N
 # few are kept (about 60 MiB each at 1024²), keyed by the layout's bytes.
 _TEXEL_MAPS: dict[tuple[str, int, str], Any] = {}
 _TEXEL_MAPS_KEPT = 4
+_GATHER_ROWS = 1 << 17
 
 
 def _layout_texels(uvs: Any, uv_faces: Any, faces: np.ndarray, size: int, backend: str):
@@ -220,8 +221,11 @@ def project_photo_to_uv(
             raise ShapeError(f"symmetry_vertices: expected {verts.shape}, got {sym.shape}")
 
     # 1. texel points and normals in the camera frame (and the unposed points), in one gather
-    per_vertex = [verts, vertex_normals(verts, faces)] + ([sym] if sym is not None else [])
-    gathered = np.einsum("mk,mkc->mc", bary, np.concatenate(per_vertex, axis=1)[corners])
+    per_vertex = np.concatenate([verts, vertex_normals(verts, faces)] + ([sym] if sym is not None else []), 1)
+    gathered = np.empty((n_cov, per_vertex.shape[1]))
+    for start in range(0, n_cov, _GATHER_ROWS):  # in slices: the (rows, 3, C) corner values stay small
+        rows = slice(start, start + _GATHER_ROWS)
+        gathered[rows] = np.einsum("mk,mkc->mc", bary[rows], per_vertex[corners[rows]])
     points, normals = gathered[:, 0:3], gathered[:, 3:6]
     normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
     view = points / np.maximum(np.linalg.norm(points, axis=1, keepdims=True), 1e-12)
