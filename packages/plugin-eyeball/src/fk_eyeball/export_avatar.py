@@ -381,9 +381,10 @@ def export_avatar(
     fkmesh.write_obj(out / "mesh.obj", fkmesh.Mesh(verts, faces, name="mesh"))
 
     t = time.perf_counter()
+    say(f"UV unwrap (xatlas, {len(faces)} faces) ...")
     uvs, uv_faces = unwrap(verts, faces, uv_size)
     timings["unwrap"] = time.perf_counter() - t
-    say(f"xatlas: {len(uvs)} UV vertices")
+    say(f"xatlas: {len(uvs)} UV vertices in {timings['unwrap']:.0f} s; baking {uv_size}² maps")
 
     t = time.perf_counter()
     maps = bake(avatar, verts, faces, uvs, uv_faces, uv_size, chunk=chunk, fill_gutters=fill_gutters,
