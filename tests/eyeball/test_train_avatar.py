@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import pickle
 
-import numpy as np
 import pytest
 import torch
 from fk.errors import InputError
 from fk_eyeball.avatar import EYE_ROUGHNESS, EYE_SPECULAR, AvatarSpec, HybridAvatar, load_avatar
 from fk_eyeball.hashgrid import HashGrid
-from fk_eyeball.shading import burley_ggx, sh9
 
 BOUND = 1.5
 CENTRES = [[-0.31, 0.29, 0.028], [0.31, 0.29, 0.028]]  # world (dm)
@@ -48,35 +45,6 @@ def test_hash_grid_coarse_to_fine_zeroes_upper_levels():
     assert torch.equal(part[:, :4], full[:, :4])
     assert not part[:, 4:].any()
     assert full[:, 4:].abs().sum() > 0
-
-
-def test_sh9_is_orthonormal_on_the_sphere():
-    # Gauss-Legendre in cos(theta) x uniform phi integrates products of degree <= 4 exactly
-    zn, wn = np.polynomial.legendre.leggauss(8)
-    phi = torch.arange(16, dtype=torch.float64) * 2 * math.pi / 16
-    z, wz = torch.as_tensor(zn), torch.as_tensor(wn)
-    zz, pp = torch.meshgrid(z, phi, indexing="ij")
-    r = torch.sqrt(1 - zz**2)
-    n = torch.stack([r * torch.cos(pp), r * torch.sin(pp), zz], -1).reshape(-1, 3)
-    w = (wz[:, None] * torch.full_like(pp, 2 * math.pi / 16)).reshape(-1)
-    y = sh9(n)
-    gram = (y * w[:, None]).T @ y
-    torch.testing.assert_close(gram, torch.eye(9, dtype=torch.float64), atol=1e-12, rtol=0)
-    # the Condon-Shortley phase: Y_11 is negative toward +x
-    assert sh9(torch.tensor([[1.0, 0.0, 0.0]]))[0, 3] < 0
-
-
-def test_burley_is_lambert_when_fd90_is_one_and_faces_away_get_nothing():
-    albedo = torch.tensor([[0.5, 0.3, 0.2]])
-    n = torch.tensor([[0.0, 0.0, 1.0]])
-    l = torch.nn.functional.normalize(torch.tensor([[0.3, 0.0, 1.0]]), dim=-1)  # noqa: E741
-    # co-located light: l.h = 1, so F_D90 = 0.5 + 2 r = 1 at r = 0.25 and Burley is Lambert
-    diff, spec = burley_ggx(albedo, torch.tensor([[1.0]]), torch.tensor([[0.25]]), n, l, l)
-    torch.testing.assert_close(diff, albedo / math.pi * l[:, 2:3])
-    assert spec.item() > 0
-    diff, spec = burley_ggx(albedo, torch.tensor([[1.0]]), torch.tensor([[0.25]]), -n, l, l)
-    assert diff.abs().sum() == 0
-    assert spec.abs().sum() == 0
 
 
 def test_scene_sdf_is_the_min_of_head_and_eyeballs_in_world_units():

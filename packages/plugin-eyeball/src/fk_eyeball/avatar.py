@@ -25,11 +25,26 @@ from pathlib import Path
 
 import torch
 
+from fk_eyeball.brdf import EYE_ROUGHNESS, EYE_SPECULAR, sh_basis
 from fk_eyeball.hashgrid import HashGrid
-from fk_eyeball.shading import sh16
 
 EYES = ("leye", "reye")
-EYE_SPECULAR, EYE_ROUGHNESS = 0.2, 0.05
+
+
+def sh16(d: torch.Tensor) -> torch.Tensor:
+    """(N, 3) unit directions -> (N, 16) real SH up to l = 3: the radiance head's direction encoding
+    (tiny-cuda-nn's SphericalHarmonics degree 4 in CoRA; an auxiliary colour, never exported)."""
+    x, y, z = d.unbind(-1)
+    l3 = [
+        0.5900435899 * y * (3 * x * x - y * y),
+        2.8906114426 * x * y * z,
+        0.4570457995 * y * (5 * z * z - 1),
+        0.3731763326 * z * (5 * z * z - 3),
+        0.4570457995 * x * (5 * z * z - 1),
+        1.4453057213 * z * (x * x - y * y),
+        0.5900435899 * x * (x * x - 3 * y * y),
+    ]
+    return torch.cat([sh_basis(d), torch.stack(l3, dim=-1)], dim=-1)
 
 
 @dataclass

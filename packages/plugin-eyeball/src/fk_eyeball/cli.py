@@ -10,8 +10,8 @@ from pathlib import Path
 import typer
 
 app = typer.Typer(
-    help="CoRA eyeballs: eye masks, eyeball landmarks, sphere fits, eyeball assets, a synthetic "
-    "subject and a demo.",
+    help="CoRA eyeballs: eye masks, eyeball landmarks, sphere fits, eyeball assets, hybrid-avatar "
+    "training, a synthetic subject and a demo.",
     no_args_is_help=True,
 )
 
@@ -339,6 +339,32 @@ def export_cmd(
         f"({100 * r.uv_coverage:.0f}% of texels on the UV islands), right/ and left/ eyeballs, avatar.glb"
         + (f", preview {out / 'preview' / 'index.html'}" if preview else "")
     )
+
+
+@app.command()
+def train(
+    config: Path = typer.Option(..., "--config", help="CoRA's config.yaml (config_wo-hybrid.yaml for Step 1)"),
+    out: Path = typer.Option(..., "--out", help="folder for checkpoints, losses.jsonl and validation PNGs"),
+    device: str = typer.Option("cpu", help="torch device: cpu, cuda, cuda:1 ..."),
+    resume: bool = typer.Option(False, "--resume", help="continue from --out/latest.pth (same step and RNG)"),
+    max_steps: int = typer.Option(None, "--max-steps", help="override train.max_steps"),
+) -> None:
+    """Train CoRA's hybrid avatar (head SDF + eyeball spheres + materials) on a subject folder."""
+    from fk_eyeball.train import Trainer
+
+    trainer = Trainer(config, out, device=device, resume=resume, log=lambda m: typer.echo(m, err=True))
+    if max_steps is not None:
+        trainer.cfg["train"]["max_steps"] = max_steps
+    with progress("train") as bar:
+        summary = trainer.run(progress=bar)
+    last = summary["last"]
+    line = f"trained {summary['steps']} steps in {summary['seconds']:.1f} s to step {trainer.step}"
+    if last:
+        line += f" (loss {last['loss']:.4g}"
+        if "val" in last:
+            line += ", val PSNR " + ", ".join(f"{v['psnr']:.2f}" for v in last["val"]) + " dB"
+        line += ")"
+    typer.echo(f"{line}; checkpoint {summary['checkpoint']}")
 
 
 @app.command()

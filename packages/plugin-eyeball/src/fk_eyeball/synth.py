@@ -33,6 +33,20 @@ LID = 0.012  # lids lie this far in front of the eyeball outside the opening (dm
 TARGET = np.array([0.0, 0.12, 0.0])
 DISTANCE = 3.0
 UNITS = "dm (1 unit = 100 mm)"
+LIGHT, AMBIENT = 7.5, 0.12  # render_frames' point light at the camera (Lambert, 1/d²) and ambient
+TRAIN_CONFIG = {  # CoRA's training keys (cora.md §4) for a short CPU run on this subject
+    "backbone": "volsdf",
+    "network": {"num_levels": 8, "level_dim": 2, "geo_feat_dim": 8, "neighbor_eps": 0.005},
+    "brdf": {"type": "blender", "min_roughness": 0.1, "max_roughness": 0.9},
+    "renderer": {"render_n_samples": 128, "sample_batch_size": 4096, "max_num_ray": 65536,
+                 "chunk_size": 4096, "grid_resolution": 32},
+    "train": {"max_steps": 300, "warmup_steps": 0, "milestones": [200], "save_freq": 100, "val_freq": 100,
+              "vis_freq": 100, "mesh_render": False, "mesh_render_iter": 0, "init_level": 8,
+              "level_grow_iter": 1000},
+    "loss": {"w_l1": 1.0, "w_mask": 0.1, "w_eikonal": 0.1, "w_sdf_mask": 0.1, "w_reg_diff": 0.01,
+             "w_abdmm": 0.1, "w_abdmm_refine": 0.1, "w_eps_n": 0.001, "w_eps_n_smooth": 0.01, "w_ldm": 10.0,
+             "w_lpips": 0.1},
+}  # fmt: skip
 
 
 @dataclass
@@ -178,8 +192,8 @@ def render_frames(
     cam2world: np.ndarray,
     K: np.ndarray,
     size: tuple[int, int],
-    ambient: float = 0.12,
-    light: float = 7.5,
+    ambient: float = AMBIENT,
+    light: float = LIGHT,
 ):
     """Render every frame: yields (rgb uint8 (H, W, 3), object (H, W) int8: -1 empty, 0 head, 1 leye, 2 reye, hair)."""
     import torch
@@ -360,11 +374,15 @@ def write_subject(
             "dilate_ks": 0,
             "eyeball_min_size": 0.08,
             "eyeball_max_size": 0.16,
+            "sh_scale": 1.0,
         },
-        "light": {"intensity": 7.5, "color": [1.0, 1.0, 1.0], "gamma": 2.2},
+        "light": {"intensity": round(LIGHT * np.pi, 6), "color": [1.0, 1.0, 1.0], "gamma": 2.2},
+        **TRAIN_CONFIG,
     }
     (out / "config.yaml").write_text(
-        "# synthetic subject written by `fk eyeball synth` (units: dm)\n"
+        "# synthetic subject written by `fk eyeball synth` (units: dm). The frames are Lambert:\n"
+        f"# albedo*{LIGHT}*cos/d^2 + {AMBIENT}*albedo; CoRA's Burley term divides by pi, hence intensity\n"
+        "# 7.5*pi. Training keys sized for a few minutes on a CPU (`fk eyeball train`).\n"
         + yaml.safe_dump(config, sort_keys=False)
     )
     (out / "truth" / "truth.json").write_text(json.dumps(truth, indent=1))
