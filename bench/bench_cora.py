@@ -1,6 +1,12 @@
-"""CoRA benchmarks (issue 17): the relightable export's stages (and, from ``fk eyeball train``, training).
+"""CoRA benchmarks (issue 17): the relightable export's stages and ``fk eyeball train``'s throughput.
 
-    python bench/bench_cora.py [--grid 256] [--uv-size 1024] [--sections export]
+    python bench/bench_cora.py [--grid 256] [--uv-size 1024] [--sections export,train]
+                               [--sizes 1024 2048 4096 8192] [--steps 5] [--device cpu|cuda]
+
+Training (``--sections train``): a synthetic subject (12 frames, 64x85) in a temporary folder, the
+hybrid model with the synthetic config's network; iterations/s, rays/s and samples/s of
+``Trainer.train_step`` per ``renderer.sample_batch_size`` after 3 warm-up steps. CoRA publishes no
+training timing either (one RTX 3090 "is enough").
 
 Export (``fk eyeball export``, cora.md §10.1) on the synthetic subject's truth avatar (the true head SDF,
 read trilinearly from a precomputed grid, so the SDF queries cost little and the geometry is a real head):
@@ -85,6 +91,46 @@ def bench_export(grid: int, uv_size: int) -> None:
     )
 
 
+def bench_train(sizes: list[int], steps: int, warmup: int, device: str, scale: float) -> None:
+    """``fk eyeball train`` throughput per ``renderer.sample_batch_size`` (hybrid, the synthetic config)."""
+    import torch
+    import yaml
+    from fk_eyeball.synth import write_subject
+    from fk_eyeball.train import Trainer
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_cora_train_"))
+    root = tmp / "subject"
+    truth = write_subject(root, scale=scale, n_frames=12, uv_size=256)
+    cfg = yaml.safe_load((root / "config.yaml").read_text())
+    cfg["data"]["left_eye_ldm"] = truth["painted_landmarks"]["leye"]
+    cfg["data"]["right_eye_ldm"] = truth["painted_landmarks"]["reye"]
+    h, w = truth["size"]
+    print(f"training, hybrid, synthetic subject 12 frames {w}x{h}, device {device}, torch threads "
+          f"{torch.get_num_threads()} (load average before: {_load()})", flush=True)  # fmt: skip
+    header = f"  {'sample_batch_size':>17} {'it/s':>7} {'rays/s':>8} {'samples/s':>10} {'rays/it':>8}"
+    print(header, flush=True)
+    for size in sizes:
+        cfg["renderer"]["sample_batch_size"] = size
+        path = tmp / f"config_{size}.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        trainer = Trainer(path, tmp / f"run_{size}", device=device, log=lambda m: None)
+        for _ in range(warmup):
+            trainer.train_step()
+        rays = samples = 0
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            rec = trainer.train_step()
+            rays += rec["num_rays"]
+            samples += rec["n_samples"]
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+        print(f"  {size:>17} {steps / dt:>7.2f} {rays / dt:>8.0f} {samples / dt:>10.0f} {rays / steps:>8.0f}"
+              f"   (load {_load()})", flush=True)  # fmt: skip
+
+
 def _write(pngs: dict, maps: dict) -> None:
     from fk.io.image import save_image
 
@@ -98,11 +144,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--grid", type=int, default=256, help="marching-cubes lattice per axis (CoRA: 256)")
     ap.add_argument("--uv-size", type=int, default=1024, help="map side (CoRA exports 4096)")
-    ap.add_argument("--sections", default="export", help="comma-separated: export")
+    ap.add_argument("--sections", default="export,train", help="comma-separated: export, train")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048, 4096, 8192],
+                    help="train: renderer.sample_batch_size values")  # fmt: skip
+    ap.add_argument("--steps", type=int, default=5, help="train: timed steps per size (after 3 warm-up)")
+    ap.add_argument("--device", default="cpu", help="train: cpu or cuda")
+    ap.add_argument("--scale", type=float, default=64 / 720, help="train: frame size / 720x960 (64x85)")
     args = ap.parse_args()
     sections = set(args.sections.split(","))
     if "export" in sections:
         bench_export(args.grid, args.uv_size)
+    if "train" in sections:
+        bench_train(args.sizes, args.steps, 3, args.device, args.scale)
 
 
 if __name__ == "__main__":

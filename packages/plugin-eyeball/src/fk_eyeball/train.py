@@ -374,11 +374,10 @@ class Trainer:
                 from fk_eyeball.triangulate import fit_spheres
 
                 pts = {e: v.cpu().double().numpy() for e, v in self.landmarks.items()}
-                fitted, radius, _ = fit_spheres(
-                    pts, radius_bounds=(data["eyeball_min_size"], data["eyeball_max_size"])
-                )
+                r0 = (float(data["eyeball_min_size"]) + float(data["eyeball_max_size"])) / 2  # CoRA's start
+                fitted, _, _ = fit_spheres(pts, radius=r0)
                 centres = [(fitted["leye"] / bound).tolist(), (fitted["reye"] / bound).tolist()]
-                self.log(f"eyeball centres start from a sphere fit to the landmarks (radius {radius:.4g})")
+                self.log(f"eyeball centres start from a sphere fit to the landmarks (radius fixed at {r0:.4g})")
             else:
                 self.log(
                     "warning: hybrid without eyeball centres or both eyes' landmarks: centres start at 0"
