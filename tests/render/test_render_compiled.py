@@ -190,6 +190,23 @@ def test_antialias_compiled_equals_torch_float64(range_mode: bool) -> None:
     assert_same(results["compiled"], results["torch"], atol=1e-11, rtol=1e-11)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_antialias_compiled_equals_torch_on_a_soup_behind_the_camera(seed: int) -> None:
+    """Random overlapping triangles, shared and unshared edges, two vertices behind the camera (``w < 0``:
+    the compiled classifier then looks at every pair of the image)."""
+    gen = torch.Generator().manual_seed(seed)
+    xy = torch.rand(2, 14, 2, generator=gen, dtype=torch.float64) * 2.4 - 1.2
+    w = torch.rand(2, 14, 1, generator=gen, dtype=torch.float64) + 0.5
+    w[:, :2] = -0.3
+    z = torch.rand(2, 14, 1, generator=gen, dtype=torch.float64) * 1.6 - 0.8
+    pos = torch.cat([xy * w.abs(), z * w.abs(), w], -1)
+    tri = torch.randint(0, 14, (16, 3), generator=gen).int()
+    tri = tri[(tri[:, 0] != tri[:, 1]) & (tri[:, 1] != tri[:, 2]) & (tri[:, 0] != tri[:, 2])]
+    image, results = antialias_both(pos, tri, (40, 44), torch.float64)
+    assert int(((results["torch"][0] - image).abs().sum(-1) > 0).sum()) > 20
+    assert_same(results["compiled"], results["torch"], atol=1e-11, rtol=1e-11)
+
+
 def test_antialias_compiled_float32_close_to_torch() -> None:
     pos, tri = sphere()
     _, results = antialias_both(pos, tri, (64, 64), torch.float32)

@@ -51,11 +51,14 @@ class TopologyHash:
 
     Half-edge slot ``s = 3 f + k`` is the edge of triangle ``f`` opposite its vertex ``k``;
     ``mates[offsets[s]:offsets[s + 1]]`` are the other slots on the same (undirected) edge.
+    ``single[s]`` is ``2 m + same`` when slot ``s`` has exactly one mate ``m`` (``same`` = 1 when
+    ``m`` runs along the edge in the same direction), -1 with none, -2 with several.
     """
 
     num_triangles: int
     offsets: torch.Tensor  # (3F + 1,) int64
     mates: torch.Tensor  # (M,) int64
+    single: torch.Tensor  # (3F,) int64
 
 
 def construct_topology_hash(tri: torch.Tensor) -> TopologyHash:
@@ -83,7 +86,35 @@ def construct_topology_hash(tri: torch.Tensor) -> TopologyHash:
     by_slot = np.argsort(slot, kind="stable")
     counts = np.bincount(slot, minlength=n_slots)
     offsets = np.r_[0, np.cumsum(counts)]
-    return TopologyHash(int(t.shape[0]), torch.from_numpy(offsets), torch.from_numpy(mate[by_slot]))
+    mates = mate[by_slot]
+    single = np.where(counts == 0, -1, -2)
+    one = np.flatnonzero(counts == 1)
+    m = mates[offsets[one]]
+    single[one] = 2 * m + (a[one] == a[m])
+    return TopologyHash(int(t.shape[0]), torch.from_numpy(offsets), torch.from_numpy(mates),
+                        torch.from_numpy(single))
+
+
+def _orientations(source: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
+    """``det[V_0, V_1, V_2]`` of every triangle in homogeneous ``(x, y, w)``: ``(P, F)`` from ``(P|, V, 4)``.
+
+    Two triangles sharing an edge continue one surface when their opposite vertices lie on either
+    side of it: ``det_t * det_u < 0`` when the shared edge runs the same way in both, ``> 0`` when
+    it runs opposite ways (consistent winding). Screen-space scaling has a positive determinant, so
+    clip space and pixel space agree on the sign.
+    """
+    hom = source[..., [0, 1, 3]]
+    v = hom[..., tri, :] if hom.ndim == 3 else hom[None, tri]  # (P, F, 3, 3)
+    return (torch.cross(v[..., 1, :], v[..., 2, :], dim=-1) * v[..., 0, :]).sum(-1)
+
+
+def _continues(orient: torch.Tensor, tri: torch.Tensor, p: Any, t: torch.Tensor, k: torch.Tensor,
+               mate: torch.Tensor) -> torch.Tensor:
+    """Does the surface continue from triangle ``t`` across its edge ``k`` into slot ``mate``?"""
+    u, k2 = mate // 3, mate % 3
+    same = tri[t, (k + 1) % 3] == tri[u, (k2 + 1) % 3]
+    product = orient[p, t] * orient[p, u]
+    return torch.where(same, product < 0, product > 0)
 
 
 def _check_inputs(color: Any, rast: Any, pos: Any, tri: Any) -> None:
@@ -144,9 +175,11 @@ def _lines(v: torch.Tensor) -> torch.Tensor:
 
 
 MAX_WALK = 8  # internal edges followed along one pixel segment before giving up
+NEAR = 2.0  # pixels around a silhouette edge's ends where the compiled classifier looks at pairs
 
 
-def _silhouette_crossings(source, tri, topology, img, row_a, col_a, step_x, step_y, owner, height, width):
+def _silhouette_crossings(source, tri, topology, orientations, img, row_a, col_a, step_x, step_y, owner,
+                          height, width):
     """Which candidate pairs a silhouette edge crosses: ``(pair indices, triangle, local edge)``.
 
     Starting from the owner's triangle, follow the segment ``A -> B`` across the mesh: leave each
@@ -179,7 +212,7 @@ def _silhouette_crossings(source, tri, topology, img, row_a, col_a, step_x, step
         t_exit, edge = t_edge.min(1)
         moving = torch.isfinite(t_exit) & (det != 0)
         line = lines[torch.arange(edge.numel(), device=device), edge]
-        # mates across the exit edge; a mate whose opposite vertex lies on the other side continues the surface
+        # mates across the exit edge; one whose opposite vertex lies on the other side continues the surface
         slot = (cur * 3 + edge).cpu()
         counts = topology.offsets[slot + 1] - topology.offsets[slot]
         which = torch.repeat_interleave(torch.arange(slot.numel()), counts)
@@ -188,12 +221,8 @@ def _silhouette_crossings(source, tri, topology, img, row_a, col_a, step_x, step
         )
         mate = topology.mates[torch.repeat_interleave(topology.offsets[slot], counts) + within].to(device)
         which = which.to(device)
-        opposite = tri[mate // 3, mate % 3]
-        q_clip = source[opposite] if source.ndim == 2 else source[ia[which], opposite]
-        q = _pixel_homogeneous(q_clip[:, None], row_a[active][which], col_a[active][which], height, width)[
-            :, 0
-        ]
-        continues = (line[which] * q).sum(-1) * det[which] < 0
+        p = ia[which] if source.ndim == 3 else 0
+        continues = _continues(orientations, tri, p, cur[which], edge[which], mate)
         next_tri = torch.full_like(cur, -1).index_put_((which[continues],), mate[continues] // 3)
         silhouette = moving & (next_tri < 0)
         horizontal = sx[:, 0] != 0
@@ -210,7 +239,7 @@ def _silhouette_crossings(source, tri, topology, img, row_a, col_a, step_x, step
     return keep, found_tri[keep], found_edge[keep]
 
 
-def _continuing_neighbours(source, tri, topology, n_images, n_triangles):
+def _continuing_neighbours(orient, tri, topology, n_triangles):
     """Sorted keys ``(image * F + t) * F + u`` of triangles ``t``, ``u`` that share an edge with their
     opposite vertices on either side of it (one surface continuing): pairs of pixels showing two
     such triangles need no walk, there is no silhouette between them."""
@@ -220,20 +249,10 @@ def _continuing_neighbours(source, tri, topology, n_images, n_triangles):
     if slot.numel() == 0:
         return slot
     t, k = slot // 3, slot % 3
-    u, k2 = mate // 3, mate % 3
-    images = range(n_images) if source.ndim == 3 else [None]
     keys = []
-    for b in images:
-        p = source[b] if b is not None else source
-        # homogeneous (x, y, w) orientation of (edge a, edge b, point): the NDC scale does not change signs
-        hom = p[:, [0, 1, 3]]
-        ea, eb = hom[tri[t, (k + 1) % 3]], hom[tri[t, (k + 2) % 3]]
-        line = torch.cross(ea, eb, dim=-1)
-        own = (line * hom[tri[t, k]]).sum(-1)
-        other = (line * hom[tri[u, k2]]).sum(-1)
-        cont = own * other < 0
-        base = 0 if b is None else b
-        keys.append((base * n_triangles + t[cont]) * n_triangles + u[cont])
+    for b in range(orient.shape[0]):
+        cont = _continues(orient, tri, b, t, k, mate)
+        keys.append((b * n_triangles + t[cont]) * n_triangles + mate[cont] // 3)
     return torch.sort(torch.cat(keys)).values
 
 
@@ -287,7 +306,8 @@ def _antialias_torch(color, rast, pos, tri, topology_hash, pos_gradient_boost):
     with torch.no_grad():
         ids_b = rast[..., 3].detach().long().to(pos.device)[img, row_b, col_b] - 1
         n_tri = tri.shape[0]
-        smooth = _continuing_neighbours(pos.detach().double(), tri_l, topology_hash, n_images, n_tri)
+        orient = _orientations(pos.detach().double(), tri_l)
+        smooth = _continuing_neighbours(orient, tri_l, topology_hash, n_tri)
         image_key = img if pos.ndim == 3 else torch.zeros_like(img)
         key = (image_key * n_tri + owner) * n_tri + ids_b
         found = torch.searchsorted(smooth, key).clamp_max(max(smooth.numel() - 1, 0))
@@ -299,6 +319,7 @@ def _antialias_torch(color, rast, pos, tri, topology_hash, pos_gradient_boost):
             pos.detach().double(),
             tri_l,
             topology_hash,
+            orient,
             img,
             row_a,
             col_a,
@@ -342,48 +363,111 @@ class _Antialias(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, color, pos3, rast, tri, topology, boost):
-        arrays = _kernel_arrays(color, pos3, rast, tri, topology)
+        mesh = _kernel_mesh(pos3, rast, tri, topology)
+        c_np = np.ascontiguousarray(color.detach().numpy())
         n_images, height, width, _ = color.shape
         kind = np.empty((n_images, height, width, 2), np.int8)
-        out = np.empty_like(arrays[0])
+        out = c_np.copy()
         with zbuffer.threads_for(n_images * height * width):
-            _aa_classify_kernel(*arrays[1:], kind)
-            _aa_blend_kernel(*arrays[1:], arrays[0], kind, out)
-        ctx.save_for_backward(color, pos3, rast, tri, torch.from_numpy(kind))
-        ctx.topology = topology
+            _aa_classify_kernel(*mesh, kind)
+            _aa_blend_kernel(*mesh, c_np, kind, out)
+        ctx.save_for_backward(color, pos3, rast)
+        ctx.mesh = mesh
+        ctx.kind = kind
         ctx.boost = boost
         return torch.from_numpy(out)
 
     @staticmethod
     def backward(ctx: Any, grad_out):
-        color, pos3, rast, tri, kind = ctx.saved_tensors
+        color, pos3, rast = ctx.saved_tensors
         need_color, need_pos = ctx.needs_input_grad[:2]
-        arrays = _kernel_arrays(color, pos3, rast, tri, ctx.topology)
+        c_np = np.ascontiguousarray(color.detach().numpy())
         n_images, height, width, _ = color.shape
-        grad = np.ascontiguousarray(grad_out.detach().numpy().astype(arrays[0].dtype, copy=False))
+        grad = np.ascontiguousarray(grad_out.detach().numpy().astype(c_np.dtype, copy=False))
         chunks = max(1, min(zbuffer.numba.get_num_threads(), n_images * height))
-        grad_color = np.empty_like(arrays[0]) if need_color else np.zeros((1, 1, 1, 1), arrays[0].dtype)
-        grad_pos = np.zeros((chunks,) + arrays[1].shape if need_pos else (1, 1, 1, 4), np.float64)
+        grad_color = grad.copy() if need_color else np.zeros((1, 1, 1, 1), c_np.dtype)
+        grad_pos = np.zeros((chunks,) + ctx.mesh[0].shape if need_pos else (1, 1, 1, 4), np.float64)
         with zbuffer.threads_for(n_images * height * width):
-            _aa_backward_kernel(*arrays[1:], arrays[0], kind.numpy(), grad, ctx.boost, need_color, need_pos,
-                                chunks, grad_color, grad_pos)
+            _aa_backward_kernel(*ctx.mesh, c_np, ctx.kind, grad, ctx.boost, need_color, need_pos, chunks,
+                                grad_color, grad_pos)
         gc = torch.from_numpy(grad_color) if need_color else None
         gp = torch.from_numpy(grad_pos.sum(0)).to(pos3.dtype) if need_pos else None
         return gc, gp, None, None, None, None
 
 
-def _kernel_arrays(color, pos3, rast, tri, topology):
-    """``(color, pos float64, tri int64, offsets, mates, rast)`` as C-contiguous numpy arrays."""
-    return (np.ascontiguousarray(color.detach().numpy()),
-            np.ascontiguousarray(pos3.detach().numpy(), dtype=np.float64),
-            np.ascontiguousarray(tri.numpy(), dtype=np.int64),
-            np.ascontiguousarray(topology.offsets.numpy(), dtype=np.int64),
-            np.ascontiguousarray(topology.mates.numpy(), dtype=np.int64),
-            np.ascontiguousarray(rast.detach().numpy()))
+def _kernel_mesh(pos3, rast, tri, topology):
+    """``(pos float64, tri int64, offsets, mates, single, orientations, near, rast)`` for the kernels."""
+    pos = np.ascontiguousarray(pos3.detach().numpy(), dtype=np.float64)
+    tri_np = np.ascontiguousarray(tri.numpy(), dtype=np.int64)
+    offsets, mates, single = topology.offsets.numpy(), topology.mates.numpy(), topology.single.numpy()
+    orient = np.empty((pos.shape[0], tri_np.shape[0]), np.float64)
+    near = np.zeros((pos.shape[0],) + tuple(rast.shape[1:3]), np.uint8)
+    with zbuffer.threads_for(orient.size):
+        _aa_orientations_kernel(pos, tri_np, orient)
+        _aa_near_silhouettes_kernel(pos, tri_np, offsets, mates, single, orient, near)
+    return pos, tri_np, offsets, mates, single, orient, near, np.ascontiguousarray(rast.detach().numpy())
 
 
 if zbuffer.HAVE_NUMBA:
     numba = zbuffer.numba
+
+    @numba.njit(cache=True, parallel=True, nogil=True)
+    def _aa_orientations_kernel(pos, tri, orient):  # pragma: no cover - compiled
+        """:func:`_orientations`, same arithmetic order."""
+        n_pos, n_tri = orient.shape
+        for job in numba.prange(n_pos * n_tri):
+            p = job // n_tri
+            t = job % n_tri
+            i0, i1, i2 = tri[t, 0], tri[t, 1], tri[t, 2]
+            x1, y1, w1 = pos[p, i1, 0], pos[p, i1, 1], pos[p, i1, 3]
+            x2, y2, w2 = pos[p, i2, 0], pos[p, i2, 1], pos[p, i2, 3]
+            orient[p, t] = ((y1 * w2 - w1 * y2) * pos[p, i0, 0] + (w1 * x2 - x1 * w2) * pos[p, i0, 1]
+                            + (x1 * y2 - y1 * x2) * pos[p, i0, 3])
+
+    @numba.njit(cache=True, parallel=True, nogil=True)
+    def _aa_near_silhouettes_kernel(pos, tri, offsets, mates, single, orient,
+                                    near):  # pragma: no cover - compiled
+        """Mark ``near[p]`` around every silhouette edge (no continuing surface across it): the box of its
+        two projected ends grown by ``NEAR`` pixels, or the whole image when an end is not in front of the
+        camera. The walk can only find a crossing within one pixel of an endpoint of the pair, so pairs
+        with neither pixel marked are skipped without changing any result (a speed-up only)."""
+        n_pos, height, width = near.shape
+        n_tri = tri.shape[0]
+        hw = 0.5 * width
+        hh = 0.5 * height
+        for p in range(n_pos):
+            everywhere = np.zeros(n_tri, np.uint8)
+            for t in numba.prange(n_tri):
+                for k in range(3):
+                    code = single[3 * t + k]
+                    if code >= 0:  # one mate (the usual case), tested inline
+                        product = orient[p, t] * orient[p, (code >> 1) // 3]
+                        if (product < 0) if code & 1 else (product > 0):
+                            continue
+                    elif code == -2 and _aa_across(tri, offsets, mates, single, orient, p, t, k, -1) >= 0:
+                        continue
+                    a = tri[t, (k + 1) % 3]
+                    b = tri[t, (k + 2) % 3]
+                    wa = pos[p, a, 3]
+                    wb = pos[p, b, 3]
+                    if not (wa > 0 and wb > 0):
+                        everywhere[t] = 1
+                        continue
+                    xa = (pos[p, a, 0] / wa + 1.0) * hw
+                    xb = (pos[p, b, 0] / wb + 1.0) * hw
+                    ya = (pos[p, a, 1] / wa + 1.0) * hh
+                    yb = (pos[p, b, 1] / wb + 1.0) * hh
+                    c_lo = max(0.0, min(xa, xb) - 0.5 - NEAR)
+                    c_hi = min(width - 1.0, max(xa, xb) - 0.5 + NEAR)
+                    r_lo = max(0.0, min(ya, yb) - 0.5 - NEAR)
+                    r_hi = min(height - 1.0, max(ya, yb) - 0.5 + NEAR)
+                    if not (c_lo <= c_hi and r_lo <= r_hi):  # off screen (or NaN): nothing to mark
+                        continue
+                    for r in range(int(math.ceil(r_lo)), int(r_hi) + 1):
+                        for c in range(int(math.ceil(c_lo)), int(c_hi) + 1):
+                            near[p, r, c] = 1  # racing threads all write the same value
+            if everywhere.any():
+                near[p] = 1
 
     @numba.njit(cache=True, nogil=True)
     def _aa_vertex(pos, p, vi, row, col, hw, hh):  # pragma: no cover - compiled
@@ -392,31 +476,32 @@ if zbuffer.HAVE_NUMBA:
         return (pos[p, vi, 0] + w) * hw - (col + 0.5) * w, (pos[p, vi, 1] + w) * hh - (row + 0.5) * w, w
 
     @numba.njit(cache=True, nogil=True)
-    def _aa_continuing(pos, p, tri, offsets, mates, t, u):  # pragma: no cover - compiled
-        """Do triangles ``t`` and ``u`` share an edge with their opposite vertices on either side of it?"""
-        for k in range(3):
-            slot = 3 * t + k
-            for m in range(offsets[slot], offsets[slot + 1]):
-                mate = mates[m]
-                if mate // 3 != u:
-                    continue
-                a = tri[t, (k + 1) % 3]
-                b = tri[t, (k + 2) % 3]
-                ax, ay, aw = pos[p, a, 0], pos[p, a, 1], pos[p, a, 3]
-                bx, by, bw = pos[p, b, 0], pos[p, b, 1], pos[p, b, 3]
-                lx = ay * bw - aw * by
-                ly = aw * bx - ax * bw
-                lw = ax * by - ay * bx
-                o = tri[t, k]
-                q = tri[u, mate % 3]
-                own = lx * pos[p, o, 0] + ly * pos[p, o, 1] + lw * pos[p, o, 3]
-                other = lx * pos[p, q, 0] + ly * pos[p, q, 1] + lw * pos[p, q, 3]
-                if own * other < 0:
-                    return True
-        return False
+    def _aa_across(tri, offsets, mates, single, orient, p, t, k, only):  # pragma: no cover - compiled
+        """The triangle continuing the surface of ``t`` across its edge ``k`` (the last one when several do;
+        only triangle ``only`` counts when ``only >= 0``), else -1: :func:`_continues`."""
+        code = single[3 * t + k]
+        if code == -1:
+            return -1
+        if code >= 0:
+            u = (code >> 1) // 3
+            if only >= 0 and u != only:
+                return -1
+            product = orient[p, t] * orient[p, u]
+            return u if ((product < 0) if code & 1 else (product > 0)) else -1
+        found = -1
+        for i in range(offsets[3 * t + k], offsets[3 * t + k + 1]):
+            mate = mates[i]
+            u = mate // 3
+            if only >= 0 and u != only:
+                continue
+            product = orient[p, t] * orient[p, u]
+            if (product < 0) if tri[t, (k + 1) % 3] == tri[u, (mate % 3 + 1) % 3] else (product > 0):
+                found = u
+        return found
 
     @numba.njit(cache=True, nogil=True)
-    def _aa_walk(pos, p, tri, offsets, mates, owner, row, col, sx, sy, hw, hh):  # pragma: no cover - compiled
+    def _aa_walk(pos, p, tri, offsets, mates, single, orient, owner, row, col, sx, sy, hw,
+                 hh):  # pragma: no cover - compiled
         """``(triangle, local edge)`` of the silhouette edge the segment from pixel ``(row, col)`` one step
         along ``(sx, sy)`` crosses, following continuing surfaces (``MAX_WALK`` triangles), or ``(-1, 0)``."""
         cur = owner
@@ -429,12 +514,12 @@ if zbuffer.HAVE_NUMBA:
             ly = (W1 * X2 - X1 * W2, W2 * X0 - X2 * W0, W0 * X1 - X0 * W1)
             lw = (X1 * Y2 - Y1 * X2, X2 * Y0 - Y2 * X0, X0 * Y1 - Y0 * X1)
             det = lx[0] * X0 + ly[0] * Y0 + lw[0] * W0
-            orient = 1.0 if det > 0 else (-1.0 if det < 0 else 0.0)
+            orientation = 1.0 if det > 0 else (-1.0 if det < 0 else 0.0)
             best = np.inf
             edge = 0
             for k in range(3):
-                at_a = lw[k] * orient
-                at_b = (lw[k] + lx[k] * sx + ly[k] * sy) * orient
+                at_a = lw[k] * orientation
+                at_b = (lw[k] + lx[k] * sx + ly[k] * sy) * orientation
                 if at_b < 0 and at_a - at_b > 0:
                     t_edge = at_a / max(at_a - at_b, 1e-300)
                     if t_edge < best:
@@ -442,13 +527,7 @@ if zbuffer.HAVE_NUMBA:
                         edge = k
             if not (math.isfinite(best) and det != 0):
                 return -1, 0
-            slot = 3 * cur + edge
-            nxt = -1
-            for m in range(offsets[slot], offsets[slot + 1]):
-                mate = mates[m]
-                qx, qy, qw = _aa_vertex(pos, p, tri[mate // 3, mate % 3], row, col, hw, hh)
-                if (lx[edge] * qx + ly[edge] * qy + lw[edge] * qw) * det < 0:
-                    nxt = mate // 3
+            nxt = _aa_across(tri, offsets, mates, single, orient, p, cur, edge, -1)
             if nxt < 0:
                 facing = abs(lx[edge]) >= abs(ly[edge]) if sx != 0 else abs(lx[edge]) < abs(ly[edge])
                 return (cur, edge) if facing else (-1, 0)
@@ -469,7 +548,8 @@ if zbuffer.HAVE_NUMBA:
         return -lw / d, ia, ib, Xa, Ya, Wa, Xb, Yb, Wb, lx, ly, lw, d
 
     @numba.njit(cache=True, nogil=True)
-    def _aa_pair(pos, tri, offsets, mates, rast, b, r, c, vertical):  # pragma: no cover - compiled
+    def _aa_pair(pos, tri, offsets, mates, single, orient, rast, b, r, c,
+                 vertical):  # pragma: no cover - compiled
         """The pair from pixel ``(r, c)`` to its right (``vertical`` 0) or upper neighbour: ``(kind, triangle,
         edge, t, row_a, col_a, row_b, col_b, sx, sy)``; ``kind`` 0 no blend, 1 ``(r, c)`` owns, 2 the
         other."""
@@ -489,9 +569,11 @@ if zbuffer.HAVE_NUMBA:
         else:
             kind, ra, ca, rb, cb, owner, other = 2, r2, c2, r, c, id_hi - 1, id_lo - 1
             sx, sy = vertical - 1, -vertical
-        if other >= 0 and _aa_continuing(pos, p, tri, offsets, mates, owner, other):
-            return 0, -1, 0, 0.0, ra, ca, rb, cb, sx, sy
-        found, edge = _aa_walk(pos, p, tri, offsets, mates, owner, ra, ca, sx, sy, hw, hh)
+        if other >= 0:  # neighbours on one continuing surface: no silhouette between them
+            for k in range(3):
+                if _aa_across(tri, offsets, mates, single, orient, p, owner, k, other) >= 0:
+                    return 0, -1, 0, 0.0, ra, ca, rb, cb, sx, sy
+        found, edge = _aa_walk(pos, p, tri, offsets, mates, single, orient, owner, ra, ca, sx, sy, hw, hh)
         if found < 0:
             return 0, -1, 0, 0.0, ra, ca, rb, cb, sx, sy
         t = _aa_crossing(pos, p, tri, found, edge, ra, ca, sx, sy, hw, hh)[0]
@@ -500,20 +582,32 @@ if zbuffer.HAVE_NUMBA:
         return kind, found, edge, t, ra, ca, rb, cb, sx, sy
 
     @numba.njit(cache=True, parallel=True, nogil=True)
-    def _aa_classify_kernel(pos, tri, offsets, mates, rast, kind):  # pragma: no cover - compiled
+    def _aa_classify_kernel(pos, tri, offsets, mates, single, orient, near, rast,
+                            kind):  # pragma: no cover - compiled
         n_images, height, width, _ = rast.shape
         for job in numba.prange(n_images * height):
             b = job // height
             r = job % height
+            p = b if pos.shape[0] > 1 else 0
             for c in range(width):
                 kind[b, r, c, 0] = 0
                 kind[b, r, c, 1] = 0
-                if c + 1 < width:
-                    kind[b, r, c, 0] = _aa_pair(pos, tri, offsets, mates, rast, b, r, c, 0)[0]
-                if r + 1 < height:
-                    kind[b, r, c, 1] = _aa_pair(pos, tri, offsets, mates, rast, b, r, c, 1)[0]
+                if near[p, r, c] == 0 and (r + 1 == height or near[p, r + 1, c] == 0) and (
+                        c + 1 == width or near[p, r, c + 1] == 0):
+                    continue  # no silhouette edge within reach of this pixel's pairs
+                here = rast[b, r, c, 3]  # most neighbours show the same triangle: test that first, inline
+                if c + 1 < width and rast[b, r, c + 1, 3] != here:
+                    kind[b, r, c, 0] = _aa_pair(pos, tri, offsets, mates, single, orient, rast, b, r, c, 0)[0]
+                if r + 1 < height and rast[b, r + 1, c, 3] != here:
+                    kind[b, r, c, 1] = _aa_pair(pos, tri, offsets, mates, single, orient, rast, b, r, c, 1)[0]
 
-    @numba.njit(cache=True, nogil=True)
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _aa_touched(kind, b, r, c):  # pragma: no cover - compiled
+        """Does any pair of pixel ``(r, c)`` blend? (``kind`` is 0 beyond the image's last column / row.)"""
+        return (kind[b, r, c, 0] != 0 or kind[b, r, c, 1] != 0 or (c > 0 and kind[b, r, c - 1, 0] != 0)
+                or (r > 0 and kind[b, r - 1, c, 1] != 0))
+
+    @numba.njit(cache=True, nogil=True, inline="always")
     def _aa_incident(kind, b, r, c, height, width, slot):  # pragma: no cover - compiled
         """Slot 0..3 of pixel ``(r, c)``'s pairs (left, right, below, above): ``(lower pixel row, col,
         vertical, this pixel is the lower one)``, or row -1 when that pair does not blend."""
@@ -526,19 +620,21 @@ if zbuffer.HAVE_NUMBA:
         return (r, c, 1, True) if r + 1 < height and kind[b, r, c, 1] != 0 else (-1, 0, 0, False)
 
     @numba.njit(cache=True, parallel=True, nogil=True)
-    def _aa_blend_kernel(pos, tri, offsets, mates, rast, color, kind, out):  # pragma: no cover - compiled
+    def _aa_blend_kernel(pos, tri, offsets, mates, single, orient, near, rast, color, kind,
+                         out):  # pragma: no cover - compiled
+        """Adds each blended pair's share to ``out`` (a copy of ``color``), gathering per pixel."""
         n_images, height, width, n_channels = color.shape
         for job in numba.prange(n_images * height):
             b = job // height
             r = job % height
             for c in range(width):
-                for ch in range(n_channels):
-                    out[b, r, c, ch] = color[b, r, c, ch]
+                if not _aa_touched(kind, b, r, c):
+                    continue
                 for slot in range(4):
                     lr, lc, vertical, is_lo = _aa_incident(kind, b, r, c, height, width, slot)
                     if lr < 0:
                         continue
-                    pair = _aa_pair(pos, tri, offsets, mates, rast, b, lr, lc, vertical)
+                    pair = _aa_pair(pos, tri, offsets, mates, single, orient, rast, b, lr, lc, vertical)
                     k, t, ra, ca, rb, cb = pair[0], pair[3], pair[4], pair[5], pair[6], pair[7]
                     tc = min(max(t, 0.0), 1.0)
                     if (k == 1) == is_lo:  # this pixel is A, the owner: covered up to t
@@ -553,8 +649,10 @@ if zbuffer.HAVE_NUMBA:
                                 out[b, r, c, ch] += f * (color[b, ra, ca, ch] - color[b, rb, cb, ch])
 
     @numba.njit(cache=True, parallel=True, nogil=True)
-    def _aa_backward_kernel(pos, tri, offsets, mates, rast, color, kind, grad, boost, need_color, need_pos,
-                            n_chunks, grad_color, grad_pos):  # pragma: no cover - compiled
+    def _aa_backward_kernel(pos, tri, offsets, mates, single, orient, near, rast, color, kind, grad, boost,
+                            need_color, need_pos, n_chunks, grad_color,
+                            grad_pos):  # pragma: no cover - compiled
+        """``grad_color`` (a copy of ``grad``) gathers per pixel; ``pos`` gradients go to chunk buffers."""
         n_images, height, width, n_channels = color.shape
         hw = 0.5 * width
         hh = 0.5 * height
@@ -565,14 +663,13 @@ if zbuffer.HAVE_NUMBA:
                 r = job % height
                 p = b if pos.shape[0] > 1 else 0
                 for c in range(width):
-                    if need_color:
-                        for ch in range(n_channels):
-                            grad_color[b, r, c, ch] = grad[b, r, c, ch]
+                    if not _aa_touched(kind, b, r, c):
+                        continue
                     for slot in range(4):
                         lr, lc, vertical, is_lo = _aa_incident(kind, b, r, c, height, width, slot)
                         if lr < 0 or not (need_color or (need_pos and is_lo)):
                             continue
-                        pair = _aa_pair(pos, tri, offsets, mates, rast, b, lr, lc, vertical)
+                        pair = _aa_pair(pos, tri, offsets, mates, single, orient, rast, b, lr, lc, vertical)
                         k, found, edge, t, ra, ca, rb, cb, sx, sy = pair
                         tc = min(max(t, 0.0), 1.0)
                         ka = max(0.5 - tc, 0.0)
