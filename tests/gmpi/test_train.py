@@ -198,3 +198,26 @@ def test_malformed_datasets_fail_with_one_line_naming_the_file(tmp_path, tiny_tr
     (tmp_path / "cats" / "afhq_v2_train_cat_512").mkdir(parents=True)
     with pytest.raises(InputError, match="dataset.json: missing"):
         build_dataset("AFHQCat", tmp_path / "cats", 16, camera_setup("AFHQCat"))
+
+
+@pytest.mark.slow
+def test_cli_errors_name_the_file_and_the_fix(tmp_path, tiny_train_data, fk_home):
+    import subprocess
+    import sys
+
+    data, pkl = tiny_train_data
+    fk = [sys.executable, "-c", "import sys; from fk.cli.main import main; sys.exit(main(sys.argv[1:]))"]
+    bad = tmp_path / "gmpi.yml"
+    bad.write_text("GMPI:\n  TRAIN:\n    total_iter: 3\n")
+    args = ["gmpi", "train", "--config", str(bad), "--data-root", str(data), "--pickle", str(pkl), "--out",
+            str(tmp_path / "o")]
+    res = subprocess.run([*fk, *args], capture_output=True, text=True, timeout=300)
+    assert res.returncode != 0
+    assert f"{bad}: unknown config key GMPI.TRAIN.total_iter" in res.stderr
+    assert not (tmp_path / "o").exists()  # nothing written on a refused config
+    # no pickle given and the asset is missing: exit 4, naming where the file goes
+    res = subprocess.run([*fk, "gmpi", "train", "--dataset", "FFHQ512", "--data-root", str(data), "--out",
+                          str(tmp_path / "o")], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 4, res.stderr
+    assert "ffhq-res512-mirror-stylegan2-noaug.pkl" in res.stderr
+    assert not (tmp_path / "o").exists()

@@ -45,7 +45,8 @@ def test_killed_run_resumes_with_identical_losses(tmp_path, tiny_train_data, fk_
     data, pkl = tiny_train_data
     config = _config(tmp_path, total_iters=11)
     cmd = [sys.executable, "-m", "fk_gmpi"]
-    extra = ("--batch-size", "2")  # GMPI's random noise, shading from iteration 3: RNG state and counters matter
+    # GMPI's random noise, shading from iteration 3: RNG states and counters matter
+    extra = ("--batch-size", "2")
     whole = subprocess.run(cmd + _args(data, pkl, tmp_path / "whole", config, *extra), env=_env(fk_home),
                            capture_output=True, text=True, timeout=600)
     assert whole.returncode == 0, whole.stderr[-3000:]
@@ -109,7 +110,8 @@ def test_two_gloo_processes_equal_one_process(tmp_path, tiny_train_data, fk_home
     for name in ("generator.pth", "discriminator.pth"):
         x = torch.load(tmp_path / "one" / "checkpoints" / name, weights_only=True)
         y = torch.load(tmp_path / "two" / "checkpoints" / name, weights_only=True)
-        moved = torch.load(tmp_path / "one" / "checkpoints" / name.replace(".pth", "_0.pth"), weights_only=True)
+        start = name.replace(".pth", "_0.pth")
+        moved = torch.load(tmp_path / "one" / "checkpoints" / start, weights_only=True)
         changed = 0
         for key, value in x.items():
             # mapping.w_avg tracks each process's own batch (GMPI's DDP: broadcast_buffers=False); it only
@@ -121,3 +123,53 @@ def test_two_gloo_processes_equal_one_process(tmp_path, tiny_train_data, fk_home
     ema_one = torch.load(tmp_path / "one" / "checkpoints" / "ema.pth", weights_only=True)["shadow_params"]
     ema_two = torch.load(tmp_path / "two" / "checkpoints" / "ema.pth", weights_only=True)["shadow_params"]
     assert all(torch.allclose(p, q, rtol=1e-4, atol=1e-5) for p, q in zip(ema_one, ema_two, strict=True))
+
+
+@pytest.mark.slow
+def test_embedded_demo_training_learns(tmp_path, tiny_train_data, one_thread):
+    """40 iterations on the demo head (16², 8 poses) from a random tiny StyleGAN2, fixed seed.
+
+    Two signals, each justified: (1) D's loss softplus(-D(real)) + softplus(D(fake)) starts at 2 ln 2 (D's
+    logits are ~0 on images it never saw) and falls as D learns to separate real from fake, so its mean over
+    the last 10 iterations is clearly lower; (2) the mean-image gap (MSE between the mean of 32 EMA samples
+    and the mean real image, ``fk_gmpi.train_demo.mean_image_gap``): the real images are one head under
+    small pose changes, so their mean is a face on grey; a random StyleGAN2 is far from it, and G must move
+    towards it to fool D. (Shading starts at iteration 1000 as in GMPI, so none of it here.)
+    """
+    from fk_gmpi.train import Trainer, TrainOptions, train
+    from fk_gmpi.train_config import settings_from_raw
+    from fk_gmpi.train_demo import mean_image_gap
+
+    data, pkl = tiny_train_data
+    raw = {"GMPI": {"TRAIN": {"total_iters": 39, "sample_interval": 1000, "model_save_interval": 1000,
+                              "n_view_per_z_in_train": 2}, "MPI": {"n_gen_planes": 4}}}
+    opts = TrainOptions(dataset="FFHQ256", data_root=data, out=tmp_path / "demo", pickle=pkl, batch_size=4,
+                        demo=True, progress=False)
+    settings = settings_from_raw(raw, "test")
+    trainer = Trainer(settings, opts)
+    before = mean_image_gap(trainer)
+    train(settings, opts, say=lambda line: None, trainer=trainer)
+    after = mean_image_gap(trainer)
+    log = _log(tmp_path / "demo")
+    first = sum(r["d_loss"] for r in log[:3]) / 3
+    last = sum(r["d_loss"] for r in log[-10:]) / 10
+    assert abs(log[0]["d_loss"] - 2 * 0.6931) < 0.3
+    assert last < first - 0.25, (first, last)
+    assert after < 0.85 * before, (before, after)
+
+
+@pytest.mark.slow
+def test_demo_command_writes_plot_samples_and_page(tmp_path, fk_home, one_thread):
+    from fk_gmpi.train_demo import DEMO_NOTE, run_demo
+
+    info = run_demo(tmp_path / "demo", iterations=2, say=lambda line: None)
+    out = tmp_path / "demo"
+    assert info["iterations"] == 3
+    for rel in ("losses.png", "samples/000000.png", "samples/000002.png", "demo_data_preview.png",
+                "checkpoints/ema.pth", "signal.json", "demo_data/ffhq32x32.zip"):
+        assert (out / rel).is_file(), rel
+    page = (out / "index.html").read_text()
+    assert "DEMO" in DEMO_NOTE
+    assert DEMO_NOTE.replace("'", "&#x27;") in page
+    assert "losses.png" in page
+    assert "samples/000002.png" in page

@@ -70,6 +70,7 @@ class TrainOptions:
     workers: int = 0
     demo: bool = False
     progress: bool | None = None  # None: a rich bar on a terminal, plain lines otherwise
+    networks: dict | None = None  # {"G_ema", "D"}: fk StyleGAN2 modules instead of a pickle (benchmarks)
 
 
 class Ema:
@@ -214,18 +215,19 @@ class Trainer:
                 f"batch size {s.batch_size} does not split into {s.batch_split}",
                 hint="use a multiple of the curriculum's batch_split",
             )
-        if opts.pickle is None:
+        if opts.pickle is None and opts.networks is None:
             raise InputError("no StyleGAN2 pickle to start from", hint="pass --pickle or install the asset")
 
         # networks: G and its EMA from G_ema, D from D (GMPI's require_all=False copies)
-        data = read_stylegan2_pickle(opts.pickle)
+        data = opts.networks if opts.networks is not None else read_stylegan2_pickle(opts.pickle)
         if data.get("G_ema") is None or data.get("D") is None:
             raise InputError(
                 f"{opts.pickle}: needs both G_ema and D networks",
                 hint="pass a StyleGAN2-ADA training snapshot (network-snapshot-*.pkl)",
             )
         torch.manual_seed(s.seed)
-        self.G, notes = generator_from_record(data["G_ema"], s.cfg, None, s.seed, Path(opts.pickle).name)
+        source = Path(opts.pickle).name if opts.pickle else "the given networks"
+        self.G, notes = generator_from_record(data["G_ema"], s.cfg, None, s.seed, source)
         self.G = self.G.to(self.device).train().requires_grad_(True)
         self.resolution = self.G.img_resolution
         dk = dict(data["D"].init_kwargs)
@@ -246,7 +248,7 @@ class Trainer:
             mbstd_group_size=1,
             use_mbstd_in_D=s.use_mbstd,
         )
-        n_d = load_pretrained_discriminator(self.D, data["D"].state_dict(), str(opts.pickle))
+        n_d = load_pretrained_discriminator(self.D, data["D"].state_dict(), source)
         self.D = self.D.to(self.device).train().requires_grad_(True)
         notes.append(f"{n_d} discriminator tensors from D (b4.out broadcast to {s.cmap_dim} rows)")
         self.notes = notes
@@ -606,12 +608,17 @@ def _quiet(line: str) -> None:
     pass
 
 
-def train(settings: TrainSettings, opts: TrainOptions, say=print) -> dict[str, Any]:
-    """Train (or resume); returns {iterations, start, last, log, checkpoint, samples, notes}."""
+def train(
+    settings: TrainSettings, opts: TrainOptions, say=print, trainer: Trainer | None = None
+) -> dict[str, Any]:
+    """Train (or resume); returns {iterations, start, last, log, checkpoint, samples, notes}.
+
+    ``trainer``: an already built :class:`Trainer` for these settings (the demo measures it before and after).
+    """
     from fk.distributed import shutdown
     from fk.training import JsonlLog
 
-    t = Trainer(settings, opts)
+    t = trainer if trainer is not None else Trainer(settings, opts)
     rank0 = t.world.rank == 0
     out = Path(opts.out)
     log = JsonlLog(out / LOG_FILE)

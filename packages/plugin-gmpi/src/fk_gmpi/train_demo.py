@@ -154,22 +154,20 @@ def run_demo(
         demo=True,
         progress=progress,
     )
-    start_gap = mean_image_gap(Trainer(settings_from_raw(DEMO_CONFIG, "demo config"), opts))
-    summary = train(settings_from_raw(DEMO_CONFIG, "demo config"), opts, say=say)
-    end_trainer = Trainer(
-        settings_from_raw(DEMO_CONFIG, "demo config"), TrainOptions(**{**opts.__dict__, "resume": True})
-    )
-    end_trainer.resume()
-    signal = {"mean_image_gap_start": start_gap, "mean_image_gap_end": mean_image_gap(end_trainer)}
+    settings = settings_from_raw(DEMO_CONFIG, "demo config")
+    trainer = Trainer(settings, opts)
+    start_gap = mean_image_gap(trainer)  # draws from its own generators: training's randomness is untouched
+    summary = train(settings, opts, say=say, trainer=trainer)
+    signal = {"mean_image_gap_start": start_gap, "mean_image_gap_end": mean_image_gap(trainer)}
     (out / "signal.json").write_text(json.dumps(signal, indent=2) + "\n")
     loss_plot(out / "train_log.jsonl", out / "losses.png")
     preview = None
     imgs = [
-        ((end_trainer.dataset[i][0].permute(1, 2, 0).numpy() + 1) * 127.5)
+        ((trainer.dataset[i][0].permute(1, 2, 0).numpy() + 1) * 127.5)
         .round()
         .clip(0, 255)
         .astype(np.uint8)
-        for i in range(min(16, len(end_trainer.dataset)))
+        for i in range(min(16, len(trainer.dataset)))
     ]
     if imgs:
         rows = [np.concatenate(imgs[r * 4 : r * 4 + 4], 1) for r in range(len(imgs) // 4)]
