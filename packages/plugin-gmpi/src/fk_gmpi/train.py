@@ -363,6 +363,7 @@ class Trainer:
         return x[lo : lo + self.s.batch_size]
 
     # -- one iteration ---------------------------------------------------------------------------------
+    @torch.enable_grad()  # whatever the caller's grad mode (a process may have run an evaluation before)
     def step(self, it: int, real: torch.Tensor, c_real: torch.Tensor) -> dict[str, float]:
         from fk.distributed import global_mean
 
