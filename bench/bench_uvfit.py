@@ -1,4 +1,5 @@
-"""uvfit on this CPU: per-photo time by stage of the embedded path (`recipes/uvfit.yaml` on the astronaut).
+"""uvfit on this CPU: per-photo time by stage of the embedded path (`recipes/uvfit.yaml` on the astronaut)
+and of the full path (stage 1 R-Net, seconds per step of stages 2-3, where a step's time goes).
 
     python bench/bench_uvfit.py [--repeats 2] [--uv-size 1024] [--stages 2] [--stage-res 1024]
 
@@ -80,9 +81,21 @@ def hifi3dpp_sized(n_id: int = 532, n_exp: int = 45, n_tex: int = 439):
     return model, uv
 
 
+def _timed(fn, repeats: int = 1) -> float:
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - t0) / repeats
+
+
 def bench_stages(steps: int, resolution: int) -> None:
-    """Seconds per step of stages 2 and 3 (HiFi3D++-sized mesh, generated decoder at ``resolution``²)."""
+    """The full path's cost on a HiFi3D++-sized mesh with a generated decoder at ``resolution``²: stage 1
+    (R-Net forward), seconds per step of stages 2 and 3 with every term on (ArcFace and LPIPS with random
+    weights: same cost as the real ones), and where a step's time goes (each piece forward + backward)."""
     import torch
+    from fk.nets.arcface import IdentityFeatures, IResNet50
+    from fk.nets.lpips import LPIPS
+    from fk.nets.reconnet import HIFI3DPP, ReconNet
     from fk_uvfit import losses as L
     from fk_uvfit import stages as S
     from fk_uvfit import texgan as T
@@ -95,35 +108,42 @@ def bench_stages(steps: int, resolution: int) -> None:
     coeffs = model.zero_coeffs()
     with torch.no_grad():
         rend = render(coeffs, T.synth_uv(gen, avg.repeat(1, gen.mapping.num_ws, 1)))
-    data = S.Processed(
-        img=rend["image"],
-        skin_mask=torch.ones_like(rend["mask"]),
-        parse_mask=torch.ones_like(rend["mask"]),
-        lm=rend["lm"],
-    )
+    ones = torch.ones_like(rend["mask"])
+    data = S.Processed(img=rend["image"], skin_mask=ones, parse_mask=ones, lm=rend["lm"])
+    rnet = ReconNet(HIFI3DPP).eval()
+    with torch.no_grad():
+        stage1 = _timed(lambda: rnet(data.img))
+    identity = L.IdentityTerm(IdentityFeatures(IResNet50()))
+    lpips = LPIPS().eval().requires_grad_(False)
+    matrix = identity.matrix_from_landmarks(data.lm, 224)
     w = T.z_to_w(T.initial_z(gen.mapping.num_ws, gen.z_dim), avg, std).requires_grad_(True)
+    gan = _timed(lambda: T.synth_uv(gen, w).sum().backward())
+    uv = T.synth_uv(gen, w.detach()).requires_grad_(True)
+    rend_s = _timed(lambda: render(coeffs, uv)["image"].sum().backward())
+    img = data.img.clone().requires_grad_(True)
+    arc = _timed(lambda: identity.embed(img, matrix).sum().backward())
+    per = _timed(lambda: lpips(img, data.img).sum().backward())
+    terms = S.Terms(identity=identity, M=matrix, perceptual=lpips)
     t0 = time.perf_counter()
-    T.synth_uv(gen, w).sum().backward()
-    gan = time.perf_counter() - t0
-    uv = T.synth_uv(gen, w.detach())
-    t0 = time.perf_counter()
-    render(coeffs, uv)
-    rend_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    r2 = S.stage2(render, gen, avg, std, data, coeffs, {**L.STAGE2, "steps": steps})
+    r2 = S.stage2(render, gen, avg, std, data, coeffs, {**L.STAGE2, "steps": steps}, terms)
     s2 = (time.perf_counter() - t0) / steps
     t0 = time.perf_counter()
-    S.stage3(render, gen, avg, std, data, r2, {**L.STAGE3, "steps": steps})
+    S.stage3(render, gen, avg, std, data, r2, {**L.STAGE3, "steps": steps}, terms)
     s3 = (time.perf_counter() - t0) / steps
     print(
-        f"stages 2-3, {model.n_vertices} vertices / {len(model.triangles)} triangles, decoder {resolution}², "
-        f"torch threads {torch.get_num_threads()}"
+        f"full path, {model.n_vertices} vertices / {len(model.triangles)} triangles, decoder {resolution}², "
+        f"torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.2f} "
+        f"(cores: {os.cpu_count()})"
     )
-    print(f"load average: {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()})")
-    print(f"{'  decoder forward+backward':<44}{gan:>16.2f}")
-    print(f"{'  render 224² (forward)':<44}{rend_s:>16.2f}")
-    print(f"{'  stage 2, seconds per step':<44}{s2:>16.2f}{'upstream: CUDA only':>26}")
-    print(f"{'  stage 3, seconds per step':<44}{s3:>16.2f}{'(no CPU figure)':>26}")
+    print(f"{'  stage 1: R-Net forward (one per photo)':<48}{stage1:>12.2f}{'upstream: CUDA only':>26}")
+    print(f"{'  stage 2, seconds per step (all terms)':<48}{s2:>12.2f}{'(no CPU figure)':>26}")
+    print(f"{'  stage 3, seconds per step (all terms)':<48}{s3:>12.2f}")
+    print("  where a step goes (forward + backward):")
+    print(f"{'    texture GAN synthesis':<48}{gan:>12.2f}")
+    print(f"{'    render 224² (rasterise, interpolate, texels)':<48}{rend_s:>12.2f}")
+    print(f"{'    ArcFace identity term':<48}{arc:>12.2f}")
+    print(f"{'    LPIPS-VGG16 term (stage 2 only)':<48}{per:>12.2f}")
+    print(f"  per photo at upstream's 100 + 200 steps: about {stage1 + 100 * s2 + 200 * s3:.0f} s")
 
 
 def main() -> None:

@@ -109,6 +109,23 @@ def test_rnet_layout_and_safe_load(assets, tmp_path):
     assert not (tmp_path / "pwned").exists()
 
 
+@pytest.mark.parametrize("kind", ["global", "nested-global", "module-src"])
+def test_texture_gan_snapshot_loads_safely(assets, tmp_path, kind):
+    from fk.testing.stylegan2 import write_malicious_pickle
+    from fk_uvfit.texgan import load_texgan
+
+    gen = load_texgan(assets["gan"])
+    assert gen.img_resolution == 16
+    assert not any(p.requires_grad for p in gen.parameters())
+    bad = write_malicious_pickle(tmp_path / "evil.pkl", tmp_path / "marker", kind=kind)
+    if kind == "module-src":  # valid; its stored source would run in NVIDIA's loader: read, never run
+        load_texgan(bad)
+    else:
+        with pytest.raises(InputError):
+            load_texgan(bad)
+    assert not (tmp_path / "marker").exists()
+
+
 def test_path_choice_and_preflight_notices(assets, monkeypatch):
     from fk.errors import AssetMissingError
     from fk_uvfit.full import choose_path, find_files, preflight
@@ -184,3 +201,117 @@ def test_recipe_runs_stage_1_to_3_and_writes_every_file(assets):
     assert all(g.visual.kind == "texture" for g in scene.geometry.values())
     page = (out / "index.html").read_text()
     assert "FFHQ-UV texture GAN" in page
+
+
+@pytest.mark.slow
+def test_fit_back_a_synthetic_photo(assets, monkeypatch):
+    """A photo rendered from known coefficients and a known UV map is fitted back by stages 1-3.
+
+    Set-up (why the bars are reachable and meaningful): the true UV map is the 16² decoder's output at a
+    latent z* on stage 2's sphere: one random direction for every W+ layer (an inverted photo's layers are
+    alike, so geocross does not pull away from it), each vector rescaled to the norm of upstream's
+    RandomState(123) start so the spherical search can reach it; a texel covers about 8 x 8 photo pixels.
+    The generated R-Net starts stage 2 from the true shape and light but a pose 3° off in yaw: stage 2 must
+    find the map through that misregistration, and stage 3 must bring the pose back (to ≤ 2°) with the
+    landmarks to ≤ 1 px RMS. Stage 2 runs upstream's 100 steps; stage 3 is cut from 200 to 60 steps for
+    CPU time, so its pose learning rate is scaled up from 0.05 to 0.3 of the base rate (a recipe
+    parameter). The map is compared on the visible texels (hit by at least 4 face pixels of the true
+    render): ≥ 25 dB, where upstream's start is about 6 dB.
+    """
+    from fk_uvfit import full as FU
+    from fk_uvfit import losses as L
+    from fk_uvfit import stages as S
+    from fk_uvfit import texgan as T
+
+    torch.set_num_threads(1)
+    model = assets["model"]
+    true = assets["start"].clone()
+    parts = model.split_coeffs(true)
+    parts["exp"].clamp_(min=0)
+    parts["angle"][:] = torch.tensor([0.05, 0.25, 0.02])
+    parts["id"][:] = torch.linspace(-0.5, 0.5, model.n_id)
+    start = true.clone()
+    model.split_coeffs(start)["angle"][:] += torch.tensor([0.0, np.deg2rad(3.0), 0.0])
+    rnet = write_rnet(assets["tmp"] / "fitback_rnet.pth", model, start)
+    nets = FU.load_networks(_files(assets, rnet=rnet), w_stat_samples=10_000)
+    z0 = T.initial_z(nets.gen.mapping.num_ws, nets.gen.z_dim)
+    direction = torch.randn(1, 1, z0.shape[-1], generator=torch.Generator().manual_seed(7))
+    z_true = direction / direction.norm() * z0.norm(dim=-1, keepdim=True)
+    uv_true = T.synth_uv(nets.gen, T.z_to_w(z_true, nets.w_avg, nets.w_std))
+    with torch.no_grad():
+        rt = nets.render(true, uv_true)
+    photo = rt["image"] * rt["mask"] + 0.5 * (1 - rt["mask"])
+    ones = torch.ones_like(rt["mask"])
+    data = S.Processed(img=photo, skin_mask=ones, parse_mask=ones, lm=rt["lm"])
+
+    size = uv_true.shape[-1]
+    hits = (rt["uv_coords"][0][rt["mask"][0, 0] > 0] * (size / 512)).long().clamp(0, size - 1)
+    count = torch.zeros(size * size).index_add_(0, hits[:, 0] * size + hits[:, 1], torch.ones(len(hits)))
+    visible = (count >= 4).reshape(size, size)
+    assert visible.sum() > 60
+
+    def psnr(uv: torch.Tensor) -> float:
+        a, b = (x[0].clamp(0, 1).permute(1, 2, 0)[visible] for x in (uv, uv_true))
+        return float(10 * torch.log10(1 / ((a - b) ** 2).mean()))
+
+    cfg2 = {**L.STAGE2}
+    cfg3 = {**L.STAGE3, "steps": 60, "pose_lr_scale": 0.3}
+    out = FU.fit_stages(nets, data, torch.zeros(1, 2, 3), cfg2, cfg3)
+    torch.testing.assert_close(out[1][0], start)  # stage 1 = the R-Net's regression
+    first = psnr(T.synth_uv(nets.gen, T.z_to_w(z0, nets.w_avg, nets.w_std)))
+    final = out[3]
+    yaw_err = np.rad2deg(float((model.split_coeffs(final.coeffs)["angle"] - parts["angle"]).abs().max()))
+    with torch.no_grad():
+        lm = model(final.coeffs)["landmarks_yup"]
+    lm_rmse = float((lm - rt["lm"]).norm(dim=-1).pow(2).mean().sqrt())
+    assert first < 15, first
+    assert yaw_err <= 2.0, yaw_err
+    assert lm_rmse <= 1.0, lm_rmse
+    assert psnr(final.uv) >= 25.0, (psnr(out[2].uv), psnr(final.uv))
+
+
+@pytest.mark.slow
+def test_identity_and_perceptual_terms_run_when_their_weights_exist(assets, tmp_path, monkeypatch):
+    """ArcFace (ffhquv-arcface) and VGG16 + LPIPS layers (lpips-vgg16, lpips-vgg-lin) where `fk doctor` says
+    they go: both terms enter the objective with upstream's weights; without them the weights count 0."""
+    from fk.nets.arcface import IResNet50
+    from fk.nets.lpips import LPIPS
+    from fk_uvfit import full as FU
+    from fk_uvfit import losses as L
+    from fk_uvfit import stages as S
+
+    home = tmp_path / "home"
+    arc = home / "assets/ffhquv/checkpoints/arcface_model/ms1mv3_arcface_r50_fp16_backbone.pth"
+    arc.parent.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(IResNet50().state_dict(), arc)
+    (home / "assets" / "lpips").mkdir(parents=True)
+    state = LPIPS().state_dict()
+    vgg = {k: v for k, v in state.items() if k.startswith("features.")}
+    torch.save(vgg, home / "assets/lpips/vgg16-397923af.pth")
+    torch.save({k: v.abs() for k, v in state.items() if k.startswith("lin")}, home / "assets/lpips/vgg.pth")
+    monkeypatch.setenv("FK_HOME", str(home))
+    found = FU.find_files(texgan=str(assets["gan"]), rnet=str(assets["rnet"]))
+    assert found.arcface == arc
+    assert len(found.notices()) == 1  # only the unwrap table's
+    assert found.notices()[0].startswith("unwrap_1024_info.mat absent")
+    nets = FU.load_networks(_files(assets, arcface=found.arcface, vgg=found.vgg, lpips=found.lpips),
+                            w_stat_samples=500)  # fmt: skip
+    assert nets.terms.weights(L.STAGE2)["w_id"] == 10.0
+    assert nets.terms.weights(L.STAGE2)["w_lpips"] == 100.0
+    img = torch.rand(1, 3, 224, 224)
+    ones = torch.ones(1, 1, 224, 224)
+    lm = nets.render(assets["start"], None)["lm"].detach()
+    data = S.Processed(img=img, skin_mask=ones, parse_mask=ones, lm=lm)
+    from fk_uvfit.preprocess import arcface_matrix
+
+    top_down = torch.stack([lm[0, :, 0], 223 - lm[0, :, 1]], -1).numpy()
+    matrix = torch.as_tensor(arcface_matrix(top_down), dtype=torch.float32)[None]
+    out = FU.fit_stages(nets, data, matrix, {**L.STAGE2, "steps": 1}, {**L.STAGE3, "steps": 1})
+    assert {"id", "lpips", "color", "geocross"} <= set(out[2].history[0])
+    assert out[2].history[0]["id"] > 0
+    assert "lpips" not in out[3].history[0]  # stage 3's LPIPS weight is 0 upstream
+    assert "id" in out[3].history[0]
+    # the render's warp from its own landmarks equals preprocessing's rule on the same points
+    torch.testing.assert_close(L.IdentityTerm.matrix_from_landmarks(lm, 224), matrix, atol=1e-3, rtol=1e-4)
+    assert S.Terms().weights(L.STAGE2)["w_id"] == 0.0  # no network: counted 0
