@@ -67,6 +67,7 @@ with torch.no_grad():
     for p in D0.parameters():
         p.add_(0.05 * torch.randn_like(p))
 D16 = Discriminator(16, 16, 3, channel_base=512, channel_max=32, cmap_dim=16, epilogue_kwargs={"mbstd_group_size": 1})
+D16.requires_grad_(False)  # as gmpi/train.py before its copy
 misc.copy_params_and_buffers(D0, D16, require_all=False)
 torch.save({"src": D0.state_dict(), "dst": D16.state_dict()}, OUT_DIR + "/D_copy.pt")
 
@@ -182,7 +183,7 @@ def main() -> None:
         ema.update(p)
     worst["ema"] = report("EMA shadows after 6 updates", np.concatenate([s.reshape(-1).numpy() for s in ema.shadow]),
                           ref["ema"])
-    print(f"EMA state keys: fk {sorted(ema.state_dict())} / torch_ema {list(ref['ema_keys'])}; "
+    print(f"EMA state keys: fk {sorted(ema.state_dict())} / torch_ema {[str(k) for k in ref['ema_keys']]}; "
           f"num_updates {ema.num_updates} / {int(ref['ema_num_updates'])}")
     print(f"worst: {max(worst.values()):.3g}")
 
