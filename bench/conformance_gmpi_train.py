@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-import sys
 import tempfile
 import textwrap
 from pathlib import Path
@@ -113,19 +112,15 @@ print("gmpi side done")
 
 
 def ensure_venv(venv: Path) -> Path:
-    py = venv / "bin" / "python"
-    if not py.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "torch==2.13.0", "torchvision==0.28.0",
-                        "torch_ema==0.3", "numpy", "scipy", "tqdm", "lazy", "pillow", "pyyaml", "yacs",
-                        "requests", "dill"], check=True)
+    """conformance_gmpi.py's venv recipe plus torchvision (GMPI's blur) and torch_ema (GMPI's EMA)."""
+    from conformance_gmpi import ensure_venv as ensure_base
+
+    py = ensure_base(venv)
+    probe = subprocess.run([str(py), "-c", "import importlib.util as u, sys; "
+                            "sys.exit(not (u.find_spec('torch_ema') and u.find_spec('torchvision')))"])
+    if probe.returncode != 0:
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "torchvision==0.28.0", "torch_ema==0.3"], check=True)
     return py
-
-
-def report(name: str, fk_value, ref_value) -> float:
-    err = float(np.max(np.abs(np.asarray(fk_value, np.float64) - np.asarray(ref_value, np.float64))))
-    print(f"{name:<52} max |fk - GMPI| = {err:.3g}")
-    return err
 
 
 def main() -> None:
@@ -133,6 +128,7 @@ def main() -> None:
     ap.add_argument("--gmpi-src", type=Path, required=True, help="a checkout of apple/ml-gmpi")
     ap.add_argument("--venv", type=Path, default=Path("/tmp/gmpi_train_ref"))
     args = ap.parse_args()
+    from conformance_gmpi import report
     from fk_gmpi.discriminator import GmpiDiscriminator, load_pretrained_discriminator
     from fk_gmpi.lighting import LightAugment
     from fk_gmpi.train import Ema

@@ -180,7 +180,7 @@ def _load(path: Path, what: str) -> Any:
 class Trainer:
     """Builds the networks, data and state, and runs iterations (one process of a data-parallel run)."""
 
-    def __init__(self, settings: TrainSettings, opts: TrainOptions, say=None):
+    def __init__(self, settings: TrainSettings, opts: TrainOptions):
         from fk.distributed import init_from_env
         from fk.nets.stylegan2 import read_stylegan2_pickle
 
@@ -192,7 +192,6 @@ class Trainer:
         from fk_gmpi.train_data import build_dataset
 
         self.s, self.o = settings, opts
-        self.say = say or (lambda line: None)
         self.world = init_from_env(opts.device)
         cuda = opts.device.startswith("cuda")
         self.device = torch.device(
@@ -624,6 +623,8 @@ def train(
     out = Path(opts.out)
     log = JsonlLog(out / LOG_FILE)
     resumed = opts.resume and t.resume()
+    if opts.resume and not resumed and rank0:
+        say(f"note: nothing to resume in {t.ckpt_dir} (no {STATE_FILE}): starting at iteration 0")
     if rank0:
         out.mkdir(parents=True, exist_ok=True)
         if resumed:
