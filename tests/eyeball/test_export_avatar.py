@@ -193,7 +193,7 @@ def test_tangent_space_normals_of_the_geometric_normals_point_up():
 def test_relit_preview_matches_the_truth_under_the_new_light(truth, exported, tmp_path):
     """The exported assets, relit by a light off the camera, against the true surfaces under that light.
 
-    Threshold 30 dB: measured 35.4-36.1 dB at this size (64³ lattice, 512² maps, 160 px views); what differs is
+    Threshold 30 dB: measured 35.4-36.1 dB here (64³ lattice, 512² maps, 160 px views); what differs is
     the silhouette and eyelid rims (the marching-cubes surface is up to ~1/4 cell = 1.2 mm off, under a
     pixel at this scale, but a rim pixel can switch surface entirely) and 8-bit quantisation. The control
     below (the same truth under CoRA's training light, the flashlight at the camera) scores ~20 dB, so
@@ -265,7 +265,9 @@ def test_export_cli_on_a_checkpoint(tmp_path, capsys, hybrid):
     rc = main(["eyeball", "export", "--ckpt", str(tmp_path / "latest.pth"), "--out", str(out), "--grid", "24",
                "--uv-size", "64", "--no-preview"])  # fmt: skip
     assert rc == 0, capsys.readouterr().err
-    assert "wrote" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "wrote" in said
+    assert ("right/ and left/ eyeballs" in said) == hybrid
     v = read_obj(out / "mesh_uv.obj").vertices
     # CoRA extracts the level set sdf = beta of a VolSDF model (beta in [0, 1]^3 units: x 2 bound)
     level = surface_level(avatar)

@@ -336,7 +336,9 @@ def export_cmd(
                           preview=preview, log=lambda m: typer.echo(m, err=True), progress=lambda _label: bar)  # fmt: skip
     typer.echo(
         f"wrote {out}: head {r.vertices} vertices / {r.faces} faces, {uv_size}² maps "
-        f"({100 * r.uv_coverage:.0f}% of texels on the UV islands), right/ and left/ eyeballs, avatar.glb"
+        f"({100 * r.uv_coverage:.0f}% of texels on the UV islands), "
+        + ("right/ and left/ eyeballs, " if r.eyeballs else "no eyeballs (Step-1 model), ")
+        + "avatar.glb"
         + (f", preview {out / 'preview' / 'index.html'}" if preview else "")
     )
 

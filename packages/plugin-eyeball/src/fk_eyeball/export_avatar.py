@@ -71,6 +71,7 @@ class ExportResult:
     faces: int
     uv_coverage: float  # share of the S x S texels inside the UV islands
     timings: dict[str, float] = field(default_factory=dict)
+    eyeballs: bool = True  # False for a Step-1 (no eyeballs) avatar
 
 
 def _device(avatar: Any) -> torch.device:
@@ -433,7 +434,7 @@ def export_avatar(
         t = time.perf_counter()
         files += write_preview(out, out / "preview", size=preview_size)
         timings["preview"] = time.perf_counter() - t
-    return ExportResult(out, files, len(verts), len(faces), float(covered.mean()), timings)
+    return ExportResult(out, files, len(verts), len(faces), float(covered.mean()), timings, has_eyes)
 
 
 def _write_obj_with_material(out: Path, verts, faces, uvs, uv_faces) -> None:
