@@ -595,7 +595,7 @@ class Trainer:
                     self.save(f"iter_{self.step:05d}.pth")
                 if self.step % 1000 == 0 and self.step < max_steps:
                     self.save("latest.pth")
-                if self.step % int(t["val_freq"]) == 0 or self.step == max_steps:
+                if self.step % int(t["val_freq"]) == 0:
                     last["val"] = self.validate()
                 if progress:
                     progress(self.step, max_steps)
