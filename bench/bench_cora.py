@@ -80,13 +80,23 @@ def bench_export(grid: int, uv_size: int) -> None:
     bound = float(np.abs(np.concatenate([lo, hi])).max())
     net = HybridAvatar(AvatarSpec(bound=bound))
     n = min(len(pts), 1 << 18)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for c in pts[:n].split(1 << 16):
         net.materials(c)
-    per = (time.perf_counter() - t0) / n
+    per, cpu = (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
     print(
-        f"  HybridAvatar.materials: {1e6 * per:.2f} us/texel -> {per * len(pts):.1f} s for the "
-        f"{len(pts)} covered texels (load {_load()})",
+        f"  HybridAvatar.materials: {1e6 * per:.2f} us/texel wall ({1e6 * cpu:.2f} CPU) -> "
+        f"{per * len(pts):.1f} s for the {len(pts)} covered texels (load {_load()})",
+        flush=True,
+    )
+    t0, c0 = time.perf_counter(), time.process_time()
+    with torch.no_grad():
+        for c in pts[:n].split(1 << 16):
+            net.head_sdf(c)
+    per, cpu = (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
+    print(
+        f"  HybridAvatar.head_sdf: {1e6 * per:.2f} us/point wall ({1e6 * cpu:.2f} CPU) -> "
+        f"{per * grid**3:.1f} s for the {grid}^3 lattice (load {_load()})",
         flush=True,
     )
 
