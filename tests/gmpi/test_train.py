@@ -221,3 +221,19 @@ def test_cli_errors_name_the_file_and_the_fix(tmp_path, tiny_train_data, fk_home
     assert res.returncode == 4, res.stderr
     assert "ffhq-res512-mirror-stylegan2-noaug.pkl" in res.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_dataset_paths_come_from_the_config(tmp_path, tiny_train_data):
+    import shutil
+
+    from fk.cameras.gmpi import camera_setup
+
+    from fk_gmpi.train_data import build_dataset
+
+    data, _ = tiny_train_data
+    root = tmp_path / "renamed"
+    root.mkdir()
+    shutil.copy(data / "ffhq16x16.zip", root / "faces16.zip")
+    shutil.copytree(data / "ffhq16_deep3dface_coeffs", root / "poses")
+    paths = {"FFHQ": {"TRAIN_DATAROOT": "elsewhere/faces{}.zip", "POSE_DATAROOT": "elsewhere/poses"}}
+    assert len(build_dataset("FFHQ256", root, 16, camera_setup("FFHQ256"), paths=paths)) == 8

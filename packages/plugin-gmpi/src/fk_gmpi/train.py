@@ -284,6 +284,7 @@ class Trainer:
             self.resolution,
             self.setup,
             s.d_cond_dim or 16,
+            s.cfg.raw.get("DATASET"),
         )
         self.start = 0
         self.out = Path(opts.out)

@@ -2,7 +2,7 @@
 
 Each item is ``(image (3, R, R) in [-1, 1], flat w2c (16,) or (9,))``: ToTensor + Normalize(0.5, 0.5); a
 stored size other than R is an error, as GMPI asserts (no resize happens in GMPI's runs). ``--data-root DIR``
-holds GMPI's ``runtime_dataset`` layout:
+holds GMPI's ``runtime_dataset`` layout (the names are the last components of the config's ``DATASET`` paths):
 
 - FFHQ{R}: ``DIR/ffhq{R}x{R}.zip`` (StyleGAN2 ``dataset_tool`` zip; image names with a PIL extension,
   sorted) and ``DIR/ffhq{R}_deep3dface_coeffs/<zip path with .png -> .mat>`` (Deep3D ``angle``, ``trans``),
@@ -173,22 +173,39 @@ def _require(path: Path, what: str, fix: str) -> Path:
 
 
 def build_dataset(
-    dataset: str, data_root: Path, resolution: int, setup: cams.CameraSetup, flat_dim: int = 16
+    dataset: str,
+    data_root: Path,
+    resolution: int,
+    setup: cams.CameraSetup,
+    flat_dim: int = 16,
+    paths: dict | None = None,
 ) -> torch.utils.data.Dataset:
-    """GMPI's dataset for ``dataset`` under ``data_root`` (GMPI's ``runtime_dataset`` layout)."""
+    """GMPI's dataset for ``dataset`` under ``data_root`` (GMPI's ``runtime_dataset`` layout).
+
+    ``paths``: the config's ``DATASET`` section (default: GMPI's); each path's last component is looked up
+    under ``data_root`` (FFHQ's ``{}`` filled with the resolution, as ``modify_curriculums`` does).
+    """
     from fk_gmpi.prepare import zip_image_names
 
     root = Path(data_root)
     if not root.is_dir():
         raise InputError(f"{root}: not a folder", hint="--data-root is GMPI's runtime_dataset folder")
+    if paths is None:
+        from fk_gmpi.train_config import GMPI_YML
+
+        paths = GMPI_YML["DATASET"]
+
+    def under_root(kind: str, key: str) -> Path:
+        return root / Path(str(paths[kind][key]).format(resolution, resolution)).name
+
     if dataset.startswith("FFHQ") or dataset == DEMO_DATASET:
         zpath = _require(
-            root / f"ffhq{resolution}x{resolution}.zip",
+            under_root("FFHQ", "TRAIN_DATAROOT"),
             "dataset zip",
             "make it with StyleGAN2's dataset_tool.py (GMPI's TRAIN_EVAL.md)",
         )
         coeffs = _require(
-            root / f"ffhq{resolution}_deep3dface_coeffs",
+            under_root("FFHQ", "POSE_DATAROOT"),
             "Deep3D coefficient folder",
             "run `fk gmpi prepare-ffhq` and move epoch_20_000000/ there (README)",
         )
@@ -198,12 +215,12 @@ def build_dataset(
         return Deep3dPoseDataset(items, zpath, setup, resolution, flat_dim)
     if dataset == "MetFaces":
         folder = _require(
-            root / "metfaces1024x1024_xflip",
+            under_root("MetFaces", "TRAIN_DATAROOT"),
             "MetFaces image folder",
             "the 1024² MetFaces PNGs plus their _xflip mirrors (`fk gmpi prepare-metfaces --xflip`)",
         )
         coeffs = _require(
-            root / "metfaces_xflip_deep3dface_coeffs",
+            under_root("MetFaces", "POSE_DATAROOT"),
             "Deep3D coefficient folder",
             "run `fk gmpi prepare-metfaces` and move epoch_20_000000/ to coeffs/ there (README)",
         )
@@ -217,7 +234,7 @@ def build_dataset(
         return Deep3dPoseDataset(items, None, setup, resolution, flat_dim)
     if dataset == "AFHQCat":
         folder = _require(
-            root / "afhq_v2_train_cat_512",
+            under_root("AFHQCat", "TRAIN_DATAROOT"),
             "AFHQCat folder",
             "EG3D's processed AFHQv2 cats (dataset.json + images), renamed afhq_v2_train_cat_512",
         )
