@@ -155,7 +155,7 @@ class UVFitExporter:
             seconds["texture"] = 0.0
         else:
             label = TEXTURE_LABEL
-            texture, proj = self._project(photo, recon, model, uvs, uv_faces, faces, renderer)
+            texture, proj = self._project(photo, recon, model, uvs, uv_faces, faces, renderer, key)
             seconds["project"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             files["uv"] = rel(ctx.save_image(f"{key}/stage3_uv.png", texture))
@@ -284,7 +284,7 @@ class UVFitExporter:
         ctx.log(f"{label}: {cover}" + ", ".join(f"{k} {v:.2f}s" for k, v in seconds.items()))
         return {"files": files, "info": info}
 
-    def _project(self, photo, recon, model, uvs, uv_faces, faces, renderer):
+    def _project(self, photo, recon, model, uvs, uv_faces, faces, renderer, key):
         """The embedded texture: the photo projected into the model's UV layout."""
         from fk.cameras.deep3d import K_LANDMARKS, opencv_from_deep3d_camera, to_camera
         from fk.render.uv_projection import project_photo_to_uv
@@ -292,7 +292,9 @@ class UVFitExporter:
         crop = recon.crop
         k_photo = crop.source_from_crop @ K_LANDMARKS
         if not np.allclose(k_photo[2], [0.0, 0.0, 1.0], atol=1e-9):
-            raise InputError("export:uvfit needs an affine crop (crop:deep3d)", hint="use crop:deep3d")
+            raise InputError(
+                f"{key}: export:uvfit needs an affine crop (crop:deep3d)", hint="use crop:deep3d"
+            )
         posed_cv = opencv_from_deep3d_camera(to_camera(np.asarray(recon.vertices, np.float64)))
         symmetric = model.mean_vertices().cpu().double().numpy() if self.mirror else None
         mask = None

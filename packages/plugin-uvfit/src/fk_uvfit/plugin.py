@@ -88,7 +88,9 @@ def fk_fit():
             Param("iterations", "int", 30, "embedded path: fit:deep3d's photometric iterations"),
             Param("model", "str", "auto", "embedded path: face model of fit:deep3d"),
             _RENDERER,
-            Param("device", "str", "cpu", "torch device of the embedded fit (the full path runs on CPU for now)"),
+            Param(
+                "device", "str", "cpu", "torch device of the embedded fit (the full path runs on CPU for now)"
+            ),
             Param("threads", "int", 1, "torch CPU threads for this step (0: keep the process setting)"),
         ),
         inputs=(

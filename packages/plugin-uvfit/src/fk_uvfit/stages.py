@@ -15,8 +15,9 @@ render mask × parse mask × skin mask.
 
 The ArcFace identity term (``w_id``) and the LPIPS term (``w_lpips``, stage 2 only) run when their networks
 are given (:class:`Terms`); without weights the term is skipped and its weight counted as 0 (the caller
-says so). Upstream also renders the whole head every step for its TensorBoard pictures; that render is not
-part of any loss, and fk renders it only for the saved vis strips (same numbers, less time).
+says so). Upstream also renders the whole head every step for its TensorBoard pictures; that render is in
+no loss and not in the saved ``stage{N}_vis.png``, so fk skips it (same numbers, less time;
+``UVRenderer(..., head=True)`` renders it on demand).
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ class UVRenderer:
         self, coeffs: torch.Tensor, uv: torch.Tensor | None, head: bool = False
     ) -> dict[str, torch.Tensor]:
         """Render with the UV map ``uv`` (B, 3, S, S); ``uv=None``: the lit per-vertex albedo (stage 1);
-        ``head=True`` rasterises the whole head (``head_tri``, the vis strips) instead of the face region."""
+        ``head=True`` rasterises the whole head (``head_tri``) instead of the face region (``tri``)."""
         import fk.render as dr
         from fk.cameras.deep3d import opencv_from_deep3d_camera
         from fk.render.uv_sampling import sample_uv_texture
