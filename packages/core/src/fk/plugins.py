@@ -43,7 +43,7 @@ FIRST_PARTY: dict[str, tuple[str, ...]] = {
     "fk-plugin-datasets": ("crop:lpff-model-face", "crop:lpff-realigned", "evaluate:lpff-density",
                            "export:lpff-camera-parameters", "export:lpff-layout", "reconstruct:lpff-camera"),
     "fk-plugin-gmpi": ("export:gmpi-page", "export:gmpi-photo-mpi"),
-    "fk-plugin-uvfit": ("crop:uvfit-preprocess", "export:uvfit", "export:uvfit-page"),
+    "fk-plugin-uvfit": ("crop:uvfit-preprocess", "export:uvfit", "export:uvfit-page", "fit:uvfit"),
     "fk-plugin-eyeball": (),
 }
 # `fk <group>` sub-commands that first-party plugins add (fk_cli): "not installed", not "No such command".
