@@ -264,8 +264,9 @@ def test_export_cli_on_a_checkpoint(tmp_path, capsys, hybrid):
     out = tmp_path / "export"
     rc = main(["eyeball", "export", "--ckpt", str(tmp_path / "latest.pth"), "--out", str(out), "--grid", "24",
                "--uv-size", "64", "--no-preview"])  # fmt: skip
-    assert rc == 0, capsys.readouterr().err
-    said = capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    said, said_err = captured.out, captured.err
     assert "wrote" in said
     assert ("right/ and left/ eyeballs" in said) == hybrid
     v = read_obj(out / "mesh_uv.obj").vertices
@@ -278,6 +279,7 @@ def test_export_cli_on_a_checkpoint(tmp_path, capsys, hybrid):
     assert np.abs(sdf - level).max() < 0.3 * 2 / 23  # within a fraction of a lattice cell
     assert (out / "right" / "mesh_uv.obj").is_file() == hybrid
     assert (out / "avatar.glb").is_file()
+    assert "no --data-root and no readable config.yaml" in said_err
 
 
 class _SphereAvatar:
@@ -322,3 +324,41 @@ def test_fill_gutters_and_preview_without_truth(tmp_path):
     img = load_image(tmp_path / "o" / "preview" / "relit_az+0.png")
     assert img[24:40, 24:40].mean() > 20  # the lit sphere fills the view's centre
     assert img[0, 0].max() == 0  # black background
+
+
+def test_export_cli_trims_eyeballs_with_the_capture_cameras(tmp_path, capsys):
+    """The subject named by the config.yaml beside the checkpoint gives the cameras (CoRA trims the caps with
+    every frame's view); a camera sweep from the side trims the cap differently from the frontal fallback."""
+    import yaml
+    from fk.cameras import Intrinsics
+    from fk.cli.main import main
+    from fk.io.image import save_image
+    from fk.io.mesh import read_obj
+    from fk_eyeball.dataset import write_transforms
+    from fk_eyeball.synth import phone_cameras
+
+    subject = tmp_path / "subject"
+    (subject / "image").mkdir(parents=True)
+    names = [f"{i:05d}.png" for i in range(1, 7)]
+    for n in names:
+        save_image(subject / "image" / n, np.zeros((8, 6, 3), np.uint8))
+    write_transforms(
+        subject / "transforms.json", Intrinsics(10.0, 10.0, 2.5, 3.5, 6, 8), names, phone_cameras(6)
+    )
+    run = tmp_path / "run"
+    run.mkdir()
+    _checkpoint(run / "latest.pth", hybrid=True)
+    (run / "config.yaml").write_text(
+        yaml.safe_dump({"data": {"meta_path": str(subject / "transforms.json")}})
+    )
+    faces = {}
+    for label, ckpt in (("capture", run / "latest.pth"), ("fallback", tmp_path / "latest.pth")):
+        if label == "fallback":
+            (tmp_path / "latest.pth").write_bytes((run / "latest.pth").read_bytes())
+        rc = main(["eyeball", "export", "--ckpt", str(ckpt), "--out", str(tmp_path / label), "--grid", "20",
+                   "--uv-size", "32", "--no-preview"])  # fmt: skip
+        err = capsys.readouterr().err
+        assert rc == 0, err
+        assert ("no --data-root" in err) == (label == "fallback")
+        faces[label] = len(read_obj(tmp_path / label / "right" / "mesh.obj").faces)
+    assert faces["capture"] != faces["fallback"]

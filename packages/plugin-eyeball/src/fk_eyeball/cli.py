@@ -312,6 +312,10 @@ def export_cmd(
         "(CoRA: the material at the world origin)"
     ),
     preview: bool = typer.Option(True, help="render the relit preview (preview/index.html)"),
+    data_root: Path = typer.Option(
+        None, "--data-root",
+        help="subject folder whose cameras trim the eyeball caps (default: the config.yaml beside --ckpt)",
+    ),
 ) -> None:
     """CoRA's relightable export (§10): head mesh + UV maps, eyeballs, GLB and a relit preview."""
     from fk.errors import InputError
@@ -331,9 +335,11 @@ def export_cmd(
             hint="update fk-plugin-eyeball",
         ) from None
     avatar = load_avatar(ckpt)
+    cameras = _capture_cameras(ckpt, data_root)
     with progress("bake") as bar:
         r = export_avatar(avatar, out, uv_size=uv_size, grid=grid, decimation=decimation, fill_gutters=fill_gutters,
-                          preview=preview, log=lambda m: typer.echo(m, err=True), progress=lambda _label: bar)  # fmt: skip
+                          cameras=cameras, preview=preview, log=lambda m: typer.echo(m, err=True),
+                          progress=lambda _label: bar)  # fmt: skip
     typer.echo(
         f"wrote {out}: head {r.vertices} vertices / {r.faces} faces, {uv_size}² maps "
         f"({100 * r.uv_coverage:.0f}% of texels on the UV islands), "
@@ -341,6 +347,28 @@ def export_cmd(
         + "avatar.glb"
         + (f", preview {out / 'preview' / 'index.html'}" if preview else "")
     )
+
+
+def _capture_cameras(ckpt: Path, data_root: Path | None):
+    """``(cam2world, K, (h, w))`` of the capture, for CoRA's eyeball trimming: ``--data-root``, else the
+    ``data.meta_path`` of the ``config.yaml`` that ``fk eyeball train`` writes beside its checkpoints; None
+    (one camera facing the eyes) with a warning when neither is there."""
+    import yaml
+
+    from fk_eyeball.dataset import load_subject
+
+    meta = None
+    if data_root is None:
+        try:
+            cfg = yaml.safe_load((ckpt.parent / "config.yaml").read_text()) or {}
+            meta = Path((cfg.get("data") or {})["meta_path"])
+            data_root = meta.parent
+        except (OSError, KeyError, TypeError, yaml.YAMLError):
+            warn(f"no --data-root and no readable config.yaml beside {ckpt}: the eyeball caps are trimmed "
+                 "for one camera facing the eyes, not for the capture's views")  # fmt: skip
+            return None
+    s = load_subject(data_root, meta.name if meta is not None else None)
+    return s.cam2world, s.K, s.size
 
 
 @app.command()
