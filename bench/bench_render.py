@@ -10,7 +10,8 @@ first-call time of the compiled kernels in a fresh process, with and without num
 Medians of several runs; the load average is printed beside each table (the machine may be
 shared). Run bench/setup_render_bench.sh first for llvmpipe.
 
-    .venv/bin/python bench/bench_render.py [--quick] [--sizes 224,512] [--no-compile-times]
+    .venv/bin/python bench/bench_render.py [--quick] [--sizes 224,512] [--threads 1] [--stat min]
+        [--no-compile-times]
 """
 
 from __future__ import annotations
@@ -66,14 +67,32 @@ def clip_positions(verts: np.ndarray, batch: int) -> np.ndarray:
 STAT = "median"
 
 
-def median_ms(fn, runs: int) -> float:
+class Timing(float):
+    """Wall milliseconds (the float) with the process's CPU milliseconds (all threads) as ``.cpu``."""
+
+    cpu: float
+
+    def __new__(cls, wall: float, cpu: float) -> Timing:
+        obj = super().__new__(cls, wall)
+        obj.cpu = cpu
+        return obj
+
+    def __str__(self) -> str:
+        return f"{float(self):.1f} ms (CPU {self.cpu:.1f})"
+
+
+def median_ms(fn, runs: int) -> Timing:
+    """Wall and CPU time of ``fn`` (median or min of ``runs``). CPU time counts every thread of this
+    process (numba's, torch's, llvmpipe's): on a shared machine it is inflated far less than wall time."""
     fn()  # warm-up (and numba compile on the very first call)
-    times = []
+    walls, cpus = [], []
     for _ in range(runs):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t0)
-    return 1000 * (min(times) if STAT == "min" else statistics.median(times))
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    pick = min if STAT == "min" else statistics.median
+    return Timing(1000 * pick(walls), 1000 * pick(cpus))
 
 
 def fk_forward(ctx, pos, tri, colors, res):
@@ -153,16 +172,20 @@ pos = torch.tensor([[[-0.9, -0.8, 0.1, 1.1], [0.9, -0.7, 0.4, 1.2], [-0.2, 0.8, 
 tri = torch.tensor([[0, 1, 2]], dtype=torch.int32)
 rast, _ = dr.rasterize(dr.get_context("cpu"), pos, tri, (64, 64))
 col, _ = dr.interpolate(torch.rand(3, 3, requires_grad=True), rast, tri)
+col.sum().backward(retain_graph=True)
+t1 = time.perf_counter()
 dr.antialias(col, rast, pos, tri).sum().backward()
-print(time.perf_counter() - t0)
+print(t1 - t0, time.perf_counter() - t1)
 """
 
 
-def first_call_seconds(cache_dir: str) -> float:
-    """Import + first rasterize/interpolate/antialias forward+backward in a fresh process."""
+def first_call_seconds(cache_dir: str) -> tuple[float, float]:
+    """Seconds to import fk.render and run the first rasterize + interpolate forward + backward, then the
+    first antialias forward + backward, in a fresh process."""
     env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
     out = subprocess.run([sys.executable, "-c", FIRST_CALL], env=env, capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    raster, aa = out.stdout.strip().splitlines()[-1].split()
+    return float(raster), float(aa)
 
 
 def main() -> None:
@@ -171,8 +194,17 @@ def main() -> None:
     parser.add_argument("--sizes", default="224,512,1024", help="comma-separated image sizes")
     parser.add_argument("--stat", choices=("median", "min"), default="median",
                         help="min filters out other processes' load on a shared machine")
-    parser.add_argument("--no-compile-times", action="store_true", help="skip the fresh-process first-call timing")
+    parser.add_argument("--no-compile-times", action="store_true",
+                        help="skip the fresh-process first-call timing")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="threads for fk (numba, torch) and llvmpipe (LP_NUM_THREADS); 0: the defaults")
     args = parser.parse_args()
+    if args.threads > 0:
+        import numba
+
+        os.environ["LP_NUM_THREADS"] = str(args.threads)  # read when Mesa's driver loads, below
+        numba.set_num_threads(args.threads)
+        torch.set_num_threads(args.threads)
     global STAT
     STAT = args.stat
     verts, faces = face_like_mesh()
@@ -194,7 +226,8 @@ def main() -> None:
                 run, renderer_name = llvmpipe_runner(pos_np, faces, colors_np, res)
                 ref = median_ms(run, runs)
             except Exception as exc:  # noqa: BLE001 - the reference is optional
-                ref, renderer_name = float("nan"), f"unavailable ({type(exc).__name__}: {exc})"
+                ref = Timing(float("nan"), float("nan"))
+                renderer_name = f"unavailable ({type(exc).__name__}: {exc})"
             with torch.no_grad():
                 covered = int((dr.rasterize(ctx, pos, tri, (res, res))[0][..., 3] > 0).sum())
             rows.append((res, batch, fwd, ref, fwd / ref, fwd_bwd, covered / batch / res / res))
@@ -208,25 +241,28 @@ def main() -> None:
             aa = median_ms(fk_antialias(ctx, pos, tri, colors, res), runs)
             aa_rows.append((res, batch, aa, raster))
     load_aa = load()
-    print(f"reference: {renderer_name}; statistic: {STAT}; {load_raster}")
-    print("| size | batch | fk cpu rasterize+interpolate | llvmpipe | ratio | fk forward+backward | coverage |")
+    print(f"reference: {renderer_name}; statistic: {STAT} wall time (CPU time of all threads); {load_raster}")
+    print("| size | batch | fk cpu rasterize+interpolate | llvmpipe | ratio wall (CPU) | fk forward+backward "
+          "| coverage |")
     print("|---|---|---|---|---|---|---|")
     for res, batch, fwd, ref, ratio, fb, cov in rows:
-        print(f"| {res}² | {batch} | {fwd:.1f} ms | {ref:.1f} ms | {ratio:.2f}× | {fb:.1f} ms | {cov:.0%} |")
+        cpu_ratio = fwd.cpu / ref.cpu
+        print(f"| {res}² | {batch} | {fwd} | {ref} | {ratio:.2f}× ({cpu_ratio:.2f}×) | {fb} | {cov:.0%} |")
     print()
     print(f"antialias (topology hash built once) beside rasterize+interpolate, same run; {load_aa}")
-    print("| size | batch | fk cpu antialias forward+backward | fk rasterize+interpolate | ratio |")
+    print("| size | batch | fk cpu antialias forward+backward | fk rasterize+interpolate "
+          "| ratio wall (CPU) |")
     print("|---|---|---|---|---|")
     for res, batch, ms, raster in aa_rows:
-        print(f"| {res}² | {batch} | {ms:.1f} ms | {raster:.1f} ms | {ms / raster:.2f}× |")
+        print(f"| {res}² | {batch} | {ms} | {raster} | {ms / raster:.2f}× ({ms.cpu / raster.cpu:.2f}×) |")
     if not args.no_compile_times:
         with tempfile.TemporaryDirectory() as empty:
             cold = first_call_seconds(empty)  # numba compiles every kernel into the empty cache
             warm = first_call_seconds(empty)  # and loads them from it
         print()
-        print("first call in a fresh process (import fk.render, rasterize + interpolate + antialias, forward + "
-              f"backward, 64²): {cold:.2f} s compiling (empty numba cache), {warm:.2f} s from the cache; "
-              f"{load()}")
+        print(f"first call in a fresh process, forward + backward at 64² (import fk.render + rasterize + "
+              f"interpolate; then antialias): {cold[0]:.2f} s + {cold[1]:.2f} s compiling (empty numba "
+              f"cache), {warm[0]:.2f} s + {warm[1]:.2f} s from the cache; {load()}")
 
 
 if __name__ == "__main__":
