@@ -101,7 +101,9 @@ def bench_export(grid: int, uv_size: int) -> None:
     )
 
 
-def bench_train(sizes: list[int], steps: int, warmup: int, device: str, scale: float) -> None:
+def bench_train(
+    sizes: list[int], steps: int, warmup: int, device: str, scale: float, threads: list[int]
+) -> None:
     """``fk eyeball train`` throughput per ``renderer.sample_batch_size`` (hybrid, the synthetic config)."""
     import torch
     import yaml
@@ -115,11 +117,13 @@ def bench_train(sizes: list[int], steps: int, warmup: int, device: str, scale: f
     cfg["data"]["left_eye_ldm"] = truth["painted_landmarks"]["leye"]
     cfg["data"]["right_eye_ldm"] = truth["painted_landmarks"]["reye"]
     h, w = truth["size"]
-    print(f"training, hybrid, synthetic subject 12 frames {w}x{h}, device {device}, torch threads "
-          f"{torch.get_num_threads()} (load average before: {_load()})", flush=True)  # fmt: skip
-    header = f"  {'sample_batch_size':>17} {'it/s':>7} {'rays/s':>8} {'samples/s':>10} {'rays/it':>8}"
+    print(f"training, hybrid, synthetic subject 12 frames {w}x{h}, device {device} "
+          f"(load average before: {_load()})", flush=True)  # fmt: skip
+    header = (f"  {'threads':>7} {'sample_batch_size':>17} {'it/s':>7} {'rays/s':>8} {'samples/s':>10} "
+              f"{'rays/it':>8} {'CPU s/it':>8}")  # fmt: skip
     print(header, flush=True)
-    for size in sizes:
+    for n_threads, size in [(t, s) for t in threads for s in sizes]:
+        torch.set_num_threads(n_threads)
         cfg["renderer"]["sample_batch_size"] = size
         path = tmp / f"config_{size}.yaml"
         path.write_text(yaml.safe_dump(cfg))
@@ -129,16 +133,16 @@ def bench_train(sizes: list[int], steps: int, warmup: int, device: str, scale: f
         rays = samples = 0
         if device.startswith("cuda"):
             torch.cuda.synchronize()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(steps):
             rec = trainer.train_step()
             rays += rec["num_rays"]
             samples += rec["n_samples"]
         if device.startswith("cuda"):
             torch.cuda.synchronize()
-        dt = time.perf_counter() - t0
-        print(f"  {size:>17} {steps / dt:>7.2f} {rays / dt:>8.0f} {samples / dt:>10.0f} {rays / steps:>8.0f}"
-              f"   (load {_load()})", flush=True)  # fmt: skip
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+        print(f"  {n_threads:>7} {size:>17} {steps / dt:>7.2f} {rays / dt:>8.0f} {samples / dt:>10.0f} "
+              f"{rays / steps:>8.0f} {cpu / steps:>8.2f}   (load {_load()})", flush=True)  # fmt: skip
 
 
 def _write(pngs: dict, maps: dict) -> None:
@@ -159,13 +163,14 @@ def main() -> None:
                     help="train: renderer.sample_batch_size values")  # fmt: skip
     ap.add_argument("--steps", type=int, default=5, help="train: timed steps per size (after 3 warm-up)")
     ap.add_argument("--device", default="cpu", help="train: cpu or cuda")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="train: torch CPU thread counts")
     ap.add_argument("--scale", type=float, default=64 / 720, help="train: frame size / 720x960 (64x85)")
     args = ap.parse_args()
     sections = set(args.sections.split(","))
     if "export" in sections:
         bench_export(args.grid, args.uv_size)
     if "train" in sections:
-        bench_train(args.sizes, args.steps, 3, args.device, args.scale)
+        bench_train(args.sizes, args.steps, 3, args.device, args.scale, args.threads)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,15 @@ SCALE = 64 / 720  # 64x85 frames
 STEPS = 40
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: on a busy 2-core machine two OpenMP threads cost ~10x the CPU per step."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def small_subject(tmp_path_factory):
     """12 frames at 64x85, the true eye masks in leye_mask/ and reye_mask/ (as render-eye-masks writes)."""

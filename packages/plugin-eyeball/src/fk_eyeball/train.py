@@ -67,7 +67,6 @@ FK_DEFAULTS: dict[str, dict[str, Any]] = {  # keys CoRA leaves to its unpublishe
     "loss": {"w_l1": 1.0, "w_mask": 0.1, "w_eikonal": 0.1, "w_sdf_mask": 0.1, "w_reg_diff": 0.01,
              "w_abdmm": 0.1, "w_abdmm_refine": 0.1, "w_eps_n": 0.001, "w_eps_n_smooth": 0.01, "w_lpips": 0.1},
 }  # fmt: skip
-FK_KEYS = {"data": ("hybrid",), "renderer": ("grid_resolution",), "train": ("seed",)}  # fk's additions
 LR, ADAM_EPS, DECAY = 1e-3, 1e-15, 0.33  # CoRA's optimiser (§9.4)
 OCC_EVERY, OCC_EMA, OCC_THRESHOLD, OCC_WARMUP = 16, 0.95, 0.01, 256  # nerfacc 0.3.1's defaults
 
@@ -377,7 +376,7 @@ class Trainer:
                 r0 = (float(data["eyeball_min_size"]) + float(data["eyeball_max_size"])) / 2  # CoRA's start
                 fitted, _, _ = fit_spheres(pts, radius=r0)
                 centres = [(fitted["leye"] / bound).tolist(), (fitted["reye"] / bound).tolist()]
-                self.log(f"eyeball centres start from a sphere fit to the landmarks (radius fixed at {r0:.4g})")
+                self.log(f"eyeball centres start from a landmark sphere fit (radius fixed at {r0:.4g})")
             else:
                 self.log(
                     "warning: hybrid without eyeball centres or both eyes' landmarks: centres start at 0"
