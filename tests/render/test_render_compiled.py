@@ -155,6 +155,20 @@ def test_rasterize_compiled_backward_float32_no_less_accurate_than_torch() -> No
     assert error_compiled <= 1e-4 * exact.abs().max()
 
 
+def test_one_image_in_bands_equals_the_torch_z_buffer() -> None:
+    """A single image large enough for the parallel path is split into horizontal bands (each thread
+    skips the triangles outside its band): ids and depths equal the torch z-buffer's exactly."""
+    pos, tri = sphere(n_images=1)
+    pos[0, :5, 3] = -0.2  # a few vertices behind the camera: their triangles span every band
+    layout = (pos.numpy(), tri.long().numpy(), np.zeros(1, np.int64), np.zeros(1, np.int64),
+              np.array([tri.shape[0]]))
+    assert zbuffer._bands(1, 160) > 1 or zbuffer.numba.get_num_threads() == 1
+    ids_nb, depth_nb = zbuffer.visibility_numba(*layout, 160, 150)
+    ids_t, depth_t = zbuffer.visibility_torch(*(torch.from_numpy(x) for x in layout), 160, 150)
+    assert (ids_nb > 0).sum() > 1000
+    assert np.array_equal(ids_nb, ids_t.numpy()) and np.array_equal(depth_nb, depth_t.numpy())
+
+
 def test_rasterize_compiled_gradcheck_with_db() -> None:
     pos, tri = quad()
 

@@ -90,6 +90,14 @@ if HAVE_NUMBA:
                 Y1 = (pos[p, i1, 1] + w1) * hh
                 X2 = (pos[p, i2, 0] + w2) * hw
                 Y2 = (pos[p, i2, 1] + w2) * hh
+                if n_bands > 1 and w0 > 0 and w1 > 0 and w2 > 0:
+                    # the row range below, first: most triangles miss a band (skipping them writes nothing)
+                    y0 = Y0 / w0
+                    y1 = Y1 / w1
+                    y2 = Y2 / w2
+                    if (math.ceil(min(y0, y1, y2) - 0.5 - BOX_MARGIN) > r_hi
+                            or math.floor(max(y0, y1, y2) - 0.5 + BOX_MARGIN) < r_lo):
+                        continue  # compared as floats: NaN never skips (the checks below decide)
                 a0, b0, c0, a1, b1, c1, a2, b2, c2, det = _edge_setup_nb(X0, Y0, w0, X1, Y1, w1, X2, Y2, w2)
                 if not (det > 0) or not math.isfinite(det):
                     continue
