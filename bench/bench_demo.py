@@ -13,7 +13,11 @@ Prints, in one run:
 Every figure comes from the operating system's accounting of the finished child (``os.wait4``), so CPU
 seconds stay comparable when other jobs share the cores and wall seconds do not.
 
-    python bench/bench_demo.py [--runs 3] [--photos 8] [--skip-batch] [--skip-demo]
+    python bench/bench_demo.py [--runs 3] [--photos 8] [--skip-batch] [--skip-demo] [--before 3640cb5]
+
+``--before REF`` also runs fk's packages at that commit (``git archive`` into the temporary folder, put
+first on ``PYTHONPATH``, same venv and libraries), interleaved with the current code, and prints the
+ratios pair by pair: the reference measured in the same run.
 """
 
 from __future__ import annotations
@@ -48,6 +52,18 @@ BEFORE = {
 def fk_command() -> list[str]:
     exe = Path(sys.executable).with_name("fk")
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "fk.cli.main"]
+
+
+def checkout(ref: str, dest: Path) -> dict[str, str]:
+    """fk's packages at git ``ref`` under ``dest``, and the environment that runs them with this venv
+    (their ``src`` folders first on ``PYTHONPATH``: same libraries, that commit's fk code)."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "packages", "recipes"],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    srcs = sorted(str(p) for p in (dest / "packages").glob("*/src"))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([*srcs, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return env
 
 
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
@@ -87,55 +103,108 @@ def landmark_rmse(manifest: dict) -> float | None:
     return None
 
 
-def demo(runs: int, tmp: Path) -> None:
-    out = tmp / "demo"
-    cmd = [*fk_command(), "run", str(RECIPE), "--out", str(out), "--overwrite", "-q"]
-    timed(cmd)  # warm-up: numba's kernel cache, the OS file cache, $FK_HOME/cache/builtin
-    rows, stages, outside = [], [], []
+def demo_runs(runs: int, out: Path, recipe: Path, env: dict[str, str] | None) -> dict[str, list]:
+    cmd = [*fk_command(), "run", str(recipe), "--out", str(out), "--overwrite", "-q"]
+    res: dict[str, list] = {"rows": [], "stages": [], "outside": [], "rmse": []}
     for _ in range(runs):
-        rows.append(timed(cmd))
+        res["rows"].append(timed(cmd, env))
         manifest = json.loads((out / "manifest.json").read_text())
-        stages.append({k: v["seconds"] for k, v in manifest["timings"].items()})
-        outside.append(rows[-1]["wall"] - manifest["seconds"])
-    rmse = landmark_rmse(manifest)
+        res["stages"].append({k: v["seconds"] for k, v in manifest["timings"].items()})
+        res["outside"].append(res["rows"][-1]["wall"] - manifest["seconds"])
+        res["rmse"].append(landmark_rmse(manifest))
+    return res
+
+
+def demo(runs: int, tmp: Path, before_env: dict[str, str] | None, before_ref: str | None) -> None:
+    now_out, old_out = tmp / "demo", tmp / "demo_before"
+    old_recipe = tmp / "before" / "recipes" / "demo.yaml"
+    demo_runs(1, now_out, RECIPE, None)  # warm-up: numba's kernel cache, the OS file cache, $FK_HOME/cache
+    if before_env is not None:
+        demo_runs(1, old_out, old_recipe, before_env)
+    now: dict[str, list] = {"rows": [], "stages": [], "outside": [], "rmse": []}
+    old: dict[str, list] = {"rows": [], "stages": [], "outside": [], "rmse": []}
+    for _ in range(runs):  # interleaved, so a change in the machine's load hits both alike
+        for key, val in demo_runs(1, now_out, RECIPE, None).items():
+            now[key] += val
+        if before_env is not None:
+            for key, val in demo_runs(1, old_out, old_recipe, before_env).items():
+                old[key] += val
     b = BEFORE
-    print(f"\n## fk run recipes/demo.yaml, whole process, {runs} runs (median (min, max))")
-    print("| figure | now | before (issue 18, quiet machine) |\n|---|---|---|")
-    print(f"| wall s | {spread(rows, 'wall')} | {b['demo_wall']} (5.9 after the Adam change) |")
-    print(f"| CPU s (user+sys) | {spread(rows, 'cpu')} | — |")
-    print(f"| peak RSS MiB | {med(rows, 'rss'):.0f} | {b['demo_rss']:.0f} |")
-    print(f"| outside the run (start-up, imports, exit) s | {statistics.median(outside):.2f} | "
-          f"shutdown alone {b['shutdown']} |")
+    ref = f"fk at {before_ref}, same run" if before_env is not None else "—"
+
+    def both(fn) -> str:
+        return f"{fn(now)} | {fn(old) if before_env is not None else '—'}"
+
+    print(f"\n## fk run recipes/demo.yaml, whole process, {runs} runs each (median (min, max))")
+    print(f"| figure | now | {ref} | issue 18 (quiet machine) |\n|---|---|---|---|")
+    def rss(r) -> str:
+        return f"{med(r['rows'], 'rss'):.0f}"
+
+    def outside(r) -> str:
+        return f"{statistics.median(r['outside']):.2f}"
+
+    print(f"| wall s | {both(lambda r: spread(r['rows'], 'wall'))} | {b['demo_wall']} (5.9 after Adam) |")
+    print(f"| CPU s (user+sys) | {both(lambda r: spread(r['rows'], 'cpu'))} | — |")
+    print(f"| peak RSS MiB | {both(rss)} | {b['demo_rss']:.0f} |")
+    print(f"| outside the run (start-up, imports, exit) s | {both(outside)} | exit alone {b['shutdown']} |")
     for step in ("detect", "crop", "fit", "export", "page"):
-        vals = [s.get(step, float("nan")) for s in stages]
-        print(f"| stage {step} s | {statistics.median(vals):.2f} | {b['stages'].get(step, '—')} |")
-    print(f"| landmark RMS px (fit.iterations 30) | {rmse} | {b['landmark_rmse']} |")
+        def stage(r, step=step) -> str:
+            return f"{statistics.median(s.get(step, float('nan')) for s in r['stages']):.2f}"
+        print(f"| stage {step} s | {both(stage)} | {b['stages'].get(step, '—')} |")
+    print(f"| landmark RMS px (fit.iterations 30) | {both(lambda r: r['rmse'][-1])} | {b['landmark_rmse']} |")
+    if before_env is not None:
+        ratio = statistics.median(o["cpu"] / n["cpu"] for o, n in zip(old["rows"], now["rows"], strict=True))
+        wall = statistics.median(o["wall"] / n["wall"] for o, n in zip(old["rows"], now["rows"], strict=True))
+        print(f"\nbefore / now, pair by pair: CPU {ratio:.2f}x, wall {wall:.2f}x")
 
 
-def batch(n: int, tmp: Path) -> None:
+def batch_runs(n: int, folder: Path, out: Path, recipe: Path, env: dict[str, str] | None) -> dict[int, dict]:
+    res = {}
+    for workers in (1, 2):
+        cmd = [*fk_command(), "run", str(recipe), "--out", str(out / f"w{workers}"), "--overwrite", "-q",
+               "--set", f"inputs.photos={folder}", "--workers", str(workers)]
+        res[workers] = timed(cmd, env)
+        manifest = json.loads((out / f"w{workers}" / "manifest.json").read_text())
+        assert manifest["counts"]["succeeded"] == n, manifest["counts"]
+    return res
+
+
+def batch(n: int, tmp: Path, before_env: dict[str, str] | None, before_ref: str | None) -> None:
     from fk.testing import astronaut_path
 
     folder = tmp / "photos"
     folder.mkdir(exist_ok=True)
     for i in range(n):
         shutil.copyfile(astronaut_path(), folder / f"astronaut_{i:02d}.png")
-    res = {}
-    for workers in (1, 2):
-        out = tmp / f"batch{workers}"
-        cmd = [*fk_command(), "run", str(RECIPE), "--out", str(out), "--overwrite", "-q",
-               "--set", f"inputs.photos={folder}", "--workers", str(workers)]
-        res[workers] = timed(cmd)
-        manifest = json.loads((out / "manifest.json").read_text())
-        assert manifest["counts"]["succeeded"] == n, manifest["counts"]
-    w1, w2 = n / res[1]["wall"], n / res[2]["wall"]
+    runs = {"now": batch_runs(n, folder, tmp / "batch", RECIPE, None)}
+    if before_env is not None:
+        runs["before"] = batch_runs(n, folder, tmp / "batch_before", tmp / "before" / "recipes" / "demo.yaml",
+                                    before_env)
     b = BEFORE
+
+    def cell(fn) -> str:
+        return " | ".join(fn(r) for r in runs.values())
+
+    def speed(workers: int):
+        return lambda r: f"{n / r[workers]['wall']:.3f}"
+
+    def ratio(r) -> str:
+        return f"{r[1]['wall'] / r[2]['wall']:.2f}x"
+
+    def cpu(r) -> str:
+        return f"{r[1]['cpu']:.1f} / {r[2]['cpu']:.1f}"
+
+    def rss(r) -> str:
+        return f"{r[1]['rss']:.0f} / {r[2]['rss']:.0f}"
+
+    head = " | ".join(["now"] + ([f"fk at {before_ref}, same run"] if before_env is not None else []))
     print(f"\n## {n} photos (copies of the astronaut), whole process, --workers 1 vs 2")
-    print("| figure | now | before (issue 18) |\n|---|---|---|")
-    print(f"| photos/s, --workers 1 | {w1:.3f} | {b['w1']} |")
-    print(f"| photos/s, --workers 2 | {w2:.3f} | {b['w2']} |")
-    print(f"| speed-up 1 -> 2 workers | {w2 / w1:.2f}x | {b['w2'] / b['w1']:.2f}x (target >= 1.8x) |")
-    print(f"| CPU s (user+sys), 1 / 2 workers | {res[1]['cpu']:.1f} / {res[2]['cpu']:.1f} | — |")
-    print(f"| largest process's peak RSS MiB, 1 / 2 workers | {res[1]['rss']:.0f} / {res[2]['rss']:.0f} | "
+    print(f"| figure | {head} | issue 18 |\n|---|{'---|' * len(runs)}---|")
+    print(f"| photos/s, --workers 1 | {cell(speed(1))} | {b['w1']} |")
+    print(f"| photos/s, --workers 2 | {cell(speed(2))} | {b['w2']} |")
+    print(f"| speed-up 1 -> 2 workers | {cell(ratio)} | {b['w2'] / b['w1']:.2f}x (target >= 1.8x) |")
+    print(f"| CPU s (user+sys), 1 / 2 workers | {cell(cpu)} | — |")
+    print(f"| largest process's peak RSS MiB, 1 / 2 workers | {cell(rss)} | "
           f"{b['w1_rss']:.0f} / {b['w2_rss']:.0f} (both workers) |")
 
 
@@ -145,14 +214,20 @@ def main() -> None:
     ap.add_argument("--photos", type=int, default=8, help="photos in the batch rows")
     ap.add_argument("--skip-demo", action="store_true")
     ap.add_argument("--skip-batch", action="store_true")
+    ap.add_argument("--before", metavar="GIT_REF", default=None,
+                    help="also time fk at this commit (e.g. 3640cb5, before issue 18's demo work)")
     args = ap.parse_args()
     print(f"# bench_demo: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
           f"load average {load()} (1, 5, 15 min)")
     with tempfile.TemporaryDirectory(prefix="fk-bench-demo-") as tmp:
+        before_env = None
+        if args.before:
+            (Path(tmp) / "before").mkdir()
+            before_env = checkout(args.before, Path(tmp) / "before")
         if not args.skip_demo:
-            demo(args.runs, Path(tmp))
+            demo(args.runs, Path(tmp), before_env, args.before)
         if not args.skip_batch:
-            batch(args.photos, Path(tmp))
+            batch(args.photos, Path(tmp), before_env, args.before)
     print(f"\nload average at the end: {load()}; on a busy machine wall time is inflated, CPU time less")
 
 

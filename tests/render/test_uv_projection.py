@@ -197,4 +197,4 @@ def test_a_layout_is_rasterised_once_and_later_projections_match(turned):
     np.testing.assert_array_equal(second.source, proj.source)
     other = uv_projection._layout_texels(a["uvs"], a["uv_faces"], faces, UV // 2, "cpu")
     assert other[0] is not first[0]
-    assert other[0].triangle.shape == (UV // 2, UV // 2)
+    assert other[0].shape == (UV // 2, UV // 2)

@@ -108,15 +108,16 @@ def pull_push_fill(image: np.ndarray, weight: np.ndarray, levels: int | None = N
     return colour
 
 
-# Texel maps are a property of a model's UV layout, the same for every face fitted with it: the last
-# few are kept (about 60 MiB each at 1024²), keyed by the layout's bytes.
-_TEXEL_MAPS: dict[tuple[str, int, str], Any] = {}
+# A texel map is a property of a model's UV layout, the same for every face fitted with it: what the
+# projection needs of it (which texels are covered, their triangles' corners and barycentrics, about
+# 40 MiB at 1024²) is kept for the last few layouts, keyed by the layout's bytes.
+_TEXEL_MAPS: dict[tuple[str, int, str], dict[str, Any]] = {}
 _TEXEL_MAPS_KEPT = 4
 _GATHER_ROWS = 1 << 17
 
 
 def _layout_texels(uvs: Any, uv_faces: Any, faces: np.ndarray, size: int, backend: str):
-    """(texel map, covered texels' (M, 3) mesh corners, (M, 3) barycentrics) of a UV layout, cached."""
+    """(covered (S, S) bool, covered texels' (M, 3) mesh corners, (M, 3) barycentrics) of a UV layout."""
     import hashlib
 
     from fk.geometry.uv import texel_map
@@ -129,19 +130,19 @@ def _layout_texels(uvs: Any, uv_faces: Any, faces: np.ndarray, size: int, backen
     if entry is None:
         tmap = texel_map(uv, uvf, size, backend=backend)
         covered = tmap.covered
-        entry = {"tmap": tmap, "triangle": tmap.triangle[covered], "bary": tmap.barycentric[covered],
-                 "corners": {}}
-        for arr in (tmap.triangle, tmap.barycentric, entry["triangle"], entry["bary"]):
-            arr.setflags(write=False)  # shared by every later call
+        entry = {"covered": covered, "triangle": tmap.triangle[covered].astype(np.int32),
+                 "bary": tmap.barycentric[covered], "corners": {}}
+        for name in ("covered", "triangle", "bary"):
+            entry[name].setflags(write=False)  # shared by every later call
         while len(_TEXEL_MAPS) >= _TEXEL_MAPS_KEPT:
             _TEXEL_MAPS.pop(next(iter(_TEXEL_MAPS)))
         _TEXEL_MAPS[key] = entry
     faces_key = hashlib.sha1(np.ascontiguousarray(faces).tobytes()).hexdigest()
     corners = entry["corners"].get(faces_key)
     if corners is None:
-        corners = entry["corners"][faces_key] = faces[entry["triangle"]]
+        corners = entry["corners"][faces_key] = faces[entry["triangle"]].astype(np.int32)
         corners.setflags(write=False)
-    return entry["tmap"], corners, entry["bary"]
+    return entry["covered"], corners, entry["bary"]
 
 
 def _depth_map(
@@ -210,8 +211,7 @@ def project_photo_to_uv(
         raise ShapeError(f"K: expected (3, 3), got {K.shape}")
     size = int(uv_size)
     ctx_backend = "cpu" if backend == "auto" else backend
-    tmap, corners, bary = _layout_texels(uvs, uv_faces, faces, size, ctx_backend)
-    covered = tmap.covered
+    covered, corners, bary = _layout_texels(uvs, uv_faces, faces, size, ctx_backend)
     n_cov = len(bary)
     diag = float(np.linalg.norm(verts.max(0) - verts.min(0)))
     sym = None
