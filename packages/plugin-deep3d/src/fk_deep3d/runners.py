@@ -89,10 +89,13 @@ class _Base:
         if (self.device_name or "cpu") == "cpu":
             self.model(torch.device("cpu"))
         glctx = dr.get_context(self.renderer)
-        if getattr(glctx, "backend", None) == "cpu":
-            pos = torch.tensor([[[-0.5, -0.5, 0.0, 1.0], [0.5, -0.5, 0.0, 1.0], [0.0, 0.5, 0.0, 1.0]]])
-            with torch.no_grad():
-                dr.rasterize(glctx, pos, torch.tensor([[0, 1, 2]], dtype=torch.int32), (8, 8))
+        if getattr(glctx, "backend", None) == "cpu":  # one triangle, forward and backward, as the fit renders
+            pos = torch.tensor([[[-0.5, -0.5, 0.0, 1.0], [0.5, -0.5, 0.0, 1.0], [0.0, 0.5, 0.0, 1.0]]],
+                               requires_grad=True)
+            tri = torch.tensor([[0, 1, 2]], dtype=torch.int32)
+            rast, _ = dr.rasterize(glctx, pos, tri, (8, 8))
+            colour, _ = dr.interpolate(pos[..., :3].contiguous(), rast, tri)
+            colour.sum().backward()
 
     def model(self, device: torch.device):
         if self._model is None:
