@@ -343,8 +343,9 @@ class Trainer:
             if data.get(key) is not None:
                 self.landmarks[eye] = torch.tensor(data[key], dtype=torch.float32, device=self.device)
         spec = self._spec()
-        torch.manual_seed(int(self.cfg["train"]["seed"]))
-        self.avatar = HybridAvatar(spec).to(self.device)
+        with torch.random.fork_rng(devices=[]):  # seeded initialisation, the caller's RNG untouched
+            torch.manual_seed(int(self.cfg["train"]["seed"]))
+            self.avatar = HybridAvatar(spec).to(self.device)
         self.grid = OccupancyGrid(int(self.cfg["renderer"]["grid_resolution"])).to(self.device)
         params = [p for p in self.avatar.parameters() if p.requires_grad]
         self.opt = torch.optim.Adam(params, lr=LR, eps=ADAM_EPS)
