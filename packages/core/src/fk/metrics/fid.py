@@ -20,8 +20,8 @@ KID (Bińkowski et al.'s unbiased MMD², torch-fidelity's defaults): ``subsets``
     MMD² = (sum K_xx - tr K_xx + sum K_yy - tr K_yy) / (m (m - 1)) - 2 sum K_xy / m²
 
 reported as mean and (population) std over the subsets. The kernels are float32 matrix products as in
-torch-fidelity; fk sums them in float64 (torch-fidelity sums in float32), a difference far below
-the subset noise.
+torch-fidelity, raised to the power in place; fk sums them in float64 (torch-fidelity in float32), a
+difference far below the subset noise (bench/bench_fid.py: 5e-8 on a KID of 0.024).
 """
 
 from __future__ import annotations
@@ -46,21 +46,11 @@ class FeatureStatistics:
 
 
 def feature_statistics(features: np.ndarray) -> FeatureStatistics:
-    """(N, D) features -> mean (in the features' dtype, as torch-fidelity) and unbiased float64 covariance.
-
-    The covariance is the centred Gram matrix computed in float64 with torch's BLAS (equal to
-    ``np.cov(features, rowvar=False)`` to rounding, about twice as fast on large inputs).
-    """
-    import torch
-
+    """(N, D) features -> ``np.mean`` (in their dtype) and ``np.cov`` (float64), as torch-fidelity."""
     f = np.asarray(features)
     if f.ndim != 2 or f.shape[0] < 2:
         raise ValueError(f"features: expected (N >= 2, D), got {f.shape}")
-    mu = np.mean(f, axis=0)
-    centred = torch.from_numpy(f.astype(np.float64))
-    centred -= centred.mean(0)
-    sigma = (centred.T @ centred).numpy() / (f.shape[0] - 1)
-    return FeatureStatistics(mu=mu, sigma=sigma, count=int(f.shape[0]))
+    return FeatureStatistics(mu=np.mean(f, axis=0), sigma=np.cov(f, rowvar=False), count=int(f.shape[0]))
 
 
 def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, method: str = "scipy") -> float:
@@ -133,22 +123,26 @@ def fid(features1: np.ndarray, features2: np.ndarray, trace_sqrt: str = "scipy")
 def polynomial_mmd2_unbiased(
     x: np.ndarray, y: np.ndarray, degree: int = 3, gamma: float | None = None, coef0: float = 1.0
 ) -> float:
-    """Unbiased MMD² of two equal-size samples (m, D) under k(a, b) = (gamma aᵀb + coef0)^degree."""
-    import torch
+    """Unbiased MMD² of two equal-size samples (m, D) under k(a, b) = (gamma aᵀb + coef0)^degree.
 
+    Kernels are numpy matrix products in the samples' dtype (float32 for Inception features, as
+    torch-fidelity), raised to the power in place; the sums are float64.
+    """
     m = x.shape[0]
     if y.shape[0] != m or m < 2:
         raise ValueError(f"MMD²: needs two samples of the same size >= 2, got {x.shape} and {y.shape}")
     gamma = 1.0 / x.shape[1] if gamma is None else gamma
-    tx, ty = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
 
-    def kernel_sums(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
-        k = (a @ b.T).mul_(gamma).add_(coef0).pow_(degree)
-        return float(k.sum(dtype=torch.float64)), float(k.diagonal().sum(dtype=torch.float64))
+    def kernel_sums(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+        k = a @ b.T
+        k *= gamma
+        k += coef0
+        np.power(k, degree, out=k)
+        return float(k.sum(dtype=np.float64)), float(np.trace(k, dtype=np.float64))
 
-    sxx, dxx = kernel_sums(tx, tx)
-    syy, dyy = kernel_sums(ty, ty)
-    sxy, _ = kernel_sums(tx, ty)
+    sxx, dxx = kernel_sums(x, x)
+    syy, dyy = kernel_sums(y, y)
+    sxy, _ = kernel_sums(x, y)
     return (sxx - dxx + syy - dyy) / (m * (m - 1)) - 2 * sxy / (m * m)
 
 
