@@ -101,7 +101,7 @@ def test_warp_nearest_follows_the_crop_map():
 
 
 def test_geometry_measures_a_real_face_through_the_registry(tmp_path):
-    """The depth/pose pipeline on the astronaut: detect -> crop:deep3d -> R-Net or fk's fit -> both metrics."""
+    """Depth and pose on the astronaut: detect -> crop:deep3d -> R-Net or fk's fit -> both metrics."""
     from pathlib import Path
 
     from fk_gmpi import eval as ev
@@ -131,7 +131,8 @@ def test_geometry_measures_a_real_face_through_the_registry(tmp_path):
     comps = load_components("cpu", 2, None, "auto", coefficients=True)
     geo = ev.geometry(opts, StillRenderer(), Path(tmp_path), comps)
     assert geo["skipped"] == []
-    assert geo["depth"]["count"] == 1 and geo["pose"]["count"] == 1
+    assert geo["depth"]["count"] == 1
+    assert geo["pose"]["count"] == 1
     assert 0.0 <= geo["depth"]["mean"] < 4.0  # a smooth bump against a face: correlated, not perfect
     yaw, pitch, _ = ev.sample_view(StillRenderer.setup, StillRenderer().rng(0, 3))
     assert geo["pose"]["mean"] < (yaw**2 + pitch**2) / 3 + 0.05  # a near-frontal fit against the drawn view

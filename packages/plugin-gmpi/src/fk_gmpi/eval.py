@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from fk import atomic
 from fk.cameras import gmpi as cams
-from fk.errors import InputError, UsageError
+from fk.errors import FkError, InputError, UsageError
 
 from fk_gmpi import media
 from fk_gmpi import metrics as M
@@ -229,7 +229,9 @@ def real_features(opts: EvalOptions, net, size: int, cache_dir: Path) -> tuple[n
     bar = Progress(-(-len(chosen) // opts.inception_batch), f"real features ({len(chosen)} images)")
     feats = []
     for f in inception_features(
-        net, _progress(real_batches(root, chosen, kind, size, opts.inception_batch, opts.notes), bar), opts.device
+        net,
+        _progress(real_batches(root, chosen, kind, size, opts.inception_batch, opts.notes), bar),
+        opts.device,
     ):
         feats.append(f)
     bar.close()
@@ -477,7 +479,7 @@ def geometry(opts: EvalOptions, renderer: Renderer, out: Path, comps) -> dict:
                     faces = comps.crop_landmarks({"image": crop.image}, ctx)["faces"]
                     crop = replace(crop, landmarks=np.asarray(faces[0].landmarks, dtype=np.float64))
                 recon = comps.coeffs({"crop": crop}, ctx)["recon"]
-            except Exception as exc:  # noqa: BLE001 - one render's failure never stops the set
+            except (FkError, ValueError, IndexError, RuntimeError) as exc:  # one render never stops the set
                 skipped.append(
                     {"image": i, "reason": str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}
                 )
@@ -563,7 +565,7 @@ def evaluate(loaded: LoadedGenerator, opts: EvalOptions) -> dict:
             "num_real": opts.num_real,
             "num_pairs": opts.num_pairs,
             "num_geometry": opts.num_geometry,
-            "weights": "ema" if "ema.pth" in loaded.source else "raw",
+            "weights": _weights_kind(loaded.source),
         },
         "notes": opts.notes,
     }
@@ -598,6 +600,13 @@ def evaluate(loaded: LoadedGenerator, opts: EvalOptions) -> dict:
     atomic.write_json(out / "metrics.json", result)
     write_page(out, result)
     return result
+
+
+def _weights_kind(source: str) -> str:
+    """ema (GMPI's evaluation), generator (raw weights: no ema.pth) or stylegan2-pickle (iteration 0)."""
+    if "(ema.pth)" in source:
+        return "ema"
+    return "generator" if "(generator.pth)" in source else "stylegan2-pickle"
 
 
 def _detect(comps, img: np.ndarray, out: Path):
