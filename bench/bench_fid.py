@@ -44,7 +44,7 @@ def report(**values):
 FK_CHILD = (
     TIMER
     + r"""
-import numpy as np, torch  # imported before timing, as the reference side does
+import numpy as np, scipy.linalg, torch  # imported before timing, as the reference side does
 from fk.metrics.fid import feature_statistics, fid_from_statistics, kid
 a, b = np.load(sys.argv[1]), np.load(sys.argv[2])
 s1, s2 = timed("stats_s", lambda: (feature_statistics(a), feature_statistics(b)))
@@ -135,10 +135,9 @@ def compare_inception(ref_python: str, tmp: Path, count: int = 8) -> None:
 
 def ensure_ref_venv(venv: Path) -> Path:
     py = venv / "bin" / "python"
-    if (
-        py.exists()
-        and subprocess.run([str(py), "-c", "import torch_fidelity"], capture_output=True).returncode == 0
-    ):
+    # importing torch_fidelity itself needs torchvision, which the venv lacks (the children stub it)
+    probe = "import importlib.util as u, torch; assert u.find_spec('torch_fidelity')"
+    if py.exists() and subprocess.run([str(py), "-c", probe], capture_output=True).returncode == 0:
         return py
     print(f"creating {venv} with {' '.join(REF_PACKAGES)} ...", file=sys.stderr, flush=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
