@@ -260,3 +260,16 @@ def test_demo_recipe_on_astronaut(tmp_path, fk_home):
     assert x0 - 40 < xs.mean() < x1 + 40 and y0 - 60 < ys.mean() < y1 + 40
     page = (out / "index.html").read_text()
     assert "faces/astronaut_00_overlay.png" in page and "faces/astronaut_00_swing/00.png" in page
+
+
+def test_fit_runs_under_the_callers_no_grad_and_leaves_it(astronaut_crop):
+    """An evaluation (GMPI's depth/pose metrics) calls the fit inside ``torch.no_grad()``."""
+    from fk_deep3d.choose import choose_model
+    from fk_deep3d.fit import Fitter
+
+    crop, _ = astronaut_crop
+    fitter = Fitter(choose_model("demo"), iterations=2, renderer="cpu")
+    with torch.no_grad():
+        result = fitter.fit(crop.image, crop.landmarks)
+        assert not torch.is_grad_enabled()
+    assert np.isfinite(result.landmark_rmse) and result.landmark_rmse < 6.0

@@ -203,8 +203,11 @@ class Fitter:
 
     # -- the fit --------------------------------------------------------------
     def fit(self, image: np.ndarray, landmarks: np.ndarray, init: torch.Tensor | None = None) -> FitResult:
-        """Fit to a (224, 224, 3) uint8 crop with its (68, 2) landmarks; ``init`` (1, n_coeffs) optional."""
-        with torch_threads(self.threads):
+        """Fit to a (224, 224, 3) uint8 crop with its (68, 2) landmarks; ``init`` (1, n_coeffs) optional.
+
+        Gradients are on inside whatever the caller's grad mode (e.g. an evaluation under ``no_grad``).
+        """
+        with torch_threads(self.threads), torch.enable_grad():
             return self._fit(image, landmarks, init)
 
     def _fit(self, image: np.ndarray, landmarks: np.ndarray, init: torch.Tensor | None) -> FitResult:

@@ -531,7 +531,16 @@ def warp_nearest(image: np.ndarray, crop_from_source: np.ndarray, shape: tuple[i
 
 
 def evaluate(loaded: LoadedGenerator, opts: EvalOptions) -> dict:
-    """Run the requested metrics; write ``metrics.json`` and ``index.html`` under ``opts.out``."""
+    """Run the requested metrics; write ``metrics.json`` and ``index.html`` under ``opts.out``.
+
+    Gradients are off for the generator and the feature networks while it runs and restored after, so a
+    caller (a test session, a notebook) keeps its grad mode; the fallback fit turns them on for itself.
+    """
+    with torch.no_grad():
+        return _evaluate(loaded, opts)
+
+
+def _evaluate(loaded: LoadedGenerator, opts: EvalOptions) -> dict:
     unknown = sorted(set(opts.metrics) - set(METRICS))
     if unknown:
         raise UsageError(f"--metrics: unknown {', '.join(unknown)}", hint=f"any of {', '.join(METRICS)}")
@@ -551,7 +560,6 @@ def evaluate(loaded: LoadedGenerator, opts: EvalOptions) -> dict:
         identity_embedder(opts, None)  # exits 4 naming the ArcFace file and where it goes
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    torch.set_grad_enabled(False)
     renderer = Renderer(loaded, opts.planes, opts.truncation, opts.device, opts.seed)
     result: dict[str, Any] = {
         "checkpoint": loaded.source,
