@@ -142,19 +142,11 @@ def test_deep3d_folder_runs_like_test_py(astro_rgb, astro_face, tmp_path, fk_hom
     import scipy.io
     import torch
     from fk.engine.runner import RunOptions, run_plan
-    from fk.models.synthetic import write_bfm_front
-    from fk.nets.reconnet import ReconNet
     from fk.recipe import load_recipe
+    from fk.testing.reconnet import install_deep3d_assets
     from PIL import Image
 
-    write_bfm_front(fk_home / "assets" / "bfm" / "BFM_model_front.mat", seed=1)
-    torch.manual_seed(0)
-    net = ReconNet()
-    with torch.no_grad():
-        for head in net.final_layers:
-            head.weight.normal_(0, 1e-3)
-    (fk_home / "assets" / "deep3d").mkdir(parents=True)
-    torch.save({"net_recon": net.state_dict()}, fk_home / "assets" / "deep3d" / "epoch_20.pth")
+    net = install_deep3d_assets(fk_home)
 
     folder = tmp_path / "examples"
     (folder / "detections").mkdir(parents=True)
@@ -177,7 +169,7 @@ def test_deep3d_folder_runs_like_test_py(astro_rgb, astro_face, tmp_path, fk_hom
     assert (out / "crop" / "debug" / "000002.png").exists()
     # test.py's {stem}.mat holds R-Net's split prediction for that crop, unchanged
     with torch.no_grad():
-        want = net.eval()(torch.tensor(expected, dtype=torch.float32).permute(2, 0, 1)[None] / 255)[0]
+        want = net(torch.tensor(expected, dtype=torch.float32).permute(2, 0, 1)[None] / 255)[0]
     mat = scipy.io.loadmat(out / "epoch_20_000000" / "000002.mat")
     got = np.concatenate([mat[k][0] for k in ("id", "exp", "tex", "angle", "gamma", "trans")])
     np.testing.assert_allclose(got, want.double().numpy(), rtol=1e-5, atol=1e-6)

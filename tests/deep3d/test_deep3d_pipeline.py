@@ -41,21 +41,11 @@ def astronaut_crop():
 
 @pytest.fixture
 def bfm_and_checkpoint(fk_home):
-    from fk.models.synthetic import write_bfm_front
-    from fk.nets.reconnet import ReconNet
+    from fk.testing.reconnet import install_deep3d_assets
 
-    bfm = fk_home / "assets" / "bfm" / "BFM_model_front.mat"
-    bfm.parent.mkdir(parents=True)
-    write_bfm_front(bfm, seed=1)
-    torch.manual_seed(0)
-    net = ReconNet()
-    with torch.no_grad():  # small random heads: a plausible, non-trivial prediction
-        for head in net.final_layers:
-            head.weight.normal_(0, 1e-3)
-    ckpt = fk_home / "assets" / "deep3d" / "epoch_20.pth"
-    ckpt.parent.mkdir(parents=True)
-    torch.save({"net_recon": net.state_dict(), "epoch": 20}, ckpt)
-    return bfm, ckpt, net.eval()
+    net = install_deep3d_assets(fk_home)
+    assets = fk_home / "assets"
+    return assets / "bfm" / "BFM_model_front.mat", assets / "deep3d" / "epoch_20.pth", net
 
 
 def _ctx(tmp_path, key="astronaut_00", step="s"):

@@ -151,20 +151,10 @@ def test_detector_keypoints_are_used_as_they_are(tmp_path):
 @pytest.mark.slow
 def test_prepare_ffhq_with_rnet_writes_deep3ds_257_coefficients(stylegan2_zip, tmp_path, fk_home):
     """With epoch_20.pth (and BFM09) the coefficients come from reconstruct:deep3d: 80/64/80/3/27/3."""
-    import torch
     from fk.cli.main import main
-    from fk.models.synthetic import write_bfm_front
-    from fk.nets.reconnet import ReconNet  # test data only: a random R-Net in Deep3D's checkpoint format
+    from fk.testing.reconnet import install_deep3d_assets
 
-    write_bfm_front(fk_home / "assets" / "bfm" / "BFM_model_front.mat", seed=1)
-    torch.manual_seed(0)
-    net = ReconNet()
-    with torch.no_grad():
-        for head in net.final_layers:
-            head.weight.normal_(0, 1e-3)
-    ckpt = fk_home / "assets" / "deep3d" / "epoch_20.pth"
-    ckpt.parent.mkdir(parents=True)
-    torch.save({"net_recon": net.state_dict(), "epoch": 20}, ckpt)
+    install_deep3d_assets(fk_home)  # test data only: BFM09 + a random R-Net in Deep3D's layout
     out = tmp_path / "out"
     assert main(["gmpi", "prepare-ffhq", "--zip", str(stylegan2_zip), "--out", str(out)]) == 0
     m = loadmat(out / "epoch_20_000000" / "00000" / "img00000000.mat")
