@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from fk.models.lighting import gamma_loss
 from fk_deep3d import losses
 
 
@@ -34,10 +35,10 @@ def test_photometric_loss_matches_loop():
 
 def test_gamma_loss_zero_for_grey_light_and_reflectance_zero_for_uniform_skin():
     grey = torch.arange(9.0).repeat(3)[None]
-    assert losses.gamma_loss(grey).item() == 0.0
+    assert gamma_loss(grey).item() == 0.0
     coloured = grey.clone()
     coloured[0, 0] += 3.0  # red DC only: deviations (2, -1, -1) on one of 27 entries
-    assert math.isclose(losses.gamma_loss(coloured).item(), (4 + 1 + 1) / 27, rel_tol=1e-6)
+    assert math.isclose(gamma_loss(coloured).item(), (4 + 1 + 1) / 27, rel_tol=1e-6)
     albedo = torch.full((1, 6, 3), 0.5)
     skin = torch.tensor([1, 1, 1, 0, 0, 0])
     albedo[0, 4] = 0.9  # a non-skin vertex does not count

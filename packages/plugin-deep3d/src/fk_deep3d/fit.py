@@ -37,6 +37,7 @@ from fk.cameras.pinhole import project_points
 from fk.errors import FkError, InputError
 from fk.optim import Adam
 from fk.geometry.rotations import euler_to_matrix, matrix_to_euler
+from fk.models.lighting import gamma_loss
 from fk_deep3d import losses as L
 
 # Intra-op torch threads for the fit. The photometric loop is hundreds of small ops per step;
@@ -273,7 +274,7 @@ class Fitter:
                     "color": w.color * L.photometric_loss(rendered.rgb, target, mask),
                     "lm": w.lm * L.landmark_loss(out["landmarks_2d"], target_lm),
                     "reg": w.reg * L.coefficient_loss(parts["id"], parts["exp"], parts["tex"], w),
-                    "gamma": w.gamma * L.gamma_loss(parts["gamma"]),
+                    "gamma": w.gamma * gamma_loss(parts["gamma"]),
                     "reflc": w.reflc * L.reflectance_loss(
                         out["albedo"], skin_v if skin_v is not None else torch.ones(out["albedo"].shape[1],
                                                                                      dtype=torch.bool, device=dev)),

@@ -63,12 +63,6 @@ def coefficient_loss(id: torch.Tensor, exp: torch.Tensor, tex: torch.Tensor,
     return (weights.id * (id**2).sum() + weights.exp * (exp**2).sum() + weights.tex * (tex**2).sum()) / b
 
 
-def gamma_loss(gamma: torch.Tensor) -> torch.Tensor:
-    """Mean over (B, 3, 9) of (γ − mean over RGB of γ)²: pushes the light toward white."""
-    g = gamma.reshape(-1, 3, 9)
-    return ((g - g.mean(dim=1, keepdim=True)) ** 2).mean()
-
-
 def reflectance_loss(albedo: torch.Tensor, skin: torch.Tensor) -> torch.Tensor:
     """Albedo variance over skin vertices: Σ ‖T − T̄_skin‖² / (B · Σ skin). albedo (B,N,3), skin (N,)."""
     m = skin.to(albedo.dtype)[None, :, None]

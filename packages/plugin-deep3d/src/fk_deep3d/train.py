@@ -208,6 +208,7 @@ def deep3d_loss(model, coeffs: torch.Tensor, batch: dict[str, torch.Tensor], ren
     from fk.distributed import all_reduce_sum
     from fk.render.mesh import render_mesh
 
+    from fk.models.lighting import gamma_loss
     from fk_deep3d import losses as L
 
     w = w or L.LossWeights()
@@ -230,7 +231,7 @@ def deep3d_loss(model, coeffs: torch.Tensor, batch: dict[str, torch.Tensor], ren
     terms = {"color": w.color * L.photometric_loss(front.rgb, target, mask, normaliser=mask_total),
              "lm": w.lm * L.landmark_loss(out["landmarks_2d"], batch["landmarks"]),
              "reg": w.reg * L.coefficient_loss(parts["id"], parts["exp"], parts["tex"], w),
-             "gamma": w.gamma * L.gamma_loss(parts["gamma"]),
+             "gamma": w.gamma * gamma_loss(parts["gamma"]),
              "reflc": w.reflc * L.reflectance_loss(out["albedo"], skin)}
     if identity is not None:
         whole = front if region is model.triangles else render(model.triangles)

@@ -92,30 +92,11 @@ def point_light(
 
 
 def sh_basis(normal: torch.Tensor) -> torch.Tensor:
-    """``(..., 3)`` unit normals -> ``(..., 9)`` real SH ``Y_l^m``, l-major, m = -l..l (CoRA's ``SH_xyz``).
+    """``(..., 3)`` unit normals -> ``(..., 9)`` real SH ``Y_l^m``, l-major, m = -l..l (CoRA's ``SH_xyz``):
+    core's basis (:func:`fk.models.lighting.sh_basis`) without Deep3D's irradiance band factors."""
+    from fk.models.lighting import sh_basis as real_sh
 
-    Orthonormal real SH with the Condon-Shortley phase, ``theta = acos(n_z)``, ``phi = atan2(n_y, n_x)``
-    in world axes. Not Deep3D's irradiance-scaled basis (:func:`fk.models.lighting.sh_basis`).
-    """
-    x, y, z = normal.unbind(-1)
-    c0 = 0.5 / math.sqrt(math.pi)
-    c1 = math.sqrt(3 / (4 * math.pi))
-    c2 = 0.5 * math.sqrt(15 / math.pi)
-    c20 = 0.25 * math.sqrt(5 / math.pi)
-    return torch.stack(
-        [
-            torch.full_like(x, c0),
-            -c1 * y,
-            c1 * z,
-            -c1 * x,
-            c2 * x * y,
-            -c2 * y * z,
-            c20 * (3 * z * z - 1),
-            -c2 * x * z,
-            0.5 * c2 * (x * x - y * y),
-        ],
-        dim=-1,
-    )
+    return real_sh(normal, band_scale=(1.0, 1.0, 1.0))
 
 
 def sh_ambient(

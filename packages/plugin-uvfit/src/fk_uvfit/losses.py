@@ -70,12 +70,6 @@ def color_loss(render: torch.Tensor, photo: torch.Tensor, mask: torch.Tensor) ->
     return ((render - photo) * mask).abs().sum() / mask.sum().clamp_min(1.0)
 
 
-def gamma_loss(gamma: torch.Tensor) -> torch.Tensor:
-    """Mean of (γ reshaped (B, 3, 9) − its mean over RGB)²: pushes the light toward monochrome."""
-    g = gamma.reshape(-1, 3, 9)
-    return ((g - g.mean(dim=1, keepdim=True)) ** 2).mean()
-
-
 def coeff_l2(x: torch.Tensor) -> torch.Tensor:
     """FFHQ-UV's ‖α‖², ‖β‖²: the sum of squares divided by the batch size."""
     return (x**2).sum() / x.shape[0]

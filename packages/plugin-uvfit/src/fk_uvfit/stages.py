@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fk.models.lighting import gamma_loss
 from fk_uvfit import losses as L
 from fk_uvfit import texgan as T
 
@@ -233,7 +234,7 @@ def stage3(
         got.update(
             reg_id=L.coeff_l2(parts["id"]),
             reg_exp=L.coeff_l2(parts["exp"]),
-            gamma=L.gamma_loss(parts["gamma"]),
+            gamma=gamma_loss(parts["gamma"]),
             geocross=L.geocross(w),
         )
         loss = _weighted(cfg, got, ("id", "color", "lpips", "reg_id", "reg_exp", "gamma", "geocross", "lm"))

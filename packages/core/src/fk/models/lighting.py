@@ -20,10 +20,14 @@ A = (math.pi, 2 * math.pi / math.sqrt(3.0), 2 * math.pi / math.sqrt(8.0))
 C = (1 / math.sqrt(4 * math.pi), math.sqrt(3.0) / math.sqrt(4 * math.pi), 3 * math.sqrt(5.0) / math.sqrt(12 * math.pi))
 
 
-def sh_basis(normals: torch.Tensor) -> torch.Tensor:
-    """(*batch, N, 3) unit normals -> (*batch, N, 9) Deep3D SH basis values (signs as in Deep3D)."""
+def sh_basis(normals: torch.Tensor, band_scale: tuple[float, float, float] = A) -> torch.Tensor:
+    """(*batch, N, 3) unit normals -> (*batch, N, 9) real SH values, l-major, m = -l..l, Deep3D's signs.
+
+    ``band_scale`` multiplies band l: Deep3D's irradiance factors ``A`` by default (its lighting model);
+    ``(1, 1, 1)`` gives the orthonormal real SH with the Condon-Shortley phase (CoRA's ``SH_xyz``).
+    """
     nx, ny, nz = normals.unbind(-1)
-    a0c0, a1c1, a2c2 = A[0] * C[0], A[1] * C[1], A[2] * C[2]
+    a0c0, a1c1, a2c2 = band_scale[0] * C[0], band_scale[1] * C[1], band_scale[2] * C[2]
     return torch.stack([
         torch.full_like(nx, a0c0),
         -a1c1 * ny,
@@ -35,6 +39,12 @@ def sh_basis(normals: torch.Tensor) -> torch.Tensor:
         -a2c2 * nx * nz,
         a2c2 / 2 * (nx * nx - ny * ny),
     ], dim=-1)
+
+
+def gamma_loss(gamma: torch.Tensor) -> torch.Tensor:
+    """Mean over (B, 3, 9) of (γ − its mean over RGB)²: pushes the SH light toward white (Deep3D, FFHQ-UV)."""
+    g = gamma.reshape(-1, 3, 9)
+    return ((g - g.mean(dim=1, keepdim=True)) ** 2).mean()
 
 
 def illuminate(albedo: torch.Tensor, normals: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
