@@ -148,23 +148,9 @@ def test_upstream_landmark_pickle_read_safely(tmp_path, monkeypatch):
     assert not (tmp_path / "evil_ran").exists()
 
 
-def test_bisenet_weights_load_strictly_and_labels_follow_upstreams_swap(tmp_path, monkeypatch):
-    from fk_eyeball import bisenet
-
-    net = bisenet.BiSeNet(19)
-    torch.save(net.state_dict(), tmp_path / "79999_iter.pth")  # the released file's format: a plain state dict
-    loaded = bisenet.load_bisenet(tmp_path / "79999_iter.pth")
-    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), net.state_dict().values(), strict=True))
-    bad = dict(net.state_dict())
-    bad.pop("ffm.conv1.weight")
-    torch.save(bad, tmp_path / "bad.pth")
-    with pytest.raises(InputError, match="bad.pth: not face-parsing.PyTorch's 19-class BiSeNet"):
-        bisenet.load_bisenet(tmp_path / "bad.pth")
-    torch.save({"x": _Evil()}, tmp_path / "evil.pth")
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(InputError, match="evil.pth: refused"):
-        bisenet.load_bisenet(tmp_path / "evil.pth")
-    assert not (tmp_path / "evil_ran").exists()
+def test_bisenet_eye_masks_follow_upstreams_swap():
+    """The network and its loader are core's (tests/nets/test_bisenet.py); CoRA's eye-mask rule is here."""
+    from fk_eyeball import auto
 
     class Fake(torch.nn.Module):  # class 5 on the image-left half of the padded square, class 4 on the right
         def forward(self, x):
@@ -173,7 +159,7 @@ def test_bisenet_weights_load_strictly_and_labels_follow_upstreams_swap(tmp_path
             out[:, 4, 200:300, 262:362] = 1
             return out
 
-    leye, reye = bisenet.eye_masks(Fake(), np.zeros((96, 72, 3), np.uint8))
+    leye, reye = auto.eye_masks(Fake(), np.zeros((96, 72, 3), np.uint8))
     assert leye.shape == reye.shape == (96, 72)
     assert leye[:, :36].sum() > 10 * leye[:, 36:].sum()  # upstream's leye = class 5 ("r_eye") = image left
     assert reye[:, 36:].sum() > 10 * reye[:, :36].sum()
@@ -202,7 +188,8 @@ def test_auto_eye_masks_cli_writes_coras_masks_where_dlib_finds_a_face(synthetic
 
 def test_auto_eye_masks_uses_bisenet_when_weights_are_given(subject_copy, tmp_path, monkeypatch):
     from fk.errors import MissingError
-    from fk_eyeball import auto, bisenet
+    from fk.nets import bisenet
+    from fk_eyeball import auto
 
     root, _ = subject_copy
     meta = json.loads((root / "transforms.json").read_text())

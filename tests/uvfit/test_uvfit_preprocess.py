@@ -132,3 +132,16 @@ def test_processed_data_loader_refuses_pickles(tmp_path):
     np.savez(tmp_path / "evil.npz", img=np.array([{"a": 1}], dtype=object))
     with pytest.raises(ValueError, match="pickle"):
         load_processed(tmp_path / "evil.npz")
+
+
+def test_fit_names_a_missing_photo_and_the_cli_fix(tmp_path, capsys):
+    from fk.cli.main import main
+
+    rc = main(["uvfit", "fit", str(tmp_path / "nope.jpg"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc != 0
+    assert f"{tmp_path / 'nope.jpg'}: no such photo or folder" in err
+    assert "fk uvfit fit PHOTOS --out DIR" in err
+    assert "uvfit.yaml" not in err  # not the bundled recipe's internals
+    assert "--set" not in err
+    assert not (tmp_path / "out").exists()

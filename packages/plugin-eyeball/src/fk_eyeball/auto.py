@@ -5,7 +5,7 @@
   eye), dilated by ``dilate_px``, anti-aliased by 4x supersampling. Landmarks come from the registry's
   ``detect:dlib`` (bundled), or any ``detect:*`` component that gives 68 points. With the BiSeNet weights
   present, upstream's labels are used instead: class 5 (``r_eye``) -> ``leye_mask``, 4 (``l_eye``) ->
-  ``reye_mask`` (its left/right swap), :mod:`fk_eyeball.bisenet`.
+  ``reye_mask`` (its left/right swap), with core's :mod:`fk.nets.bisenet`.
 - 2D landmarks (``compute_2d_eyeball_landmark.py``: RetinaFace + FAN on a hand-written frame list): fk picks
   near-frontal frames from the camera poses and runs the 68-point detector; results go to
   ``2d_eyeball_landmarks.json`` (``{name: {"landmarks": [[x, y] * 68], "scores": [68]}}``, fk pixels) and
@@ -27,6 +27,7 @@ from fk.errors import InputError
 EYE_INDICES = {"leye": list(range(36, 42)), "reye": list(range(42, 48))}
 LANDMARKS_JSON = "2d_eyeball_landmarks.json"
 LANDMARKS_PKL = "2d_eyeball_landmarks.pkl"
+LEYE_LABEL, REYE_LABEL = 5, 4  # upstream: leye = (label == 5) "r_eye", reye = (label == 4) "l_eye"
 
 
 class Detector:
@@ -140,9 +141,9 @@ def auto_eye_masks(
         raise AssetMissingError(f"BiSeNet weights not found ({weights_path or 'eyeball/79999_iter.pth'})",
                                 hint="see `fk doctor`; or use --method landmarks")  # fmt: skip
     if method in ("bisenet", "auto") and have_weights:
-        from fk_eyeball.bisenet import eye_masks, load_bisenet
+        from fk.nets import bisenet
 
-        net = load_bisenet(weights_path).to(device)
+        net = bisenet.load_bisenet(weights_path).to(device)
         for i, frame in enumerate(subject.frames):
             rgb = np.floor(subject.load("image", frame, required=True) * 255 + 0.5).astype(np.uint8)
             for eye, m in zip(("leye", "reye"), eye_masks(net, rgb, device), strict=True):
@@ -167,6 +168,33 @@ def auto_eye_masks(
         if progress:
             progress(i + 1, len(subject.frames))
     return {"frames": len(subject.frames), "no_face": no_face, "out": str(out_root), "detector": detector}
+
+
+def eye_masks(net, rgb: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """(leye, reye) float32 (H, W) soft masks of a frame by BiSeNet, CoRA's ``compute_eye_mask.py`` steps.
+
+    Zero-pad the portrait frame left and right (``(H - W) // 2`` on the left) as upstream (fk also pads a
+    landscape frame top and bottom, and a square one not at all: upstream's crop breaks there), resize to
+    512² (torchvision's tensor ``Resize``: bilinear with antialiasing), ImageNet-normalise, argmax; the
+    binary maps are resized back bilinearly (soft edges) and the padding cropped.
+    """
+    import torch
+    import torch.nn.functional as F
+    from fk.nets.bisenet import INPUT_SIZE, normalise
+
+    h, w = rgb.shape[:2]
+    side = max(h, w)
+    left = (side - w) // 2
+    top = (side - h) // 2
+    x = torch.as_tensor(np.ascontiguousarray(rgb), dtype=torch.float32, device=device).permute(2, 0, 1)
+    x = F.pad(x / 255.0, (left, side - w - left, top, side - h - top))
+    x = F.interpolate(x[None], size=(INPUT_SIZE,) * 2, mode="bilinear", align_corners=False, antialias=True)
+    with torch.no_grad():
+        label = net(normalise(x)).argmax(1)
+    binary = torch.stack([(label == LEYE_LABEL), (label == REYE_LABEL)], 1).float()
+    soft = F.interpolate(binary, size=(side, side), mode="bilinear", align_corners=False, antialias=True)[0]
+    soft = soft[:, top : top + h, left : left + w]
+    return soft[0].cpu().numpy(), soft[1].cpu().numpy()
 
 
 def _bisenet_asset() -> Path | None:

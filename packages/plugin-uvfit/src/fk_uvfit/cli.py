@@ -26,6 +26,13 @@ def fit(
 ) -> None:
     """Run the bundled uvfit recipe (the same as `fk run recipes/uvfit.yaml --set inputs.photos=PHOTOS`)."""
     from fk.cli.main import run
+    from fk.errors import InputError
+
+    if not Path(photos).expanduser().exists():  # checked here: the recipe's error would name its own file
+        raise InputError(
+            f"{photos}: no such photo or folder",
+            hint="pass an existing photo or folder of photos: fk uvfit fit PHOTOS --out DIR",
+        )
 
     run(
         RECIPE,

@@ -8,6 +8,8 @@
 - :mod:`fk.nets.arcface`: ArcFace IResNet-50 and its five-point 112² warp (identity features for Deep3D's
   loss, FFHQ-UV's identity term and GMPI's identity metric).
 - :mod:`fk.nets.inception`: the 2015-12-05 FID Inception-v3 (torch-fidelity's / pytorch-fid's network).
+- :mod:`fk.nets.bisenet`: face-parsing.PyTorch's 19-class BiSeNet (``79999_iter.pth``; CoRA's eye masks,
+  FFHQ-UV's parse mask).
 
 The asset names below are here so that plugin registrations can name them without importing torch.
 """

@@ -1,14 +1,12 @@
-"""BiSeNet face parsing (face-parsing.PyTorch's 19-class CelebAMask-HQ model) for CoRA's AutoEyeMask (§12.1).
+"""BiSeNet face parsing: face-parsing.PyTorch's 19-class CelebAMask-HQ model (``79999_iter.pth``).
 
 Written from the published architecture (ResNet-18 context path with attention refinement, feature
 fusion, three output heads; parameter names as in the released ``79999_iter.pth`` state dict so it loads
-strictly). Only the main head is used at inference. The weights are a gated asset
-(``eyeball/79999_iter.pth``, see ``fk doctor``); they are read with ``torch.load(weights_only=True)``.
+strictly). Only the main head is used at inference. The weights are a gated asset, read with
+``torch.load(weights_only=True)``: a file holding anything but tensors is refused, never executed.
 
-CoRA's use (``compute_eye_mask.py``): zero-pad the portrait frame left and right to a square, resize to
-512², normalise with ImageNet mean/std, argmax; class 5 (``r_eye``) -> ``leye_mask``, class 4 (``l_eye``)
--> ``reye_mask`` (its left/right swap: CoRA's ``leye`` is the image-left eye, the subject's right);
-resize the binary maps back bilinearly (soft edges) and crop the padding.
+Users: CoRA's AutoEyeMask (``fk_eyeball``: its own pad-and-resize rule, eye labels 4/5) and FFHQ-UV's
+parse mask (``fk_uvfit``: :func:`parse_labels`, face-parsing.PyTorch's ``get_seg_img`` rule).
 """
 
 from __future__ import annotations
@@ -20,7 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-LEYE_LABEL, REYE_LABEL = 5, 4  # upstream: leye = (label == 5) "r_eye", reye = (label == 4) "l_eye"
+# CelebAMask-HQ's 19 classes in the network's output order (face-parsing.PyTorch's ``part_idx``).
+CLASSES = ("background", "skin", "l_brow", "r_brow", "l_eye", "r_eye", "eye_g", "l_ear", "r_ear", "ear_r",
+           "nose", "mouth", "u_lip", "l_lip", "neck", "neck_l", "cloth", "hair", "hat")  # fmt: skip
+INPUT_SIZE = 512
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
@@ -149,7 +150,12 @@ class BiSeNet(nn.Module):
 
 
 def load_bisenet(path: str | Path) -> BiSeNet:
-    """BiSeNet with ``79999_iter.pth`` loaded strictly through torch's restricted unpickler."""
+    """BiSeNet with ``79999_iter.pth`` loaded strictly through torch's restricted unpickler.
+
+    Every parameter and running statistic must be there with its shape; only BatchNorm's
+    ``num_batches_tracked`` counters (absent from files saved by torch < 0.4.1, unused at inference) may
+    be missing.
+    """
     import pickle
 
     from fk.errors import InputError
@@ -159,36 +165,46 @@ def load_bisenet(path: str | Path) -> BiSeNet:
         state = torch.load(p, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{p}: refused: not a plain state dict ({first[:120]})",
-                         hint="fk never runs pickled code; use the released 79999_iter.pth") from None  # fmt: skip
-    net = BiSeNet(19)
+        raise InputError(
+            f"{p}: refused: not a plain state dict ({first[:120]})",
+            hint="fk never runs pickled code; use the released 79999_iter.pth",
+        ) from None
+    net = BiSeNet(len(CLASSES))
     try:
-        net.load_state_dict(state, strict=True)
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+        if missing or unexpected:
+            raise RuntimeError(f"missing {missing[:3]}, unexpected {list(unexpected)[:3]}")
     except (RuntimeError, TypeError, AttributeError) as exc:
-        raise InputError(f"{p}: not face-parsing.PyTorch's 19-class BiSeNet ({str(exc).splitlines()[0][:160]})",
-                         hint="use 79999_iter.pth from face-parsing.PyTorch") from None  # fmt: skip
+        raise InputError(
+            f"{p}: not face-parsing.PyTorch's 19-class BiSeNet ({str(exc).splitlines()[0][:160]})",
+            hint="use 79999_iter.pth from face-parsing.PyTorch",
+        ) from None
     return net.eval()
 
 
-def eye_masks(net: nn.Module, rgb: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
-    """(leye, reye) float32 (H, W) soft masks of a frame, CoRA's AutoEyeMask steps.
+def normalise(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) RGB in [0, 1] -> ImageNet-normalised (torchvision's ``Normalize`` with MEAN, STD)."""
+    mean = torch.tensor(MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
 
-    A portrait frame is zero-padded left and right (``(H - W) // 2`` on the left) as upstream; fk also
-    pads a landscape frame top and bottom, and a square one not at all (upstream's crop breaks there).
+
+def parse_labels(net: nn.Module, rgb: np.ndarray, device: str = "cpu") -> np.ndarray:
+    """(H, W) int64 class ids (:data:`CLASSES`) of a photo by face-parsing.PyTorch's ``get_seg_img`` rule.
+
+    That rule, as FFHQ-UV runs it: the 0..255 photo resized to 512² (cv2's ``INTER_LINEAR``: half-pixel
+    centres, no antialiasing), truncated to uint8, ``ToTensor`` + ImageNet normalisation; the 19 logit
+    maps resized back to the photo's size the same way, then argmax. Memory: 19 float32 maps of the photo.
     """
-    h, w = rgb.shape[:2]
-    side = max(h, w)
-    left = (side - w) // 2
-    top = (side - h) // 2
-    x = torch.as_tensor(np.ascontiguousarray(rgb), dtype=torch.float32, device=device).permute(2, 0, 1) / 255.0
-    x = F.pad(x, (left, side - w - left, top, side - h - top))
-    # torchvision's tensor Resize: bilinear with antialiasing
-    x = F.interpolate(x[None], size=(512, 512), mode="bilinear", align_corners=False, antialias=True)
-    mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
+    img = torch.as_tensor(np.ascontiguousarray(rgb), dtype=torch.float32, device=device)
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise ValueError(f"rgb: expected (H, W, 3), got {tuple(img.shape)}")
+    h, w = img.shape[:2]
+    x = img.permute(2, 0, 1)[None]
+    x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
+    x = torch.floor(x.clamp(0, 255)) / 255.0  # astype(uint8) truncates
     with torch.no_grad():
-        label = net((x - mean) / std).argmax(1)
-    binary = torch.stack([(label == LEYE_LABEL), (label == REYE_LABEL)], 1).float()
-    soft = F.interpolate(binary, size=(side, side), mode="bilinear", align_corners=False, antialias=True)[0]
-    soft = soft[:, top : top + h, left : left + w]
-    return soft[0].cpu().numpy(), soft[1].cpu().numpy()
+        logits = net(normalise(x))
+        logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+    return logits[0].argmax(0).cpu().numpy()
