@@ -16,6 +16,11 @@ Required: the texture GAN (``ffhquv-texgan``), the R-Net (``ffhquv-rnet``) and H
 ``uvfit.json``; ``unwrap_1024_info.mat`` (the stage-1 UV picture; without it fk rasterises the model's
 own UV layout, labelled).
 
+**Device**: ``device`` (``cpu``, ``cuda[:N]``, ``auto``) holds every model (face model, texture GAN, R-Net,
+ArcFace, LPIPS), every tensor of the fit and the renderer (``fk.render`` picks nvdiffrast under
+``renderer: auto`` when it imports with CUDA; fk's CPU rasteriser takes any device's tensors); files are
+written from host copies. CUDA on a machine without one is refused when the recipe is checked.
+
 **Embedded path** (no texture GAN or R-Net): ``fit:deep3d`` on the installed model (demo head or BFM09),
 and ``export:uvfit`` projects the photo ("projected texture, no GAN"). Which path ran is in
 ``recon.extra["uvfit"]``, ``uvfit.json`` and the page; the recipe's preflight says it once per run.
@@ -188,8 +193,8 @@ def unwrap_table(model, files: FullFiles) -> tuple[dict[str, np.ndarray], str]:
         return load_unwrap_info(files.unwrap, files.unwrap_mask), "unwrap_1024_info.mat"
     from fk.geometry.uv import texel_map
 
-    tm = texel_map(model.uvs.numpy(), model.uv_faces.numpy(), 1024)
-    faces = model.triangles.numpy()
+    tm = texel_map(model.uvs.cpu().numpy(), model.uv_faces.cpu().numpy(), 1024)
+    faces = model.triangles.cpu().numpy()
     inside = tm.triangle >= 0
     vids = np.where(inside[..., None], faces[np.maximum(tm.triangle, 0)], 0)
     return {
@@ -218,18 +223,18 @@ def vis_strip(data, rend: dict, uv=None) -> np.ndarray:
     from fk_uvfit.views import draw_points
 
     def u8(x: torch.Tensor) -> np.ndarray:
-        return np.clip(x[0].detach().permute(1, 2, 0).numpy() * 255, 0, 255).astype(np.uint8)
+        return np.clip(x[0].detach().permute(1, 2, 0).cpu().numpy() * 255, 0, 255).astype(np.uint8)
 
     img = u8(data.img)
     skin = np.repeat(u8(data.skin_mask), 3, -1)
-    parse = data.parse_mask[0, 0].numpy() > 0.5
+    parse = data.parse_mask[0, 0].cpu().numpy() > 0.5
     over = img.astype(np.float64)
     over[parse] = 0.5 * over[parse] + 0.5 * np.array([60.0, 200.0, 90.0])
     face = u8(rend["image"] * rend["mask"] + (1 - rend["mask"]) * data.img)
     h = img.shape[0]
 
     def down(lm: torch.Tensor) -> np.ndarray:
-        p = lm[0].detach().numpy().astype(np.float64).copy()
+        p = lm[0].detach().cpu().numpy().astype(np.float64).copy()
         p[:, 1] = h - 1 - p[:, 1]
         return p
 
@@ -249,7 +254,7 @@ def _npz(**arrays: np.ndarray) -> bytes:
 
 @dataclass
 class Networks:
-    """Everything the full path loads once per run."""
+    """Everything the full path loads once per run, on one torch device (:meth:`to`)."""
 
     model: Any
     gen: Any
@@ -258,44 +263,88 @@ class Networks:
     rnet: Any
     render: Any
     terms: Any
-    unwrap: dict[str, np.ndarray]
+    unwrap: dict[str, np.ndarray]  # numpy, host side: only the stage-1 picture reads it
     unwrap_how: str
     w_stats_seconds: float
 
+    @property
+    def device(self):
+        return self.render.device
+
+    def modules(self) -> dict[str, Any]:
+        """Every torch module the fit runs, by name (the loss networks only when loaded)."""
+        out = {"model": self.model, "texgan": self.gen, "rnet": self.rnet}
+        if self.terms.identity is not None:
+            out["arcface"] = self.terms.identity.features
+        if self.terms.perceptual is not None:
+            out["lpips"] = self.terms.perceptual
+        return out
+
+    def tensors(self) -> dict[str, Any]:
+        """Every tensor the fit reads outside the modules, by name."""
+        r = self.render
+        return {"w_avg": self.w_avg, "w_std": self.w_std, "render.vtx_vt": r.vtx_vt, "render.tri": r.tri,
+                "render.head_tri": r.head_tri, "render.proj": r.proj}  # fmt: skip
+
+    def to(self, device) -> Networks:
+        """Move every module and tensor, and the renderer (with a raster context for ``device``)."""
+        import torch
+
+        device = torch.device(device)
+        self.render.to(device)
+        self.model = self.render.model
+        self.gen = self.gen.to(device)
+        self.rnet = self.rnet.to(device)
+        self.w_avg, self.w_std = self.w_avg.to(device), self.w_std.to(device)
+        if self.terms.identity is not None:
+            self.terms.identity.features = self.terms.identity.features.to(device)
+        if self.terms.perceptual is not None:
+            self.terms.perceptual = self.terms.perceptual.to(device)
+        self.terms.M, self.terms._target = None, None
+        return self
+
 
 def load_networks(
-    files: FullFiles, uv_sampling: str = "nearest", renderer: str = "auto", w_stat_samples: int = 100_000
+    files: FullFiles,
+    uv_sampling: str = "nearest",
+    renderer: str = "auto",
+    w_stat_samples: int = 100_000,
+    device: Any = "cpu",
 ) -> Networks:
+    """Load every network of the full path onto ``device`` (``cpu``, ``cuda[:N]``, ``auto``): the face model,
+    texture GAN (its W statistics mapped there), R-Net, renderer and the optional loss networks."""
+    from fk.devices import resolve_device
     from fk.models.hifi3dpp import load_hifi3dpp, read_hifi3dpp_info
     from fk.nets.reconnet import load_reconnet
 
     from fk_uvfit import stages as S
     from fk_uvfit import texgan as T
 
+    device = resolve_device(device)
     info = read_hifi3dpp_info(files.model)
     if "vtx_vt" not in info:
         raise InputError(
             f"{files.model}: has no vtx_vt (per-vertex UV in 512-px units), which stages 2-3 render with",
             hint="use FFHQ-UV's topo_assets/hifi3dpp_model_info.mat",
         )
-    model = load_hifi3dpp(files.model)
-    gen = T.load_texgan(files.texgan)
+    model = load_hifi3dpp(files.model).to(device)
+    gen = T.load_texgan(files.texgan, device=device)
     t0 = time.perf_counter()
     w_avg, w_std = T.w_stats(gen, samples=w_stat_samples)
     w_seconds = time.perf_counter() - t0
-    rnet = load_reconnet(files.rnet, layout=reconnet_layout(model)).requires_grad_(False)
+    rnet = load_reconnet(files.rnet, device, layout=reconnet_layout(model)).requires_grad_(False)
     render = S.UVRenderer(model, info["vtx_vt"], uv_sampling=uv_sampling, renderer=renderer)
     terms = S.Terms()
     if files.arcface is not None:
         from fk.nets.arcface import load_identity
 
-        terms.identity = L.IdentityTerm(load_identity(files.arcface))
+        terms.identity = L.IdentityTerm(load_identity(files.arcface, device))
     if files.vgg is not None and files.lpips is not None:
         from fk.nets.lpips import load_lpips
 
-        terms.perceptual = load_lpips(files.vgg, files.lpips)
+        terms.perceptual = load_lpips(files.vgg, files.lpips, device)
     unwrap, how = unwrap_table(model, files)
-    return Networks(model, gen, w_avg, w_std, rnet, render, terms, unwrap, how, w_seconds)
+    return Networks(model, gen, w_avg, w_std, rnet, render, terms, unwrap, how, w_seconds).to(device)
 
 
 def fit_stages(
@@ -307,7 +356,8 @@ def fit_stages(
 
     from fk_uvfit import stages as S
 
-    nets.terms.M, nets.terms._target = matrix, None
+    data = data.to(nets.device)
+    nets.terms.M, nets.terms._target = torch.as_tensor(matrix).to(nets.device), None
     setup_seed(seed)
     t0 = time.perf_counter()
     with torch.no_grad():
@@ -335,18 +385,20 @@ def write_stage1(writer, nets: Networks, data, coeffs, rend) -> list[str]:
 
     model = nets.model
     writer.image("stage1_vis.png", vis_strip(data, rend))
-    albedo = rend["out"]["albedo"][0].double().numpy()
+    albedo = rend["out"]["albedo"][0].double().cpu().numpy()
     tex_uv = unwrap_to_uv(albedo, nets.unwrap) * 255
     writer.image("stage1_vis_3dmmtex_as_uv.png", np.clip(tex_uv, 0, 255).astype(np.uint8))
     parts = model.split_coeffs(coeffs)
-    faces = model.triangles.numpy()
+    faces = model.triangles.cpu().numpy()
     with torch.no_grad():
         for tag, expr in (("id", torch.zeros_like(parts["exp"])), ("exp", parts["exp"])):
-            shape = model.shape(parts["id"], expr)[0].double().numpy()
+            shape = model.shape(parts["id"], expr)[0].double().cpu().numpy()
             writer.text(f"stage1_mesh_{tag}.obj", F.vertex_colour_obj_text(shape, albedo, faces))
     writer.bytes(
         "stage1_coeffs.npz",
-        _npz(coeffs=coeffs.numpy().astype(np.float32), lm68=rend["lm"].numpy().astype(np.float32)),
+        _npz(
+            coeffs=coeffs.cpu().numpy().astype(np.float32), lm68=rend["lm"].cpu().numpy().astype(np.float32)
+        ),
     )
     return [
         "stage1_coeffs.npz",
@@ -385,12 +437,11 @@ class UVFitter:
         self.w_stat_samples = int(w_stat_samples)
         self.seed = int(seed)
         self.fit_iterations = int(iterations)
-        self.model_name, self.renderer, self.device, self.threads = (
-            model,
-            renderer or "auto",
-            device,
-            int(threads),
-        )
+        from fk.devices import resolve_device
+
+        # one device for every model, tensor and the renderer (auto: CUDA when torch sees a GPU)
+        self.device = str(resolve_device(device or "cpu"))
+        self.model_name, self.renderer, self.threads = model, renderer or "auto", int(threads)
         self.files = find_files(texgan, rnet, arcface)
         self.path = choose_path(self.params["path"], self.files)
         self._nets: Networks | None = None
@@ -463,14 +514,17 @@ class UVFitter:
         if not isinstance(crop, Crop):
             raise InputError(f"{ctx.key}: fit:uvfit needs the 224² crop", hint="wire crop: preprocess.crop")
         if self._nets is None:
-            self._nets = load_networks(self.files, self.uv_sampling, self.renderer, self.w_stat_samples)
+            self._nets = load_networks(
+                self.files, self.uv_sampling, self.renderer, self.w_stat_samples, self.device
+            )
         nets = self._nets
         model, key = nets.model, ctx.key
         writer = S.ContextWriter(ctx, key)
         data, matrix = self._processed(inputs, ctx)
+        data, matrix = data.to(nets.device), matrix.to(nets.device)
         seconds: dict[str, float] = {}
         names: list[str] = []
-        uvs, uv_faces = model.uvs.double().numpy(), model.uv_faces.numpy()
+        uvs, uv_faces = model.uvs.double().cpu().numpy(), model.uv_faces.cpu().numpy()
 
         def after(stage: int, result: Any, took: float) -> None:
             t0 = time.perf_counter()
@@ -494,9 +548,10 @@ class UVFitter:
         final = results[3]
         with torch.no_grad():
             out = model(final.coeffs)
-        parts = {k: v[0].double().numpy() for k, v in model.split_coeffs(final.coeffs).items()}
-        lm = out["landmarks_2d"][0].double().numpy()
-        target = np.stack([data.lm[0, :, 0].numpy(), 223.0 - data.lm[0, :, 1].numpy()], 1)
+        parts = {k: v[0].double().cpu().numpy() for k, v in model.split_coeffs(final.coeffs).items()}
+        lm = out["landmarks_2d"][0].double().cpu().numpy()
+        lm_in = data.lm[0].cpu().numpy()
+        target = np.stack([lm_in[:, 0], 223.0 - lm_in[:, 1]], 1)
         rmse = float(np.sqrt(((lm - target) ** 2).sum(-1).mean()))
         files = {
             n.rsplit(".", 1)[0]: Path(os.path.relpath(ctx.path(f"{key}/{n}"), ctx.run_dir)).as_posix()
@@ -516,9 +571,9 @@ class UVFitter:
         recon = Reconstruction(
             model=model.name,
             coeffs=parts,
-            vertices=out["vertices_world"][0].double().numpy(),
-            triangles=model.triangles.numpy(),
-            colors=out["colors"][0].clamp(0, 1).double().numpy(),
+            vertices=out["vertices_world"][0].double().cpu().numpy(),
+            triangles=model.triangles.cpu().numpy(),
+            colors=out["colors"][0].clamp(0, 1).double().cpu().numpy(),
             landmarks=lm,
             crop=crop,
             camera_label=eg3d_label_from_deep3d(parts["angle"], parts["trans"]),

@@ -89,7 +89,12 @@ def fk_fit():
             Param("model", "str", "auto", "embedded path: face model of fit:deep3d"),
             _RENDERER,
             Param(
-                "device", "str", "cpu", "torch device of the embedded fit (the full path runs on CPU for now)"
+                "device",
+                "str",
+                "cpu",
+                "torch device of every model, tensor and the renderer, both paths (cpu, cuda, cuda:N, auto: "
+                "CUDA when torch sees a GPU)",
+                role="device",
             ),
             Param("threads", "int", 1, "torch CPU threads for this step (0: keep the process setting)"),
         ),

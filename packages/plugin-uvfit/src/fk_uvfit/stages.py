@@ -43,6 +43,9 @@ class Processed:
     parse_mask: torch.Tensor
     lm: torch.Tensor
 
+    def to(self, device: str | torch.device) -> Processed:
+        return Processed(*(t.to(device) for t in (self.img, self.skin_mask, self.parse_mask, self.lm)))
+
 
 @dataclass
 class Terms:
@@ -83,19 +86,36 @@ class UVRenderer:
     """Renders a HiFi3D++-style model with a UV map the way FFHQ-UV's stages 2-3 do (224², y-up landmarks)."""
 
     def __init__(self, model, vtx_vt: Any, uv_sampling: str = "nearest", renderer: str = "cpu"):
-        import fk.render as dr
         from fk.cameras.deep3d import K_RENDER, ZFAR, ZNEAR
         from fk.render.mesh import projection_from_intrinsics
 
-        self.model = model
+        self.model = model  # its device is the renderer's: every tensor below follows it
+        self.renderer = renderer
         self.vtx_vt = torch.as_tensor(np.asarray(vtx_vt), dtype=model.dtype)
         self.mode = uv_sampling
-        self.ctx = dr.get_context(renderer)
         self.tri = model.face_region_triangles().to(torch.int32).contiguous()
         self.head_tri = model.triangles.to(torch.int32).contiguous()
         self.proj = projection_from_intrinsics(
             torch.as_tensor(K_RENDER, dtype=model.dtype)[None], (224, 224), ZNEAR, ZFAR
         )[0]
+        self.to(model.device)
+
+    def to(self, device: str | torch.device) -> UVRenderer:
+        """Move the model, the per-vertex UVs, triangles and projection to ``device``; the raster context
+        is made for it (``fk.render.get_context``: nvdiffrast when it imports with CUDA under ``auto``,
+        else fk's CPU rasteriser, which takes tensors of any device and returns them on it)."""
+        import fk.render as dr
+
+        device = torch.device(device)
+        self.model = self.model.to(device)
+        self.vtx_vt = self.vtx_vt.to(device)
+        self.tri, self.head_tri, self.proj = (t.to(device) for t in (self.tri, self.head_tri, self.proj))
+        self.ctx = dr.get_context(self.renderer, device=device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.vtx_vt.device
 
     def __call__(
         self, coeffs: torch.Tensor, uv: torch.Tensor | None, head: bool = False
@@ -175,7 +195,7 @@ def stage2(
     """Latent search on the hypersphere, shape/pose/light fixed."""
     terms = terms or Terms()
     torch.manual_seed(L.SEED)
-    z = T.initial_z(gen.mapping.num_ws, gen.z_dim).requires_grad_(True)
+    z = T.initial_z(gen.mapping.num_ws, gen.z_dim, device=render.device).requires_grad_(True)
     norms = z.detach().norm(dim=-1, keepdim=True)
     opt = torch.optim.Adam([z], lr=cfg["initial_lr"], betas=cfg["betas"])
     coeffs = coeffs.detach()
@@ -310,15 +330,15 @@ def write_stage(
 
     if not hasattr(out, "text"):
         out = FolderWriter(out)
-    uv = (result.uv[0].permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    uv = (result.uv[0].permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
     names = []
     out.image(f"stage{stage}_uv.png", uv)
     out.text(f"stage{stage}_mesh.mtl", F.mtl_text(f"stage{stage}_uv.png"))
     parts = model.split_coeffs(result.coeffs)
-    faces = model.triangles.numpy()
+    faces = model.triangles.cpu().numpy()
     with torch.no_grad():
         for tag, expr in (("id", torch.zeros_like(parts["exp"])), ("exp", parts["exp"])):
-            shape = model.shape(parts["id"], expr)[0].double().numpy()
+            shape = model.shape(parts["id"], expr)[0].double().cpu().numpy()
             out.text(
                 f"stage{stage}_mesh_{tag}.obj",
                 F.head_obj_text(shape, uvs, faces, uv_faces, mtl_name=f"stage{stage}_mesh.mtl"),
@@ -327,10 +347,10 @@ def write_stage(
     buf = io.BytesIO()
     np.savez(
         buf,
-        coeffs=result.coeffs.numpy().astype(np.float32),
-        lm68=landmarks.detach().numpy().astype(np.float32),
-        latents_w=result.latents_w.numpy(),
-        latents_z=result.latents_z.numpy(),
+        coeffs=result.coeffs.cpu().numpy().astype(np.float32),
+        lm68=landmarks.detach().cpu().numpy().astype(np.float32),
+        latents_w=result.latents_w.cpu().numpy(),
+        latents_z=result.latents_z.cpu().numpy(),
     )
     out.bytes(f"stage{stage}_coeffs.npz", buf.getvalue())
     names += [f"stage{stage}_uv.png", f"stage{stage}_mesh.mtl", f"stage{stage}_coeffs.npz"]

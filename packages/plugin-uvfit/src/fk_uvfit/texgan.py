@@ -86,22 +86,30 @@ def load_texgan(path: str | Path, device: str = "cpu", **overrides: Any):
 def w_stats(
     gen, samples: int = W_STAT_SAMPLES, seed: int = SEED, batch: int = 10_000
 ) -> tuple[torch.Tensor, ...]:
-    """(w_avg, w_std), each (1, 1, w_dim) float32: mean and std over ``samples`` mapped z of the first ws."""
+    """(w_avg, w_std), each (1, 1, w_dim) float32 on the generator's device: mean and std over ``samples``
+    mapped z of the first ws. The mapping runs on that device; the statistics are taken in numpy float32,
+    as upstream does."""
+    device = generator_device(gen)
     z = np.random.RandomState(seed).randn(samples, gen.z_dim)
     firsts = []
     with torch.no_grad():
         for i in range(0, samples, batch):
-            zz = torch.as_tensor(z[i : i + batch], dtype=torch.float32)
+            zz = torch.as_tensor(z[i : i + batch], dtype=torch.float32, device=device)
             firsts.append(gen.mapping(zz, None)[:, :1].float().cpu().numpy())
     w = np.concatenate(firsts).astype(np.float32)
     avg = w.mean(0, keepdims=True)
     std = w.std(0, keepdims=True)
-    return torch.as_tensor(avg), torch.as_tensor(std)
+    return torch.as_tensor(avg, device=device), torch.as_tensor(std, device=device)
 
 
-def initial_z(num_ws: int, z_dim: int, seed: int = SEED) -> torch.Tensor:
-    """Upstream's stage-2 start: ``RandomState(seed).randn(1, num_ws, z_dim)`` as float32."""
-    return torch.as_tensor(np.random.RandomState(seed).randn(1, num_ws, z_dim), dtype=torch.float32)
+def generator_device(gen) -> torch.device:
+    return next(gen.parameters()).device
+
+
+def initial_z(num_ws: int, z_dim: int, seed: int = SEED, device: str | torch.device = "cpu") -> torch.Tensor:
+    """Upstream's stage-2 start: ``RandomState(seed).randn(1, num_ws, z_dim)`` as float32 on ``device``."""
+    z = np.random.RandomState(seed).randn(1, num_ws, z_dim)
+    return torch.as_tensor(z, dtype=torch.float32, device=device)
 
 
 def z_to_w(z: torch.Tensor, w_avg: torch.Tensor, w_std: torch.Tensor) -> torch.Tensor:
