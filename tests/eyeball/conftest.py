@@ -24,3 +24,16 @@ def subject_copy(synthetic_subject, tmp_path):
     dst = tmp_path / "subject"
     shutil.copytree(root, dst)
     return dst, truth
+
+
+@pytest.fixture(scope="session")
+def small_subject(tmp_path_factory):
+    """12 frames at 64x85 (CoRA's portrait aspect), the true eye masks in leye_mask/ and reye_mask/ (as
+    render-eye-masks writes): the training tests' subject."""
+    from fk_eyeball.synth import write_subject
+
+    root = tmp_path_factory.mktemp("train") / "subject"
+    truth = write_subject(root, scale=64 / 720, n_frames=12, uv_size=256)
+    for eye in ("leye", "reye"):
+        shutil.copytree(root / "truth" / f"{eye}_mask", root / f"{eye}_mask")
+    return root, truth

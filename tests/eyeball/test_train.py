@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
 import torch
 import yaml
 
-SCALE = 64 / 720  # 64x85 frames
 STEPS = 40
 
 
@@ -21,18 +19,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def small_subject(tmp_path_factory):
-    """12 frames at 64x85, the true eye masks in leye_mask/ and reye_mask/ (as render-eye-masks writes)."""
-    from fk_eyeball.synth import write_subject
-
-    root = tmp_path_factory.mktemp("train") / "subject"
-    truth = write_subject(root, scale=SCALE, n_frames=12, uv_size=256)
-    for eye in ("leye", "reye"):
-        shutil.copytree(root / "truth" / f"{eye}_mask", root / f"{eye}_mask")
-    return root, truth
 
 
 def _config(root, tmp_path, name="config.yaml", **sections):

@@ -117,3 +117,10 @@ def test_load_avatar_round_trip_and_refusals(tmp_path):
     torch.save({"weights": torch.zeros(2)}, other)
     with pytest.raises(InputError, match="not an fk eyeball train checkpoint"):
         load_avatar(other)
+
+
+def test_coarse_to_fine_masks_the_geometry_grid_only():
+    avatar = _avatar()
+    avatar.set_level(2)
+    assert avatar.geometry.grid.active_levels == 2
+    assert avatar.material.grid.active_levels == avatar.spec.num_levels  # CoRA: VolumeMaterial has no mask

@@ -247,8 +247,9 @@ class HybridAvatar(torch.nn.Module):
         return (-b, -b, -b), (b, b, b)
 
     def set_level(self, level: int) -> None:
-        """Coarse-to-fine: hash levels >= ``level`` output zeros (both grids)."""
-        self.geometry.grid.active_levels = self.material.grid.active_levels = int(level)
+        """Coarse-to-fine: the geometry grid's levels >= ``level`` output zeros (CoRA's
+        ``VolumeSDF.update_level``; the material grid always uses every level, as upstream)."""
+        self.geometry.grid.active_levels = int(level)
 
 
 def load_avatar(ckpt_path: str | Path, map_location: str = "cpu") -> HybridAvatar:

@@ -71,8 +71,12 @@ def point_light(
     roughness: torch.Tensor,
     light_rgb: torch.Tensor,
     light_pos: torch.Tensor | None = None,
+    dist2: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Radiance ``(diffuse (..., 3), specular (..., 3))`` of a point light; ``light_pos=None``: at the camera.
+
+    ``dist2 (..., 1)``: the squared light distance to divide by instead of the exact one (CoRA's mesh stage
+    divides by the rasteriser's interpolation of the vertices' ``d²``).
 
     ``points``/``normal`` ``(..., 3)``; ``view_pos``/``light_pos`` ``(3,)`` or ``(..., 3)``; ``light_rgb``
     ``(3,)`` is ``color * intensity``. Both terms carry ``max(0, n.l)``, ``light_rgb / d²`` and are 0 where
@@ -87,7 +91,9 @@ def point_light(
     visible = (cosine > 0) & ((normal * to_view).sum(-1, keepdim=True) > 0)
     falloff = torch.where(visible, cosine, torch.zeros_like(cosine))
     diff, spec = burley_ggx(normal, to_light, to_view, albedo, specular, roughness)
-    scale = falloff * light_rgb / (to_light_vec**2).sum(-1, keepdim=True).clamp_min(1e-12)
+    if dist2 is None:
+        dist2 = (to_light_vec**2).sum(-1, keepdim=True).clamp_min(1e-12)
+    scale = falloff * light_rgb / dist2
     return diff * scale, spec * scale
 
 

@@ -3,7 +3,8 @@
 CoRA (cora.md §6.1): ``L`` levels of ``F`` features, ``log2 T = 14`` entries per level, coarsest resolution
 16, per-level scale ``b = (1024/16)^(1/(L-1))`` (finest about 1024); the geometry grid interpolates with
 **smoothstep** weights (so its second derivative, which the eikonal loss needs, is not zero everywhere),
-the material grid linearly. Levels at or above ``active_levels`` are multiplied by 0 (NeuS2's coarse-to-fine).
+the material grid linearly. Levels at or above ``active_levels`` are multiplied by 0 (NeuS2's coarse-to-fine;
+CoRA applies it to the geometry grid only).
 
 Convention (tiny-cuda-nn's, written from its documented maths):
 - input ``x`` in [0, 1]³; level ``l`` has ``scale_l = N_min·b^l - 1`` and resolution ``ceil(scale_l) + 1``;

@@ -19,14 +19,18 @@ flashlight + ambient SH shading; losses: photometric (radiance head and PBR), ma
 masks, hair specular, AlbedoMM specular prior, normal smoothness (stronger under ``hair_mask``),
 eyeball landmarks. Adam (lr 1e-3, eps 1e-15), linear warm-up then ×0.33 at the milestones; the ray
 count adapts to ``sample_batch_size``; hash levels grow from ``init_level`` every ``level_grow_iter``.
-Not implemented: the mesh-rasterisation stage (``train.mesh_render``; fk warns and stays volumetric),
-LPIPS and SSIM (fk reports PSNR), tiny-cuda-nn and nerfacc (fk's torch versions are always used).
+With ``train.mesh_render``, steps after ``train.mesh_render_iter`` run CoRA's mesh-rasterisation stage
+(:mod:`fk_eyeball.mesh_stage`: material refinement on the extracted mesh, L1 + LPIPS when its weights are
+installed + hair/AlbedoMM specular terms). Validation reports PSNR, SSIM (window 3) and LPIPS (with its
+weights). Not implemented: tiny-cuda-nn and nerfacc (fk's torch versions are always used).
 
 Outputs in ``--out``: ``config.yaml`` (the merged config), ``losses.jsonl`` (one line per step),
 ``iter_XXXXX.pth`` every ``save_freq``, ``latest.pth`` every 1000 steps and at the end (weights only:
-tensors and plain containers), ``val/iter_XXXXXXXX/inv-render_NNNNN.png`` strips every ``val_freq``
-(CoRA's panels: SH occlusion, SH diffuse, flashlight diffuse, 3×specular, reconstruction, ground truth,
-normal, leye×GT, reye×GT, face×GT) with their PSNR in ``val.jsonl``.
+tensors and plain containers; in the mesh stage they also hold its mesh), ``val/iter_XXXXXXXX/
+inv-render_NNNNN.png`` strips every ``val_freq`` (CoRA's panels: SH occlusion, SH diffuse, flashlight
+diffuse, 3×specular, reconstruction, ground truth, normal, leye×GT, reye×GT, face×GT; in the mesh stage
+CoRA's six: SH diffuse, flashlight diffuse, 3×specular, reconstruction, ground truth, normal) with their
+metrics in ``val.jsonl``, and ``precompute_mesh_XXXXX.obj`` when the mesh stage starts.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ FK_DEFAULTS: dict[str, dict[str, Any]] = {  # keys CoRA leaves to its unpublishe
                  "grid_resolution": 128},
     "train": {"max_steps": 30000, "warmup_steps": 500, "milestones": [15000, 25000], "save_freq": 5000,
               "val_freq": 1000, "vis_freq": 1000, "mesh_render": False, "mesh_render_iter": 0,
+              "mesh_render_resolution": 256,
               "init_level": 4, "level_grow_iter": 1000, "seed": 0},
     "loss": {"w_l1": 1.0, "w_mask": 0.1, "w_eikonal": 0.1, "w_sdf_mask": 0.1, "w_reg_diff": 0.01,
              "w_abdmm": 0.1, "w_abdmm_refine": 0.1, "w_eps_n": 0.001, "w_eps_n_smooth": 0.01, "w_lpips": 0.1},
@@ -117,9 +122,10 @@ def load_config(path: str | Path) -> tuple[dict, list[str]]:
     for key in ("network.num_levels", "network.level_dim", "network.geo_feat_dim",
                 "renderer.render_n_samples",
                 "renderer.sample_batch_size", "renderer.max_num_ray", "renderer.grid_resolution",
-                "train.max_steps", "train.level_grow_iter", "train.save_freq", "train.val_freq"):  # fmt: skip
+                "train.max_steps", "train.level_grow_iter", "train.save_freq", "train.val_freq",
+                "train.mesh_render_resolution"):  # fmt: skip
         _check_number(path, cfg, key, positive=True, integer=True)
-    for key in ("train.warmup_steps", "train.init_level", "data.dilate_ks"):
+    for key in ("train.warmup_steps", "train.init_level", "data.dilate_ks", "train.mesh_render_iter"):
         _check_number(path, cfg, key, integer=True)
     for key in [f"loss.{k}" for k in cfg["loss"]] + ["light.intensity", "light.gamma", "data.sh_scale",
                                                        "data.beta", "network.neighbor_eps"]:  # fmt: skip
@@ -206,6 +212,7 @@ class RayData:
         self.reye = stack("reye_mask")[..., 0].to(device)
         self.bfm = stack("specular_bfm").mean(-1).to(device)  # CoRA: mean over RGB
         K = torch.as_tensor(subject.K, dtype=torch.float64)
+        self.K = K.float()  # OpenCV pixel centres (the mesh stage rasterises with it)
         ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64),
                                 indexing="ij")  # fmt: skip
         d_cam = torch.stack([(xs - K[0, 2]) / K[0, 0], (ys - K[1, 2]) / K[1, 1], torch.ones_like(xs)], -1)
@@ -329,11 +336,6 @@ class Trainer:
             log(f"fk defaults for keys not in {self.config_path.name}: {', '.join(filled)}")
         if self.subject.warning():
             log("warning: " + self.subject.warning())
-        if self.cfg["train"]["mesh_render"]:
-            log(
-                "warning: train.mesh_render: fk has no mesh-rasterisation stage yet; "
-                "training stays volumetric"
-            )
         data = self.cfg["data"]
         self.data = RayData(
             self.subject, float(self.cfg["light"]["gamma"]), int(data["dilate_ks"]), self.device
@@ -353,6 +355,8 @@ class Trainer:
         r = self.cfg["renderer"]
         self.num_rays = max(1, r["sample_batch_size"] // r["render_n_samples"])
         self.step = 0
+        self.mesh: tuple[torch.Tensor, torch.Tensor] | None = None  # the mesh stage's fixed mesh
+        self.lpips = self._lpips()
         self.resumed = resume
         self.out.mkdir(parents=True, exist_ok=True)
         if resume:
@@ -394,6 +398,28 @@ class Trainer:
             sh_scale=float(data["sh_scale"]), sh_beta=float(data["beta"]),
         )  # fmt: skip
 
+    def _lpips(self) -> torch.nn.Module | None:
+        """LPIPS-VGG16 (core's) when its two weight files are where `fk doctor` says: the mesh stage's
+        ``w_lpips`` term and a validation metric (CoRA's). Otherwise None: with ``train.mesh_render`` the term
+        is skipped (``w_lpips`` acts as 0), with a notice."""
+        from fk.assets import asset_status
+        from fk.nets.lpips import load_lpips
+
+        wanted = {"lpips-vgg16": None, "lpips-vgg-lin": None}
+        for st in asset_status():
+            if st["name"] in wanted:
+                wanted[st["name"]] = Path(st["path"]) if st["present"] else None
+        if None in wanted.values():
+            if self.cfg["train"]["mesh_render"] and self.cfg["loss"]["w_lpips"]:
+                self.log("notice: LPIPS weights absent (assets lpips-vgg16, lpips-vgg-lin; see `fk doctor`): "
+                         "the mesh stage's LPIPS term is skipped (loss.w_lpips acts as 0)")  # fmt: skip
+            return None
+        self.log(
+            f"LPIPS-VGG16 (mesh-stage term, validation metric) from {wanted['lpips-vgg16']} and "
+            f"{wanted['lpips-vgg-lin']}"
+        )
+        return load_lpips(wanted["lpips-vgg16"], wanted["lpips-vgg-lin"], device=self.device)
+
     def _raw_data_keys(self) -> set[str]:
         import yaml
 
@@ -402,7 +428,8 @@ class Trainer:
 
     # ---- checkpoints
     def state(self) -> dict:
-        return {
+        mesh = {} if self.mesh is None else {"mesh_vertices": self.mesh[0], "mesh_faces": self.mesh[1]}
+        return {**mesh,
             "spec": asdict(self.avatar.spec), "radiance_field": self.avatar.state_dict(),
             "occupancy_grid": self.grid.state_dict(), "optimizer": self.opt.state_dict(), "step": self.step,
             "num_rays": self.num_rays, "generator": self.gen.get_state(), "level": self.level(self.step),
@@ -434,6 +461,8 @@ class Trainer:
         self.opt.load_state_dict(ckpt["optimizer"])
         self.step, self.num_rays = int(ckpt["step"]), int(ckpt["num_rays"])
         self.gen.set_state(ckpt["generator"].cpu())
+        if "mesh_vertices" in ckpt:  # resumed inside the mesh stage: the same mesh, not a new extraction
+            self.mesh = (ckpt["mesh_vertices"].to(self.device), ckpt["mesh_faces"].to(self.device))
 
     # ---- one step
     def level(self, step: int) -> int:
@@ -444,7 +473,57 @@ class Trainer:
         step01 = math.sqrt(3) / self.cfg["renderer"]["render_n_samples"]
         return self.avatar.density(self.avatar.sdf01(x01)["sdf"]) * step01
 
+    def in_mesh_stage(self) -> bool:
+        """CoRA's switch: ``train.mesh_render`` and ``step > train.mesh_render_iter`` (steps done)."""
+        t = self.cfg["train"]
+        return bool(t["mesh_render"]) and self.step > int(t["mesh_render_iter"])
+
+    def _enter_mesh_stage(self) -> None:
+        from fk_eyeball.mesh_stage import extract_training_mesh, write_obj
+
+        self.avatar.set_level(self.level(self.step))
+        verts, faces = extract_training_mesh(
+            self.avatar, self.data, int(self.cfg["train"]["mesh_render_resolution"]), self.log
+        )
+        write_obj(self.out / f"precompute_mesh_{self.step:05d}.obj", verts, faces)
+        self.mesh = (torch.as_tensor(verts, dtype=torch.float32, device=self.device),
+                     torch.as_tensor(faces, dtype=torch.int64, device=self.device))  # fmt: skip
+
+    def mesh_step(self) -> dict[str, float]:
+        """One mesh-stage iteration (cora.md §9.3): a whole random frame, only the material field moves."""
+        from fk_eyeball.mesh_stage import (
+            keep_material_gradients,
+            mesh_terms,
+            rasterize_frame,
+            shade_mesh_frame,
+        )
+
+        cfg, t = self.cfg, self.cfg["train"]
+        if self.mesh is None:
+            self._enter_mesh_stage()
+        self.avatar.train()
+        self.avatar.set_level(self.level(self.step))
+        for g in self.opt.param_groups:
+            g["lr"] = LR * lr_factor(self.step, int(t["warmup_steps"]), list(t["milestones"]))
+        index = int(torch.randint(0, self.data.n_frames, (1,), generator=self.gen, device=self.device))
+        raster = rasterize_frame(*self.mesh, self.data, index)
+        shaded = shade_mesh_frame(self.avatar, raster, self.data, index, cfg, eye_override=False)
+        terms = mesh_terms(self.avatar, shaded, self.data, index, cfg["loss"], self.lpips)
+        loss = sum(terms.values())
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        keep_material_gradients(self.avatar)
+        self.opt.step()
+        rec = {"step": self.step + 1, "stage": "mesh", "loss": float(loss.detach()),
+               **{k: float(v.detach()) for k, v in terms.items()}, "frame": self.data.names[index],
+               "pixels": int((raster["coverage"] > 0).sum()), "lr": self.opt.param_groups[0]["lr"],
+               "level": self.level(self.step)}  # fmt: skip
+        self.step += 1
+        return rec
+
     def train_step(self) -> dict[str, float]:
+        if self.in_mesh_stage():
+            return self.mesh_step()
         cfg, w = self.cfg, self.cfg["loss"]
         t = cfg["train"]
         self.avatar.train()
@@ -530,8 +609,19 @@ class Trainer:
                     parts.setdefault(k, []).append(v.detach())
         return {k: torch.cat(v).reshape(d.h, d.w, -1) for k, v in parts.items()}
 
+    @torch.no_grad()
+    def render_frame_mesh(self, index: int) -> dict[str, torch.Tensor]:
+        from fk_eyeball.mesh_stage import rasterize_frame, shade_mesh_frame
+
+        self.avatar.eval()
+        raster = rasterize_frame(*self.mesh, self.data, index)
+        return shade_mesh_frame(self.avatar, raster, self.data, index, self.cfg, eye_override=True)
+
     def validate(self) -> list[dict]:
+        """Every 10th frame (CoRA's val split): a PNG strip and PSNR, SSIM (window 3, kornia's) and, with
+        its weights, LPIPS-VGG16 of the display-space reconstruction against the photo."""
         from fk.io.image import save_image
+        from fk.metrics.ssim import ssim
 
         from fk_eyeball.brdf import to_display
 
@@ -539,8 +629,9 @@ class Trainer:
         folder = self.out / "val" / f"iter_{self.step:08d}"
         folder.mkdir(parents=True, exist_ok=True)
         records = []
+        mesh = self.mesh is not None and self.in_mesh_stage()
         for index in range(0, self.data.n_frames, 10):  # CoRA's val split: every 10th frame
-            r = self.render_frame(index)
+            r = self.render_frame_mesh(index) if mesh else self.render_frame(index)
             gt = self.data.pixels[index]
             show = lambda x: to_display(x, gamma).clamp(0, 1)  # noqa: E731
             recon = show(r["recon"])
@@ -548,19 +639,31 @@ class Trainer:
             mse = float(((recon - gt_srgb) ** 2).mean())
             psnr = -10 * math.log10(max(mse, 1e-12))
             rep = lambda x: x.expand(-1, -1, 3) if x.shape[-1] == 1 else x  # noqa: E731
-            panels = [rep(r["sh_occlusion"]), show(r["ambient"]), show(r["diffuse_flash"]),
-                      show(3 * r["specular_flash"]), recon, gt_srgb,
-                      (r["normal"] + 1) / 2 * r["acc"]]  # fmt: skip
-            for key in ("leye", "reye"):
-                panels.append(gt_srgb * rep(getattr(self.data, key)[index][..., None]))
-            face = (self.data.mask[index] - self.data.leye[index] - self.data.reye[index]).clamp(0, 1)
-            panels.append(gt_srgb * face[..., None])
+            as_batch = lambda x: x.permute(2, 0, 1)[None]  # noqa: E731
+            if mesh:  # CoRA's valid_mesh_step: SH diffuse, flash diffuse, 3x specular, recon, GT, normal
+                nrm = (torch.nn.functional.normalize(r["normal"], dim=-1) + 1) / 2
+                panels = [show(r["ambient"]), show(r["diffuse_flash"]),
+                          3 * to_display(r["specular_flash"].clamp_min(0.01), gamma), recon, gt_srgb,
+                          nrm]  # fmt: skip
+            else:
+                panels = [rep(r["sh_occlusion"]), show(r["ambient"]), show(r["diffuse_flash"]),
+                          show(3 * r["specular_flash"]), recon, gt_srgb,
+                          (r["normal"] + 1) / 2 * r["acc"]]  # fmt: skip
+                for key in ("leye", "reye"):
+                    panels.append(gt_srgb * rep(getattr(self.data, key)[index][..., None]))
+                face = (self.data.mask[index] - self.data.leye[index] - self.data.reye[index]).clamp(0, 1)
+                panels.append(gt_srgb * face[..., None])
             strip = torch.cat([p.clamp(0, 1) for p in panels], dim=1).cpu().numpy()
             path = folder / f"inv-render_{index:05d}.png"
             save_image(path, np.floor(strip * 255 + 0.5).astype(np.uint8))
-            records.append(
-                {"step": self.step, "frame": self.data.names[index], "psnr": psnr, "png": str(path)}
-            )
+            rec = {"step": self.step, "frame": self.data.names[index], "psnr": psnr,
+                   "ssim": float(ssim(as_batch(recon), as_batch(gt_srgb), window_size=3)),
+                   "png": str(path)}  # fmt: skip
+            if self.lpips is not None:
+                rec["lpips"] = float(self.lpips(as_batch(recon), as_batch(gt_srgb)).mean())
+            if mesh:
+                rec["stage"] = "mesh"
+            records.append(rec)
         with open(self.out / "val.jsonl", "a") as fh:
             for rec in records:
                 fh.write(json.dumps(rec) + "\n")
