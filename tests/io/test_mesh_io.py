@@ -18,6 +18,7 @@ from fk.io.mesh import (
     save_mesh,
     vertex_normals,
     write_glb,
+    write_glb_scene,
     write_obj,
     write_ply,
 )
@@ -272,3 +273,54 @@ def test_item_context_write_mesh_records_every_file_under_the_names_the_obj_uses
     assert all(w["sha256"] == sha256_file(tmp_path / w["path"]) for w in ctx.written)
     back = load_mesh(path)
     np.testing.assert_array_equal(back.texture, mesh.texture)
+
+
+def _glb_chunks(path):
+    data = path.read_bytes()
+    magic, version, total = struct.unpack("<4sII", data[:12])
+    (length,) = struct.unpack("<I", data[12:16])
+    doc = json.loads(data[20 : 20 + length])
+    (bin_length,) = struct.unpack("<I", data[20 + length : 24 + length])
+    binary = data[28 + length : 28 + length + bin_length]
+    return magic, version, total, len(data), doc, binary
+
+
+def test_glb_is_valid_binary_gltf_and_embeds_the_obj_textures_png_bytes(tmp_path):
+    mesh = _with_seam_uvs(_grid_mesh())
+    mesh = mesh.replace(texture=np.random.default_rng(5).integers(0, 256, (16, 16, 3), dtype=np.uint8))
+    write_obj(tmp_path / "m.obj", mesh)
+    magic, version, total, size, doc, binary = _glb_chunks(write_glb(tmp_path / "m.glb", mesh))
+    assert (magic, version, total) == (b"glTF", 2, size)
+    assert doc["buffers"] == [{"byteLength": len(binary)}]
+    assert len(binary) % 4 == 0
+    assert all(view["byteOffset"] % 4 == 0 for view in doc["bufferViews"])
+    (image,) = doc["images"]
+    view = doc["bufferViews"][image["bufferView"]]
+    png = binary[view["byteOffset"] : view["byteOffset"] + view["byteLength"]]
+    assert image["mimeType"] == "image/png"
+    assert png == (tmp_path / "m_texture.png").read_bytes()  # encoded once, the same bytes in both files
+    position = doc["accessors"][doc["meshes"][0]["primitives"][0]["attributes"]["POSITION"]]
+    np.testing.assert_allclose(position["min"], mesh.vertices.min(0), atol=1e-6)
+    np.testing.assert_allclose(position["max"], mesh.vertices.max(0), atol=1e-6)
+
+
+def test_glb_scene_binds_every_map_and_keeps_each_mesh_in_trimesh(tmp_path):
+    import trimesh
+
+    rng = np.random.default_rng(6)
+    head = _with_seam_uvs(_grid_mesh()).replace(name="head",
+                                                texture=rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    eye = _grid_mesh().replace(name="eye l", vertices=_grid_mesh().vertices + 3.0)
+    maps = {"metallic_roughness": rng.integers(0, 256, (8, 8, 3), dtype=np.uint8),
+            "normal": rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)}
+    path = write_glb_scene(tmp_path / "s.glb", [head, eye], materials=[maps, None])
+    scene = trimesh.load(path, process=False, maintain_order=True)
+    assert sorted(scene.geometry) == ["eye_l", "head"]
+    material = scene.geometry["head"].visual.material
+    np.testing.assert_array_equal(np.asarray(material.baseColorTexture.convert("RGB")), head.texture)
+    np.testing.assert_array_equal(np.asarray(material.metallicRoughnessTexture.convert("RGB")),
+                                  maps["metallic_roughness"])
+    np.testing.assert_array_equal(np.asarray(material.normalTexture.convert("RGB")), maps["normal"])
+    np.testing.assert_allclose(scene.geometry["eye_l"].vertices, eye.vertices, atol=1e-6)
+    colours = np.asarray(scene.geometry["eye_l"].visual.vertex_colors[:, :3]) / 255.0
+    np.testing.assert_allclose(colours, eye.vertex_colors, atol=0.5 / 255 + 1e-9)

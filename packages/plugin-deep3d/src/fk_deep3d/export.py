@@ -35,6 +35,8 @@ from fk.errors import InputError
 from fk.io.coeffs import deep3d_coeff_dict as coeff_dict, lpff_coeff_npy
 
 FORMATS = ("mat", "obj", "glb", "png", "label", "npy", "overlay", "swing", "input")
+# PNG pictures at zlib level 1: 3-4x faster to encode than the default 6, the same pixels, ~10-25 % larger
+FAST_PNG = {"compress_level": 1}
 
 
 def deep3d_coeff_dict(recon) -> dict[str, np.ndarray]:
@@ -89,7 +91,7 @@ class Deep3DExporter:
         if "label" in self.formats:
             files["label"] = rel(ctx.write_json(f"{key}_label.json", {f"{key}.png": label.tolist()}))
         if "png" in self.formats:
-            files["png"] = rel(ctx.save_image(f"{key}.png", views.three_panel(recon, renderer)))
+            files["png"] = rel(ctx.save_image(f"{key}.png", views.three_panel(recon, renderer), **FAST_PNG))
         photo = None
         meshes = [f for f in ("obj", "glb") if f in self.formats]
         if "overlay" in self.formats or "input" in self.formats or (meshes and self.texture):
@@ -102,8 +104,8 @@ class Deep3DExporter:
             for fmt in meshes:
                 files[fmt] = rel(ctx.write_mesh(f"{key}.{fmt}", mesh))
         if "overlay" in self.formats and photo is not None:
-            files["overlay"] = rel(ctx.save_image(f"{key}_overlay.png",
-                                                  views.photo_overlay(recon, photo, renderer=renderer)))
+            files["overlay"] = rel(ctx.save_image(
+                f"{key}_overlay.png", views.photo_overlay(recon, photo, renderer=renderer), **FAST_PNG))
         if "input" in self.formats and photo is not None:
             from PIL import Image
 
@@ -112,7 +114,8 @@ class Deep3DExporter:
             files["input"] = rel(ctx.save_image(f"{key}_input.jpg", np.asarray(small), quality=90))
         if "swing" in self.formats:
             frames = views.swing(recon, self.frames, self.size, renderer=renderer)
-            files["swing"] = [rel(ctx.save_image(f"{key}_swing/{i:02d}.png", f)) for i, f in enumerate(frames)]
+            files["swing"] = [rel(ctx.save_image(f"{key}_swing/{i:02d}.png", f, **FAST_PNG))
+                              for i, f in enumerate(frames)]
         return {"files": files, "label": label}
 
     @staticmethod
