@@ -20,6 +20,14 @@ _EYE = (
 )
 
 TEXGAN = "ffhquv-texgan"
+TEXGAN_CROPFACE = "ffhquv-texgan-cropface630"
+# the topo_assets files the cropface630 variant blends with (fk_uvfit.cropface)
+TOPO_ASSET_OF = {
+    "template": "ffhquv-template-uv",
+    "minor": "ffhquv-minor-valid-whole-mask",
+    "major": "ffhquv-major-valid-whole-mask",
+    "hair": "ffhquv-hair-mask",
+}
 RNET = "ffhquv-rnet"
 ARCFACE = "ffhquv-arcface"
 PARSING = "ffhquv-parsing"
@@ -27,6 +35,8 @@ VGG = "ffhquv-vgg16"
 LPIPS_VGG, LPIPS_LIN = "lpips-vgg16", "lpips-vgg-lin"
 LM3D = "ffhquv-similarity-lm3d"
 EYE_LEFT, EYE_RIGHT, EYE_TEX = "ffhquv-eye-left", "ffhquv-eye-right", "ffhquv-eye-texture"
+
+_CROPFACE_MASKS = ("hair_mask", "major_valid_whole_mask", "minor_valid_whole_mask")
 
 ASSETS: tuple[Asset, ...] = (
     Asset(
@@ -36,9 +46,10 @@ ASSETS: tuple[Asset, ...] = (
         _CKPT,
     ),
     Asset(
-        "ffhquv-texgan-cropface630",
+        TEXGAN_CROPFACE,
         "ffhquv/checkpoints/texgan_model/texgan_cropface630resize1024_ffhq_uv_interpolate.pth",
-        "the face-crop texture GAN of the cropface630resize1024 variant (optional)",
+        "the face-crop texture GAN of the cropface630resize1024 variant (fit:uvfit texgan_variant: "
+        "cropface630; with template_base_uv, hair_mask, major/minor_valid_whole_mask)",
         _CKPT,
     ),
     Asset(
@@ -107,7 +118,7 @@ ASSETS: tuple[Asset, ...] = (
     Asset(
         "ffhquv-template-uv",
         "ffhquv/topo_assets/template_base_uv.png",
-        "template UV texture (fills and blends of the dataset pipeline and the cropface630 variant)",
+        "template UV texture the cropface630 variant pastes its face into and blends with",
         _TOPO,
     ),
     Asset(
@@ -117,7 +128,8 @@ ASSETS: tuple[Asset, ...] = (
         Asset(
             f"ffhquv-{stem.replace('_', '-')}",
             f"ffhquv/topo_assets/{stem}.png",
-            f"UV region mask {stem}.png",
+            f"UV region mask {stem}.png"
+            + (" (the cropface630 variant blends with it)" if stem in _CROPFACE_MASKS else ""),
             _TOPO,
         )
         for stem in (

@@ -268,7 +268,7 @@ class UVFitExporter:
             info.update(
                 {
                     k: full[k]
-                    for k in ("loss_weights", "notices", "stage1_uv_unwrap", "final_loss")
+                    for k in ("texgan_variant", "loss_weights", "notices", "stage1_uv_unwrap", "final_loss")
                     if k in full
                 }
             )

@@ -16,6 +16,11 @@ Required: the texture GAN (``ffhquv-texgan``), the R-Net (``ffhquv-rnet``) and H
 ``uvfit.json``; ``unwrap_1024_info.mat`` (the stage-1 UV picture; without it fk rasterises the model's
 own UV layout, labelled).
 
+**Texture GAN variant** (``texgan_variant``): ``ffhq_uv`` (upstream's default, ``texgan_ffhq_uv.pth``) or
+``cropface630`` (``texgan_cropface630resize1024_ffhq_uv_interpolate.pth``, :mod:`fk_uvfit.cropface`): the
+face-crop GAN pasted into ``template_base_uv.png`` and blended; ``stage{2,3}_uv.png`` and the vis render
+take the second (major-mask) blend, and ``stage{2,3}_uv_no_blend.png`` the GAN output.
+
 **Device**: ``device`` (``cpu``, ``cuda[:N]``, ``auto``) holds every model (face model, texture GAN, R-Net,
 ArcFace, LPIPS), every tensor of the fit and the renderer (``fk.render`` picks nvdiffrast under
 ``renderer: auto`` when it imports with CUDA; fk's CPU rasteriser takes any device's tensors); files are
@@ -32,7 +37,7 @@ import io
 import os
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -70,12 +75,18 @@ class FullFiles:
     vgg: Path | None
     lpips: Path | None
     wanted: dict[str, Path]  # where the required ones are looked for
+    variant: str = "ffhq_uv"
+    topo: dict[str, Path | None] = field(default_factory=dict)  # cropface630's template and masks
 
     def missing_required(self) -> list[str]:
-        from fk_uvfit.assets import RNET, TEXGAN
+        from fk_uvfit.assets import RNET, TEXGAN, TEXGAN_CROPFACE, TOPO_ASSET_OF
 
-        names = {"texgan": TEXGAN, "rnet": RNET, "model": "hifi3dpp-model-info"}
-        return [f"{names[k]} ({self.wanted[k]})" for k in names if getattr(self, k) is None]
+        tex = TEXGAN_CROPFACE if self.variant == "cropface630" else TEXGAN
+        names = {"texgan": tex, "rnet": RNET, "model": "hifi3dpp-model-info"}
+        out = [f"{names[k]} ({self.wanted[k]})" for k in names if getattr(self, k) is None]
+        if self.variant == "cropface630":
+            out += [f"{TOPO_ASSET_OF[k]} ({self.wanted[k]})" for k, p in self.topo.items() if p is None]
+        return out
 
     def notices(self) -> list[str]:
         out = []
@@ -94,10 +105,19 @@ class FullFiles:
         return out
 
 
-def find_files(texgan: str | None = None, rnet: str | None = None, arcface: str | None = None) -> FullFiles:
+def find_files(
+    texgan: str | None = None,
+    rnet: str | None = None,
+    arcface: str | None = None,
+    variant: str = "ffhq_uv",
+) -> FullFiles:
     from fk.assets import asset_path
 
     from fk_uvfit import assets as A
+    from fk_uvfit.cropface import VARIANTS
+
+    if variant not in VARIANTS:
+        raise InputError(f"fit:uvfit: texgan_variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
 
     def pick(given: str | None, rel: str) -> tuple[Path | None, Path]:
         p = Path(given).expanduser() if given else asset_path(rel)
@@ -106,7 +126,7 @@ def find_files(texgan: str | None = None, rnet: str | None = None, arcface: str 
         return (p if p.is_file() else None), p
 
     where = {a.name: a.path for a in A.ASSETS}
-    tg, tg_want = pick(texgan, where[A.TEXGAN])
+    tg, tg_want = pick(texgan, where[A.TEXGAN_CROPFACE if variant == "cropface630" else A.TEXGAN])
     rn, rn_want = pick(rnet, where[A.RNET])
     md, md_want = pick(None, "hifi3dpp/hifi3dpp_model_info.mat")
     af, _ = pick(arcface, where[A.ARCFACE])
@@ -114,7 +134,12 @@ def find_files(texgan: str | None = None, rnet: str | None = None, arcface: str 
     lin, _ = pick(None, where[A.LPIPS_LIN])
     uw, _ = pick(None, "hifi3dpp/unwrap_1024_info.mat")
     um, _ = pick(None, "hifi3dpp/unwrap_1024_info_mask.png")
-    return FullFiles(tg, rn, md, uw, um, af, vgg, lin, {"texgan": tg_want, "rnet": rn_want, "model": md_want})
+    wanted = {"texgan": tg_want, "rnet": rn_want, "model": md_want}
+    topo: dict[str, Path | None] = {}
+    if variant == "cropface630":
+        for key, name in A.TOPO_ASSET_OF.items():
+            topo[key], wanted[key] = pick(None, where[name])
+    return FullFiles(tg, rn, md, uw, um, af, vgg, lin, wanted, variant, topo)
 
 
 def choose_path(path: str, files: FullFiles) -> str:
@@ -135,7 +160,8 @@ def choose_path(path: str, files: FullFiles) -> str:
 
 def preflight(params: dict[str, Any]) -> list[str]:
     """Once per run: which path will run, and which optional terms are off."""
-    files = find_files(params.get("texgan"), params.get("rnet"), params.get("arcface"))
+    variant = params.get("texgan_variant") or "ffhq_uv"
+    files = find_files(params.get("texgan"), params.get("rnet"), params.get("arcface"), variant)
     chosen = choose_path(params.get("path") or "auto", files)
     if chosen == "embedded":
         why = (
@@ -147,7 +173,8 @@ def preflight(params: dict[str, Any]) -> list[str]:
             f"embedded path (fit:deep3d + projected texture, no GAN): {why}; `fk doctor` says where "
             "FFHQ-UV's files go"
         ]
-    return [f"full path: {FULL_LABEL}", *files.notices()]
+    variant = "" if files.variant == "ffhq_uv" else f" (texture GAN variant {files.variant})"
+    return [f"full path: {FULL_LABEL}{variant}", *files.notices()]
 
 
 def stage_configs(params: dict[str, Any]) -> tuple[dict, dict]:
@@ -266,6 +293,12 @@ class Networks:
     unwrap: dict[str, np.ndarray]  # numpy, host side: only the stage-1 picture reads it
     unwrap_how: str
     w_stats_seconds: float
+    decoder: Any = None  # what the stages call: gen's output (ffhq_uv) or cropface630's blended map
+
+    def __post_init__(self):
+        from fk_uvfit.cropface import as_decoder
+
+        self.decoder = as_decoder(self.gen if self.decoder is None else self.decoder)
 
     @property
     def device(self):
@@ -283,8 +316,12 @@ class Networks:
     def tensors(self) -> dict[str, Any]:
         """Every tensor the fit reads outside the modules, by name."""
         r = self.render
-        return {"w_avg": self.w_avg, "w_std": self.w_std, "render.vtx_vt": r.vtx_vt, "render.tri": r.tri,
-                "render.head_tri": r.head_tri, "render.proj": r.proj}  # fmt: skip
+        out = {"w_avg": self.w_avg, "w_std": self.w_std, "render.vtx_vt": r.vtx_vt, "render.tri": r.tri,
+               "render.head_tri": r.head_tri, "render.proj": r.proj}  # fmt: skip
+        for name in ("template_big", "minor_weight", "hair_weight", "valid_big"):
+            if hasattr(self.decoder, name):
+                out[f"cropface.{name}"] = getattr(self.decoder, name)
+        return out
 
     def to(self, device) -> Networks:
         """Move every module and tensor, and the renderer (with a raster context for ``device``)."""
@@ -293,7 +330,8 @@ class Networks:
         device = torch.device(device)
         self.render.to(device)
         self.model = self.render.model
-        self.gen = self.gen.to(device)
+        self.decoder = self.decoder.to(device)
+        self.gen = self.decoder.gen
         self.rnet = self.rnet.to(device)
         self.w_avg, self.w_std = self.w_avg.to(device), self.w_std.to(device)
         if self.terms.identity is not None:
@@ -344,7 +382,12 @@ def load_networks(
 
         terms.perceptual = load_lpips(files.vgg, files.lpips, device)
     unwrap, how = unwrap_table(model, files)
-    return Networks(model, gen, w_avg, w_std, rnet, render, terms, unwrap, how, w_seconds).to(device)
+    decoder = None
+    if files.variant == "cropface630":
+        from fk_uvfit.cropface import CropFaceDecoder
+
+        decoder = CropFaceDecoder(gen, files.topo, device)
+    return Networks(model, gen, w_avg, w_std, rnet, render, terms, unwrap, how, w_seconds, decoder).to(device)
 
 
 def fit_stages(
@@ -369,7 +412,7 @@ def fit_stages(
     for stage, run, cfg in ((2, S.stage2, cfg2), (3, S.stage3, cfg3)):
         t0 = time.perf_counter()
         start = coeffs1 if stage == 2 else out[2]
-        out[stage] = run(nets.render, nets.gen, nets.w_avg, nets.w_std, data, start, cfg, nets.terms)
+        out[stage] = run(nets.render, nets.decoder, nets.w_avg, nets.w_std, data, start, cfg, nets.terms)
         if after is not None:
             after(stage, out[stage], time.perf_counter() - t0)
     return out
@@ -418,6 +461,7 @@ class UVFitter:
         texgan: str | None = None,
         rnet: str | None = None,
         arcface: str | None = None,
+        texgan_variant: str = "ffhq_uv",
         uv_sampling: str = "nearest",
         w_stat_samples: int = 100_000,
         seed: int = L.SEED,
@@ -442,7 +486,7 @@ class UVFitter:
         # one device for every model, tensor and the renderer (auto: CUDA when torch sees a GPU)
         self.device = str(resolve_device(device or "cpu"))
         self.model_name, self.renderer, self.threads = model, renderer or "auto", int(threads)
-        self.files = find_files(texgan, rnet, arcface)
+        self.files = find_files(texgan, rnet, arcface, texgan_variant or "ffhq_uv")
         self.path = choose_path(self.params["path"], self.files)
         self._nets: Networks | None = None
         self._embedded = None
@@ -532,9 +576,15 @@ class UVFitter:
                 names.extend(write_stage1(writer, nets, data, *result))
             else:
                 with torch.no_grad():
-                    rend = nets.render(result.coeffs, result.uv)
-                names.extend(S.write_stage(writer, stage, model, result, uvs, uv_faces, rend["lm"]))
-                writer.image(f"stage{stage}_vis.png", vis_strip(data, rend, result.uv))
+                    # the map saved and shown: the fitted one, or cropface630's second (major) blend of it
+                    shown = nets.decoder.for_saving(result.uv)
+                    rend = nets.render(result.coeffs, shown)
+                    cropped = nets.decoder.variant == "cropface630"
+                    raw = nets.decoder.raw(result.latents_w) if cropped else None
+                names.extend(
+                    S.write_stage(writer, stage, model, result, uvs, uv_faces, rend["lm"], shown, raw)
+                )
+                writer.image(f"stage{stage}_vis.png", vis_strip(data, rend, shown))
                 names.append(f"stage{stage}_vis.png")
                 h = result.history
                 ctx.log(
@@ -561,6 +611,7 @@ class UVFitter:
         info = {
             "path": "full",
             "label": FULL_LABEL,
+            "texgan_variant": nets.decoder.variant,
             "files": files,
             "loss_weights": {"stage2": terms.weights(self.cfg2), "stage3": terms.weights(self.cfg3)},
             "notices": self.files.notices(),

@@ -66,7 +66,13 @@ def fk_fit():
                 "auto: the full path when its files are present, else embedded",
                 choices=("auto", "full", "embedded"),
             ),
-            Param("texgan", "path", None, "texture GAN state dict (default: the ffhquv-texgan asset)"),
+            Param(
+                "texgan",
+                "path",
+                None,
+                "texture GAN state dict (default: the ffhquv-texgan asset, or ffhquv-texgan-cropface630 "
+                "for that variant)",
+            ),
             Param("rnet", "path", None, "HiFi3D++ R-Net checkpoint (default: the ffhquv-rnet asset)"),
             Param(
                 "arcface",
@@ -74,6 +80,14 @@ def fk_fit():
                 None,
                 "ArcFace r50 weights (default: the ffhquv-arcface asset; the "
                 "identity term is skipped, weight 0, when absent)",
+            ),
+            Param(
+                "texgan_variant",
+                "str",
+                "ffhq_uv",
+                "texture GAN: ffhq_uv (texgan_ffhq_uv.pth, upstream's default) or cropface630 (the face-crop "
+                "GAN pasted into template_base_uv.png and blended; needs the topo_assets masks)",
+                choices=("ffhq_uv", "cropface630"),
             ),
             Param(
                 "uv_sampling",

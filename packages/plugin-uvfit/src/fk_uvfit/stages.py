@@ -27,10 +27,11 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from fk.models.lighting import gamma_loss
+
 from fk_uvfit import losses as L
 from fk_uvfit import texgan as T
+from fk_uvfit.cropface import as_decoder
 
 
 @dataclass
@@ -192,10 +193,12 @@ def stage2(
     terms: Terms | None = None,
     progress=None,
 ) -> StageResult:
-    """Latent search on the hypersphere, shape/pose/light fixed."""
+    """Latent search on the hypersphere, shape/pose/light fixed. ``gen``: the texture generator or a
+    decoder of :mod:`fk_uvfit.cropface` (the map the fit renders is ``decoder(w)``)."""
     terms = terms or Terms()
+    decode = as_decoder(gen)
     torch.manual_seed(L.SEED)
-    z = T.initial_z(gen.mapping.num_ws, gen.z_dim, device=render.device).requires_grad_(True)
+    z = T.initial_z(decode.mapping.num_ws, decode.z_dim, device=render.device).requires_grad_(True)
     norms = z.detach().norm(dim=-1, keepdim=True)
     opt = torch.optim.Adam([z], lr=cfg["initial_lr"], betas=cfg["betas"])
     coeffs = coeffs.detach()
@@ -204,7 +207,7 @@ def stage2(
         for g in opt.param_groups:
             g["lr"] = cfg["initial_lr"] * L.lr_factor(step, cfg["steps"], cfg["lr_rampdown"])
         w = T.z_to_w(z, w_avg, w_std)
-        parts = _objective(render(coeffs, T.synth_uv(gen, w)), data, cfg, terms)
+        parts = _objective(render(coeffs, decode(w)), data, cfg, terms)
         parts["geocross"] = L.geocross(w)
         loss = _weighted(cfg, parts, ("id", "color", "lpips", "geocross"))
         opt.zero_grad()
@@ -217,7 +220,7 @@ def stage2(
             progress(step + 1, cfg["steps"])
     with torch.no_grad():
         w = T.z_to_w(z, w_avg, w_std)
-        return StageResult(coeffs, w.detach(), z.detach(), T.synth_uv(gen, w), history)
+        return StageResult(coeffs, w.detach(), z.detach(), decode(w), history)
 
 
 def stage3(
@@ -233,6 +236,7 @@ def stage3(
 ) -> StageResult:
     """Joint W+ and shape/pose/light optimisation (tex coefficients unused)."""
     terms = terms or Terms()
+    decode = as_decoder(gen)
     model = render.model
     parts = {
         k: v.detach().clone().requires_grad_(k != "tex") for k, v in model.split_coeffs(start.coeffs).items()
@@ -250,7 +254,7 @@ def stage3(
         for g, lr in zip(opt.param_groups, base, strict=True):
             g["lr"] = lr * factor
         coeffs = model.join_coeffs(parts)
-        got = _objective(render(coeffs, T.synth_uv(gen, w)), data, cfg, terms)
+        got = _objective(render(coeffs, decode(w)), data, cfg, terms)
         got.update(
             reg_id=L.coeff_l2(parts["id"]),
             reg_exp=L.coeff_l2(parts["exp"]),
@@ -266,9 +270,7 @@ def stage3(
             progress(step + 1, cfg["steps"])
     with torch.no_grad():
         coeffs = model.join_coeffs({k: v.detach() for k, v in parts.items()})
-        return StageResult(
-            coeffs, w.detach(), T.w_to_z(w.detach(), w_avg, w_std), T.synth_uv(gen, w), history
-        )
+        return StageResult(coeffs, w.detach(), T.w_to_z(w.detach(), w_avg, w_std), decode(w), history)
 
 
 class ContextWriter:
@@ -312,6 +314,11 @@ class FolderWriter:
         save_image(self.folder / name, image)
 
 
+def uv_png(uv: torch.Tensor) -> np.ndarray:
+    """The first (B, 3, S, S) [0, 1] map as (S, S, 3) uint8: times 255, rounded, clipped (upstream's save)."""
+    return (uv[0].detach().permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+
 def write_stage(
     out,
     stage: int,
@@ -320,19 +327,25 @@ def write_stage(
     uvs: np.ndarray,
     uv_faces: np.ndarray,
     landmarks: torch.Tensor,
+    uv: torch.Tensor | None = None,
+    uv_no_blend: torch.Tensor | None = None,
 ) -> list[str]:
     """``stage{N}_uv.png``, ``stage{N}_mesh_{id,exp}.obj``, ``stage{N}_mesh.mtl``, ``stage{N}_coeffs.npz``
     (``coeffs``, ``lm68``, ``latents_w``, ``latents_z``: upstream's keys) through ``out`` (a
-    :class:`ContextWriter`, :class:`FolderWriter` or a folder path); returns the names written."""
+    :class:`ContextWriter`, :class:`FolderWriter` or a folder path); returns the names written. ``uv``: the
+    map to save instead of ``result.uv`` (cropface630's saving blend); ``uv_no_blend``: also written as
+    ``stage{N}_uv_no_blend.png``."""
     import io
 
     from fk_uvfit import files as F
 
     if not hasattr(out, "text"):
         out = FolderWriter(out)
-    uv = (result.uv[0].permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
     names = []
-    out.image(f"stage{stage}_uv.png", uv)
+    out.image(f"stage{stage}_uv.png", uv_png(result.uv if uv is None else uv))
+    if uv_no_blend is not None:
+        out.image(f"stage{stage}_uv_no_blend.png", uv_png(uv_no_blend))
+        names.append(f"stage{stage}_uv_no_blend.png")
     out.text(f"stage{stage}_mesh.mtl", F.mtl_text(f"stage{stage}_uv.png"))
     parts = model.split_coeffs(result.coeffs)
     faces = model.triangles.cpu().numpy()
