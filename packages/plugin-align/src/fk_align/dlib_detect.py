@@ -7,6 +7,10 @@ imports ``pkg_resources``, so the folder is found without importing it.
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -98,6 +102,59 @@ def warm_in_background(*loaders: Callable[[], Any]) -> threading.Thread:
     return thread
 
 
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+class DlibHelperProcess:
+    """The HOG detector and the 68-point predictor loaded and run in a child process
+    (:mod:`fk_align.dlib_helper`): dlib holds the GIL while it loads them (~1 s), so a thread cannot
+    overlap that with the parent's imports, a process on the other core can. ``detect`` returns None
+    when the child is gone or failed; the caller then detects in-process (same dlib calls, same result)."""
+
+    def __init__(self, predictor: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "fk_align.dlib_helper", predictor],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.lock = threading.Lock()
+
+    def detect(self, rgb: np.ndarray, upsample: int, min_score: float) -> list | None:
+        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+            return None
+        header = json.dumps({"h": rgb.shape[0], "w": rgb.shape[1], "upsample": int(upsample),
+                             "min_score": float(min_score)}).encode() + b"\n"
+        with self.lock:
+            if self.proc.stdin is None or self.proc.stdout is None or self.proc.poll() is not None:
+                return None
+            try:
+                self.proc.stdin.write(header)
+                self.proc.stdin.write(np.ascontiguousarray(rgb).data)
+                self.proc.stdin.flush()
+                line = self.proc.stdout.readline()
+            except (OSError, ValueError):
+                return None
+        try:
+            return json.loads(line)["faces"] if line else None
+        except (ValueError, KeyError):
+            return None
+
+    def close(self) -> None:
+        with self.lock:
+            for pipe in (self.proc.stdin, self.proc.stdout):
+                try:
+                    if pipe is not None:
+                        pipe.close()
+                except OSError:
+                    pass
+            try:
+                self.proc.wait(timeout=5)  # end of input ends it
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 def landmarks_68(rgb: np.ndarray, rect: Any, predictor_path: str | None = None) -> np.ndarray:
     """dlib's 68 points for one ``dlib.rectangle`` as a (68, 2) float64 array."""
     shape = _predictor(predictor_path or str(dlib_model_path(PREDICTOR_68)))(rgb, rect)
@@ -121,25 +178,48 @@ class DlibDetector(DetectorRunner):
         self.upsample = int(upsample)
         self.min_score = float(min_score)
         self.predictor = predictor or str(dlib_model_path(PREDICTOR_68))
+        self.helper: DlibHelperProcess | None = None
 
     def warm(self) -> None:
         """Start loading the HOG detector and the 68-point predictor (the engine calls this before the
-        first item, so the loads overlap with the next steps' imports)."""
-        import dlib  # noqa: F401  (imported here, on the caller's thread; only the loads go to the background)
+        first item, so the loads overlap with the next steps' imports): in a child process that then
+        detects for this runner when the machine has a second core (dlib holds the GIL while loading,
+        so only a process overlaps), else on a background thread."""
+        import dlib  # noqa: F401  (imported here, on the caller's thread; only the loads go elsewhere)
 
+        if self.helper is None and _cores() > 1:
+            try:
+                self.helper = DlibHelperProcess(self.predictor)
+                return
+            except OSError:
+                self.helper = None
         warm_in_background(_hog, lambda: _predictor(self.predictor))
+
+    def close(self) -> None:
+        if self.helper is not None:
+            self.helper.close()
+            self.helper = None
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
         rgb = np.ascontiguousarray(rgb)
+        if self.helper is not None:
+            found = self.helper.detect(rgb, self.upsample, self.min_score)
+            if found is not None:
+                return [self._make_face(rgb, box, score, np.asarray(points, np.float64).reshape(68, 2))
+                        for *box, score, points in found]
+            self.close()  # gone or failed: detect here from now on (and raise dlib's own error, if any)
         rects, scores, _ = _hog().run(rgb, self.upsample, self.min_score)
         return [self._face(rgb, r, s) for r, s in zip(rects, scores, strict=True)]
 
     def _face(self, rgb: np.ndarray, rect: Any, score: float) -> Face:
-        box = clip_box([rect.left(), rect.top(), rect.right(), rect.bottom()], rgb.shape[:2])
+        return self._make_face(rgb, [rect.left(), rect.top(), rect.right(), rect.bottom()], score,
+                               landmarks_68(rgb, rect, self.predictor))
+
+    def _make_face(self, rgb: np.ndarray, box: list[int], score: float, landmarks: np.ndarray) -> Face:
         return Face(
-            box=box,
+            box=clip_box(box, rgb.shape[:2]),
             score=float(score),
-            landmarks=landmarks_68(rgb, rect, self.predictor),
+            landmarks=landmarks,
             image_size=(int(rgb.shape[0]), int(rgb.shape[1])),
             detector=self.name,
         )
