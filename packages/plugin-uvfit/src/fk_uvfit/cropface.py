@@ -74,6 +74,11 @@ def read_rgb(path: str | Path, size: int, scale: float = 1.0) -> np.ndarray:
     return np.asarray(img, np.float32) * np.float32(scale)
 
 
+def to_unit(img: np.ndarray) -> np.ndarray:
+    """0-255 -> [0, 1] float32 the way upstream's ``np2tensor`` does (float32 times float32(1/255))."""
+    return np.asarray(img, np.float32) * np.float32(1.0 / 255.0)
+
+
 def box_blur(img: np.ndarray, k: int) -> np.ndarray:
     """OpenCV's normalised box filter (``cv2.blur``), reflect-101 border."""
     import cv2
@@ -91,19 +96,17 @@ def odd_kernel(base: int, size: int) -> int:
     return k if k % 2 == 1 else k - 1
 
 
-def match_color_yuv(src: torch.Tensor, dst: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """``src`` (3, H, W) 0-255 recoloured like ``dst`` (3, H, W) 0-255 inside ``valid`` (H, W) bool:
-    upstream's ``match_color_in_yuv`` (see the module docstring), in float64; returns (3, H, W) 0-255."""
-    to_yuv = torch.as_tensor(YUV_FROM_RGB, dtype=torch.float64, device=src.device)
-    to_rgb = torch.as_tensor(RGB_FROM_YUV, dtype=torch.float64, device=src.device)
-    s = torch.einsum("ij,jhw->ihw", to_yuv, src.double())
-    d = torch.einsum("ij,jhw->ihw", to_yuv, dst.double())
-    sv, dv = s[:, valid], d[:, valid]
-    mu_s, mu_d = sv.mean(1), dv.mean(1)
-    std_s, std_d = sv.std(1, correction=0), dv.std(1, correction=0)
-    col = lambda v: v[:, None, None]  # noqa: E731
-    out = (s - col(mu_s)) / col(std_s) / 1.5 * col(std_d) + col(mu_d)
-    return torch.einsum("ij,jhw->ihw", to_rgb, out).clamp(0, 255)
+def match_color_yuv(src: np.ndarray, dst: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``src`` (H, W, 3) 0-255 recoloured like ``dst`` (H, W, 3) 0-255 inside ``valid`` (H, W) bool:
+    upstream's ``match_color_in_yuv`` (see the module docstring), in the inputs' dtype. Upstream runs it
+    on float32 maps, whose numpy mean/std over a million texels carry float32 rounding (up to about
+    1/255 of the map's range at 1664²); fk keeps that arithmetic so the blends give upstream's numbers."""
+    s = src @ YUV_FROM_RGB.T.astype(src.dtype)
+    d = dst @ YUV_FROM_RGB.T.astype(dst.dtype)
+    mu_d, std_d = np.mean(d[valid], axis=0, keepdims=True), np.std(d[valid], axis=0, keepdims=True)
+    mu_s, std_s = np.mean(s[valid], axis=0, keepdims=True), np.std(s[valid], axis=0, keepdims=True)
+    out = ((s - mu_s) / std_s / 1.5) * std_d + mu_d
+    return np.clip(out @ RGB_FROM_YUV.T.astype(out.dtype), 0, 255)
 
 
 def _binomial_filter(img: np.ndarray) -> np.ndarray:
@@ -114,14 +117,15 @@ def _binomial_filter(img: np.ndarray) -> np.ndarray:
 
 
 def _double(img: np.ndarray) -> np.ndarray:
-    """Twice the size by repeating every row and column (the pyramid's upsampling)."""
-    return np.repeat(np.repeat(img, 2, axis=0), 2, axis=1)
+    """Twice the size by repeating every row and column (the pyramid's upsampling, float64 as upstream's)."""
+    return np.repeat(np.repeat(img.astype(np.float64), 2, axis=0), 2, axis=1)
 
 
 def laplacian_pyramid(img: np.ndarray, levels: int) -> list[np.ndarray]:
     """Band-pass levels (finest first) and the coarsest residual: filter, keep even rows/columns; each
-    band is the level minus its coarser level doubled (row/column repeat), cropped and filtered."""
-    out, cur = [], img.astype(np.float64)
+    band is the level minus its coarser level doubled (row/column repeat), cropped and filtered. The
+    downsampled levels keep the input's dtype, the bands are float64 (upstream's dtypes)."""
+    out, cur = [], img
     for _ in range(levels - 1):
         down = _binomial_filter(cur)[::2, ::2]
         up = _binomial_filter(_double(down)[: cur.shape[0], : cur.shape[1]])
@@ -135,7 +139,7 @@ def mask_pyramid(mask: np.ndarray, levels: int) -> list[np.ndarray]:
     """The mask at each level: keep even rows/columns, then a 5 x 5 Gaussian (sigma 1)."""
     import cv2
 
-    out = [mask.astype(np.float64)]
+    out = [mask]
     for _ in range(levels - 1):
         out.append(cv2.GaussianBlur(out[-1][::2, ::2], (5, 5), 1))
     return out
@@ -166,15 +170,10 @@ def blend_for_saving(uv: np.ndarray, template: np.ndarray, hair: np.ndarray, maj
     """Upstream's ``mesh_utils.blend_uv_with_template`` on an (S, S, 3) 0-255 map: colour-matched template
     through a Laplacian pyramid by the blurred major mask, hair covered by the raw template; 0-255."""
     size = uv.shape[0]
-    matched = match_color_yuv(
-        torch.from_numpy(np.ascontiguousarray(template.transpose(2, 0, 1))),
-        torch.from_numpy(np.ascontiguousarray(uv.transpose(2, 0, 1))),
-        torch.from_numpy(major[..., 0] > 0.5),
-    )
-    matched = matched.permute(1, 2, 0).numpy()
+    matched = match_color_yuv(template, uv, major[..., 0] > 0.5)
     blended = pyramid_blend(matched, uv, box_blur(major, odd_kernel(MAJOR_BLUR, size)), PYRAMID_LEVELS)
-    cover = keep_inside(hair, odd_kernel(HAIR_BLUR_SAVE, size))
-    return np.clip(blended * (1 - cover) + template * cover, 0, 255)
+    keep = 1 - keep_inside(hair, odd_kernel(HAIR_BLUR_SAVE, size))  # upstream's linear_blend weight
+    return np.clip(blended * keep + template * (1 - keep), 0, 255)
 
 
 class CropFaceDecoder:
@@ -201,16 +200,15 @@ class CropFaceDecoder:
         def chw(a: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None]
 
-        self.template_big = chw(big["template"]) * (1.0 / 255.0)
+        self.template_big = chw(to_unit(big["template"]))
         self.minor_weight = chw(box_blur(big["minor"], MINOR_BLUR))
         self.hair_weight = chw(keep_inside(big["hair"], HAIR_BLUR_FIT))
-        self.valid_big = torch.from_numpy(self.valid_big_np)
         self.to(device)
 
     def to(self, device: str | torch.device) -> CropFaceDecoder:
         device = torch.device(device)
         self.gen = self.gen.to(device)
-        for name in ("template_big", "minor_weight", "hair_weight", "valid_big"):
+        for name in ("template_big", "minor_weight", "hair_weight"):
             setattr(self, name, getattr(self, name).to(device))
         return self
 
@@ -240,9 +238,10 @@ class CropFaceDecoder:
 
     def blend(self, full: torch.Tensor) -> torch.Tensor:
         """The differentiable minor blend of a pasted (B, 3, 1664, 1664) map, resized to 1024."""
-        with torch.no_grad():  # a constant of the step: upstream matches colours in numpy on the first map
-            matched = match_color_yuv(self.template_big[0] * 255.0, full[0] * 255.0, self.valid_big)
-        matched = (matched / 255.0).to(full.dtype)[None]
+        # a constant of the step: upstream matches colours in numpy on the first map of the batch
+        host = (full[0].detach() * 255.0).permute(1, 2, 0).cpu().numpy()
+        matched = match_color_yuv(self.template_big_np, host, self.valid_big_np)
+        matched = torch.from_numpy(to_unit(matched).transpose(2, 0, 1).copy()).to(full)[None]
         mixed = full * self.minor_weight + matched * (1 - self.minor_weight)
         covered = self.template_big * self.hair_weight + mixed * (1 - self.hair_weight)
         return torch.nn.functional.interpolate(
@@ -254,8 +253,8 @@ class CropFaceDecoder:
 
     def for_saving(self, uv: torch.Tensor) -> torch.Tensor:
         """The major blend of the first fitted map (1, 3, 1024, 1024) [0, 1], on ``uv``'s device."""
-        host = uv[0].detach().permute(1, 2, 0).cpu().double().numpy() * 255.0
-        out = blend_for_saving(host, self.template_np, self.hair_np, self.major_np) / 255.0
+        host = (uv[0].detach().float() * 255.0).permute(1, 2, 0).cpu().numpy()
+        out = to_unit(blend_for_saving(host, self.template_np, self.hair_np, self.major_np))
         return torch.from_numpy(out.transpose(2, 0, 1).copy()).to(uv)[None]
 
 

@@ -318,7 +318,7 @@ class Networks:
         r = self.render
         out = {"w_avg": self.w_avg, "w_std": self.w_std, "render.vtx_vt": r.vtx_vt, "render.tri": r.tri,
                "render.head_tri": r.head_tri, "render.proj": r.proj}  # fmt: skip
-        for name in ("template_big", "minor_weight", "hair_weight", "valid_big"):
+        for name in ("template_big", "minor_weight", "hair_weight"):
             if hasattr(self.decoder, name):
                 out[f"cropface.{name}"] = getattr(self.decoder, name)
         return out
