@@ -206,3 +206,53 @@ def test_standard_points_are_deep3ds_float32_values_not_rounded():
     # eyes level and symmetric, nose forward: the BFM landmark layout
     assert STANDARD_5PT_3D[2, 2] > STANDARD_5PT_3D[0, 2]
     np.testing.assert_allclose(STANDARD_5PT_3D[0, 0], -STANDARD_5PT_3D[1, 0], atol=0.01)
+
+
+def _lm3d_file(path, points5, dtype=np.float32):
+    """A similarity_Lm3D_all.mat ('lm', 68 x 3) whose 5-point reduction is ``points5``."""
+    from scipy.io import savemat
+
+    p = np.asarray(points5, np.float64)
+    lm = np.repeat(p[2:3], 68, axis=0)
+    lm[36] = lm[39] = p[0]
+    lm[42] = lm[45] = p[1]
+    lm[48], lm[54] = p[3], p[4]
+    savemat(path, {"lm": lm.astype(dtype)})
+    return path
+
+
+def test_lm3d_file_replaces_the_standard_points(astro_rgb, astro_face, astro_deep3d, tmp_path):
+    from fk.plugins import get_plugin_manager
+    from fk_align.deep3d_align import load_lm3d
+
+    same = _lm3d_file(tmp_path / "same.mat", STANDARD_5PT_3D, np.float64)
+    np.testing.assert_array_equal(load_lm3d(same), STANDARD_5PT_3D)
+    res = align_img(astro_rgb, astro_face.landmarks, points3d=load_lm3d(same))
+    np.testing.assert_array_equal(res.image, astro_deep3d.image)
+    # A reference head 10% larger: the same photo is resized 10% more (s = 102 / s_pos), the centre stays.
+    big = _lm3d_file(tmp_path / "big.mat", STANDARD_5PT_3D * 1.1, np.float64)
+    crop = get_plugin_manager().component("crop:deep3d").load_factory()(save=False, lm3d=str(big))
+    got = crop.crop(astro_rgb, astro_face.landmarks)
+    ref = astro_deep3d.trans_params
+    assert got.params["trans_params"][2] == pytest.approx(ref[2] * 1.1, rel=1e-9)
+    np.testing.assert_allclose(got.params["trans_params"][3:], ref[3:], atol=1e-6)
+    assert got.params["lm3d"] == str(big)
+    w, h = got.params["resized"]
+    assert (w, h) == (int(ref[0] * ref[2] * 1.1), int(ref[1] * ref[2] * 1.1))
+    # float32 files reduce in float32, as Deep3D's load_lm3d and FFHQ-UV's extract_5p do
+    f32 = load_lm3d(_lm3d_file(tmp_path / "f32.mat", STANDARD_5PT_3D))
+    assert f32.dtype == np.float32
+
+
+def test_lm3d_file_errors_name_the_file(tmp_path):
+    from fk_align.deep3d_align import load_lm3d
+    from scipy.io import savemat
+
+    savemat(tmp_path / "nolm.mat", {"x": np.zeros((68, 3))})
+    with pytest.raises(InputError, match="nolm.mat: not a similarity_Lm3D_all.mat"):
+        load_lm3d(tmp_path / "nolm.mat")
+    savemat(tmp_path / "shape.mat", {"lm": np.zeros((68, 2))})
+    with pytest.raises(InputError, match=r"shape.mat: 'lm' must be 68 x 3"):
+        load_lm3d(tmp_path / "shape.mat")
+    with pytest.raises(InputError, match="missing.mat: no such file"):
+        load_lm3d(tmp_path / "missing.mat")

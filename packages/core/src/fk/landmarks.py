@@ -24,7 +24,8 @@ MOUTH_RIGHT = 54
 
 
 def five_from_68(landmarks: Any) -> Any:
-    """Reduce (..., 68, 2) landmarks to (..., 5, 2).
+    """Reduce (..., 68, 2) landmarks to (..., 5, 2); (..., 68, 3) 3-D landmarks to (..., 5, 3) the same way
+    (Deep3D's and FFHQ-UV's ``similarity_Lm3D_all.mat``).
 
     Args:
         landmarks: a numpy array or a torch tensor (any leading batch dims).
@@ -38,8 +39,10 @@ def five_from_68(landmarks: Any) -> Any:
     lm = landmarks if is_torch else np.asarray(landmarks)
     if not is_torch and not np.issubdtype(lm.dtype, np.floating):
         lm = lm.astype(np.float64)
-    if tuple(lm.shape[-2:]) != (68, 2):
-        raise InputError(f"five_from_68: expected (..., 68, 2) landmarks, got shape {tuple(lm.shape)}")
+    if tuple(lm.shape[-2:]) not in ((68, 2), (68, 3)):
+        raise InputError(
+            f"five_from_68: expected (..., 68, 2) or (..., 68, 3) landmarks, got shape {tuple(lm.shape)}"
+        )
     rows = [
         (lm[..., EYE_CORNERS_LEFT[0], :] + lm[..., EYE_CORNERS_LEFT[1], :]) / 2,
         (lm[..., EYE_CORNERS_RIGHT[0], :] + lm[..., EYE_CORNERS_RIGHT[1], :]) / 2,

@@ -162,20 +162,32 @@ class LpffRealignCrop(CropRunner):
 
 
 class Deep3DCrop(CropRunner):
-    """``crop:deep3d``: Deep3DFaceRecon's ``align_img`` (224 crop, 102 px/dm); ``params['trans_params']``."""
+    """``crop:deep3d``: Deep3DFaceRecon's ``align_img`` (224 crop, 102 px/dm); ``params['trans_params']``.
+
+    ``lm3d``: a ``similarity_Lm3D_all.mat`` whose 5 reduced points replace Deep3D's standard ones
+    (FFHQ-UV aligns against its HiFi3D++ ``topo_assets`` copy). ``params['resized']`` and ``['box']``
+    are the resize and crop applied, so masks can follow the photo exactly (Pillow resize, then crop).
+    """
 
     method = "deep3d"
     accepts_five = True
 
-    def __init__(self, size: int = 224, rescale_factor: float = 102.0, **kw: Any) -> None:
+    def __init__(
+        self, size: int = 224, rescale_factor: float = 102.0, lm3d: str | None = None, **kw: Any
+    ) -> None:
+        from fk_align.deep3d_align import load_lm3d
+
         super().__init__(**kw)
         self.size = int(size)
         self.rescale_factor = float(rescale_factor)
+        self.lm3d = str(lm3d or "")
+        self.points3d = load_lm3d(self.lm3d) if self.lm3d else None
 
     def crop(self, rgb: np.ndarray, landmarks: np.ndarray) -> Crop:
-        from fk_align.deep3d_align import align_img
+        from fk_align.deep3d_align import align_img, crop_geometry
 
-        res = align_img(rgb, landmarks, target_size=self.size, rescale_factor=self.rescale_factor)
+        res = align_img(rgb, landmarks, target_size=self.size, rescale_factor=self.rescale_factor,
+                        points3d=self.points3d)  # fmt: skip
         return Crop(
             image=res.image,
             crop_from_source=res.crop_from_source,
@@ -186,6 +198,8 @@ class Deep3DCrop(CropRunner):
                 "target_size": self.size,
                 "rescale_factor": self.rescale_factor,
                 "box": list(res.box),
+                "resized": list(crop_geometry(res.trans_params, self.size)[0]),
+                "lm3d": self.lm3d or "deep3d-standard",
             },
         )
 

@@ -16,6 +16,7 @@ Convention:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from fk.cameras.deep3d import deep3d_points_to_source  # noqa: F401 - LPFF's inverse, re-exported
@@ -41,6 +42,32 @@ STANDARD_5PT_3D = np.array(
 
 TARGET_SIZE = 224
 RESCALE_FACTOR = 102.0
+
+
+def load_lm3d(path: str | Path) -> np.ndarray:
+    """(5, 3) reference points from a ``similarity_Lm3D_all.mat`` (key ``lm``: 68 x 3, or already 5 x 3).
+
+    Reduced as Deep3D's ``load_lm3d`` and FFHQ-UV's ``extract_5p`` do (the file's dtype is kept, so a
+    float32 file gives float32 means). FFHQ-UV aligns against its ``topo_assets`` copy of this file.
+    """
+    from fk.landmarks import five_from_68
+    from scipy.io import loadmat
+
+    p = Path(path)
+    hint = "use Deep3D's BFM/ or FFHQ-UV's topo_assets/ similarity_Lm3D_all.mat"
+    if not p.is_file():
+        raise InputError(f"{p}: no such file", hint="pass the path of a similarity_Lm3D_all.mat")
+    try:
+        lm = loadmat(str(p))["lm"]
+    except (KeyError, ValueError, TypeError, OSError, NotImplementedError) as exc:
+        why = f"{type(exc).__name__}: {str(exc)[:100]}"
+        raise InputError(f"{p}: not a similarity_Lm3D_all.mat with a 68 x 3 'lm' ({why})", hint=hint) from None
+    ok = lm.shape in ((68, 3), (5, 3)) and np.issubdtype(lm.dtype, np.floating)
+    ok = ok and bool(np.isfinite(lm).all())
+    if not ok:
+        raise InputError(f"{p}: 'lm' must be 68 x 3 (or 5 x 3) finite floats, got {lm.shape} {lm.dtype}",
+                         hint=hint)  # fmt: skip
+    return lm if lm.shape == (5, 3) else five_from_68(lm)
 
 
 @dataclass
@@ -117,6 +144,7 @@ def align_img_pil(
     landmarks: np.ndarray,
     target_size: int = TARGET_SIZE,
     rescale_factor: float = RESCALE_FACTOR,
+    points3d: np.ndarray | None = None,
 ) -> tuple[object, np.ndarray, tuple[int, int, int, int]]:
     """:func:`align_img`'s crop as a Pillow image (one array->Pillow conversion, as Deep3D works on
     Pillow images), with its ``trans_params`` and box."""
@@ -125,7 +153,7 @@ def align_img_pil(
     img = np.asarray(image)
     h0, w0 = img.shape[:2]
     lm5_up = flip_y(_five_points(landmarks), h0)
-    t, s_pos = pos(lm5_up, STANDARD_5PT_3D)
+    t, s_pos = pos(lm5_up, STANDARD_5PT_3D if points3d is None else points3d)
     s = rescale_factor / s_pos
     trans_params = np.array([w0, h0, s, t[0], t[1]], dtype=np.float64)
     (w, h), box = crop_geometry(trans_params, target_size)
@@ -140,6 +168,7 @@ def align_img(
     landmarks: np.ndarray,
     target_size: int = TARGET_SIZE,
     rescale_factor: float = RESCALE_FACTOR,
+    points3d: np.ndarray | None = None,
 ) -> Deep3DAlignment:
     """Deep3D's ``align_img``.
 
@@ -148,12 +177,14 @@ def align_img(
             68 points are reduced with :func:`fk_align.landmarks.five_from_68`.
         target_size: the crop side (224; EG3D uses 1024).
         rescale_factor: pixels per decimetre after resizing (102; EG3D uses 300).
+        points3d: (5, 3) reference points (:func:`load_lm3d`); default Deep3D's
+            :data:`STANDARD_5PT_3D`.
 
     Returns:
         :class:`Deep3DAlignment`; the crop's pixels equal Deep3D's (Pillow bicubic
         resize, then a crop padded with black where it leaves the image).
     """
-    pil, trans_params, box = align_img_pil(image, landmarks, target_size, rescale_factor)
+    pil, trans_params, box = align_img_pil(image, landmarks, target_size, rescale_factor, points3d)
     matrix = crop_from_trans_params(trans_params, target_size)
     lm = np.asarray(landmarks, dtype=np.float64)
     return Deep3DAlignment(

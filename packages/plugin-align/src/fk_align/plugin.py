@@ -220,6 +220,8 @@ def fk_crop():
         (
             Param("size", "int", 224, "crop side (Deep3D's target_size)"),
             Param("rescale_factor", "float", 102.0, "pixels per decimetre after resizing"),
+            Param("lm3d", "path", None, "a similarity_Lm3D_all.mat (key lm, 68x3) to align against "
+                  "instead of Deep3D's standard 3-D points (FFHQ-UV: its topo_assets copy)"),  # fmt: skip
         ),
     )
     yield _crop(

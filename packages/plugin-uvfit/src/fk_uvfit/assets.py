@@ -67,13 +67,15 @@ ASSETS: tuple[Asset, ...] = (
     Asset(
         PARSING,
         "ffhquv/checkpoints/parsing_model/79999_iter.pth",
-        "BiSeNet face parsing (19 classes) for the parse mask; without it a landmark polygon is used",
+        "BiSeNet face parsing (face-parsing.PyTorch, 19 classes) for crop:uvfit-preprocess's parse mask; "
+        "without it a landmark polygon is used (labelled)",
         _CKPT,
     ),
     Asset(
         "ffhquv-parsing-backbone",
         "ffhquv/checkpoints/parsing_model/resnet18-5c106cde.pth",
-        "ResNet-18 ImageNet weights BiSeNet's context path starts from",
+        "ResNet-18 ImageNet weights BiSeNet's context path starts from (not needed by fk: 79999_iter.pth "
+        "holds every BiSeNet weight)",
         _CKPT,
     ),
     Asset(
@@ -112,7 +114,8 @@ ASSETS: tuple[Asset, ...] = (
     Asset(
         LM3D,
         "ffhquv/topo_assets/similarity_Lm3D_all.mat",
-        "68 HiFi3D++ 3-D landmarks ('lm') the alignment is solved against",
+        "68 HiFi3D++ 3-D landmarks ('lm') crop:uvfit-preprocess aligns against (without it Deep3D's "
+        "standard 3-D points, labelled)",
         _TOPO,
     ),
     Asset(

@@ -28,7 +28,8 @@ def fit(
     from fk.cli.main import run
     from fk.errors import InputError
 
-    if not Path(photos).expanduser().exists():  # checked here: the recipe's error would name its own file
+    # checked here (builtin: inputs are the recipe's to resolve): its error would name the bundled recipe
+    if not str(photos).startswith("builtin:") and not Path(photos).expanduser().exists():
         raise InputError(
             f"{photos}: no such photo or folder",
             hint="pass an existing photo or folder of photos: fk uvfit fit PHOTOS --out DIR",

@@ -41,3 +41,22 @@ def landmark_face_mask(
     if feather * width > 0:
         out = ndimage.gaussian_filter(out, feather * width).astype(np.float32)
     return out
+
+
+# face-parsing.PyTorch's classes FFHQ-UV's "face" takes: skin, brows, eyes, nose, mouth, lips.
+PARSE_FACE = (1, 2, 3, 4, 5, 10, 11, 12, 13)
+PARSE_MOUTH = 11
+PARSE_EYES = (4, 5)
+
+
+def ffhquv_parse_mask(labels: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 {0, 255}: FFHQ-UV's RGB-fitting parse mask from BiSeNet class ids (ffhquv.md §1.1.5).
+
+    face × (1 − mouth) × (1 − (l_eye + r_eye > 0.5)): the face classes minus the inner mouth and both
+    eyes; glasses, ears, neck and hair are out. Upstream stores it as an 8-bit image before aligning it.
+    """
+    lab = np.asarray(labels)
+    face = np.isin(lab, PARSE_FACE)
+    mouth = lab == PARSE_MOUTH
+    eyes = np.isin(lab, PARSE_EYES)
+    return np.where(face & ~mouth & ~eyes, 255, 0).astype(np.uint8)

@@ -23,16 +23,39 @@ def fk_crop():
     yield Component(
         stage="crop",
         name="uvfit-preprocess",
-        summary="FFHQ-UV step 1 on a Deep3D crop: processed_data/<name>.npz (img, skin_mask, parse_mask, lm "
-        "y-up, M, trans_params), .json and the vis strip; largest face only, 70x70 minimum",
+        summary="FFHQ-UV step 1: Deep3D's align_img (crop:deep3d) against HiFi3D++'s similarity_Lm3D_all.mat "
+        "when installed, skin and BiSeNet parse masks on the photo (landmark polygon without BiSeNet) -> "
+        "processed_data/<name>.npz (img, skin_mask, parse_mask, lm y-up, M, trans_params), .json and the "
+        "vis strip; largest face only, 70x70 minimum",
         factory="fk_uvfit.preprocess:Preprocessor",
         params=(
             Param("largest_only", "bool", True, "fit only the largest face of each photo (upstream)"),
             Param("min_face", "int", 70, "reject face boxes of at most min_face x min_face pixels"),
+            Param(
+                "parsing",
+                "str",
+                "auto",
+                "parse mask: bisenet (upstream; needs ffhquv-parsing), landmarks (fk's polygon) or auto "
+                "(bisenet when its weights are installed)",
+                choices=("auto", "bisenet", "landmarks"),
+            ),
+            Param("parsing_weights", "path", None, "79999_iter.pth (default: the ffhquv-parsing asset)"),
+            Param(
+                "lm3d",
+                "str",
+                "auto",
+                "3-D reference points of the alignment: auto (the ffhquv-similarity-lm3d asset when "
+                "installed, else Deep3D's standard points), deep3d, or a similarity_Lm3D_all.mat path",
+            ),
+            Param("device", "str", "cpu", "torch device of BiSeNet", role="device"),
         ),
-        inputs=(Port("crop", "crop", "the 224² crop of crop:deep3d"),),
+        inputs=(
+            Port("image", "image", "the photo (masks are made on it, as upstream)", optional=True),
+            Port("face", "face", "a detected face with 68 landmarks (detect:dlib)", optional=True),
+            Port("crop", "crop", "or a ready 224² crop of crop:deep3d", optional=True),
+        ),
         outputs=(
-            Port("crop", "crop", "the same crop (for the fit)"),
+            Port("crop", "crop", "the aligned 224² crop (for the fit)"),
             Port("processed", "json", "{npz, json, vis}: paths relative to the run folder"),
         ),
     )

@@ -144,6 +144,23 @@ def deep3d_points_to_source(
     return (pts + offset) / s + np.array([tx - w0 / 2, ty - h0 / 2])
 
 
+def deep3d_points_from_source(
+    points_source: np.ndarray, trans_params: np.ndarray, target_size: int = IMAGE_SIZE
+) -> np.ndarray:
+    """Deep3D's own landmark map of ``align_img`` (its ``resize_n_crop_img``) for y-up points; the inverse
+    of :func:`deep3d_points_to_source`.
+
+    lm <- (lm - (t_x, t_y) + (w0/2, h0/2)) s - (w/2 - T/2, h/2 - T/2), all y-up. FFHQ-UV stores its
+    ``processed_data`` ``lm`` this way. Like its inverse it ignores the crop box's truncation and the
+    resize's half-pixel offset; the crop's ``crop_from_source`` is the exact map of the pixels.
+    """
+    w0, h0, s, tx, ty = (float(v) for v in np.asarray(trans_params, dtype=np.float64).reshape(-1)[:5])
+    w, h = int(w0 * s), int(h0 * s)
+    pts = np.asarray(points_source)
+    offset = np.array([w / 2 - target_size / 2, h / 2 - target_size / 2])
+    return (pts - np.array([tx - w0 / 2, ty - h0 / 2])) * s - offset
+
+
 def lpff_lm_5p_pred(
     landmarks_crop: np.ndarray, trans_params: np.ndarray, target_size: int = IMAGE_SIZE
 ) -> np.ndarray:

@@ -21,6 +21,7 @@ _RGB_TO_YCBCR = np.array([[65.481, 128.553, 24.966],
 _YCBCR_OFFSET = np.array([16.0, 128.0, 128.0])
 
 SKIN_PRIOR = 0.8
+_CHUNK = 1 << 18  # pixels per pass
 
 SKIN_WEIGHTS = np.array([0.24063933, 0.16365987, 0.26034665, 0.33535415])
 SKIN_MEANS = np.array([[113.71862, 103.39613, 164.08226],
@@ -75,13 +76,16 @@ def skin_probability(image_rgb: np.ndarray) -> np.ndarray:
     img = np.asarray(image_rgb)
     if img.ndim != 3 or img.shape[-1] != 3:
         raise ValueError(f"image_rgb: expected (H, W, 3), got {img.shape}")
-    ycc = rgb_to_ycbcr(img.reshape(-1, 3))
-    skin = SKIN_PRIOR * _gmm_likelihood(ycc, SKIN_WEIGHTS, SKIN_MEANS, SKIN_COV_DET, SKIN_COV_INV)
-    other = (1.0 - SKIN_PRIOR) * _gmm_likelihood(ycc, NONSKIN_WEIGHTS, NONSKIN_MEANS, NONSKIN_COV_DET,
-                                                 NONSKIN_COV_INV)
-    total = skin + other
-    # Colours far from both mixtures underflow to 0/0; call them non-skin.
-    post = np.divide(skin, total, out=np.zeros_like(skin), where=total > 0)
+    flat = img.reshape(-1, 3)
+    post = np.empty(flat.shape[0])
+    for start in range(0, flat.shape[0], _CHUNK):  # bounded memory on whole photos (FFHQ-UV masks them)
+        ycc = rgb_to_ycbcr(flat[start : start + _CHUNK])
+        skin = SKIN_PRIOR * _gmm_likelihood(ycc, SKIN_WEIGHTS, SKIN_MEANS, SKIN_COV_DET, SKIN_COV_INV)
+        other = (1.0 - SKIN_PRIOR) * _gmm_likelihood(ycc, NONSKIN_WEIGHTS, NONSKIN_MEANS, NONSKIN_COV_DET,
+                                                     NONSKIN_COV_INV)
+        total = skin + other
+        # Colours far from both mixtures underflow to 0/0; call them non-skin.
+        post[start : start + _CHUNK] = np.divide(skin, total, out=np.zeros_like(skin), where=total > 0)
     return post.reshape(img.shape[:2])
 
 
