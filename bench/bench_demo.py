@@ -105,12 +105,15 @@ def landmark_rmse(manifest: dict) -> float | None:
 
 def demo_runs(runs: int, out: Path, recipe: Path, env: dict[str, str] | None) -> dict[str, list]:
     cmd = [*fk_command(), "run", str(recipe), "--out", str(out), "--overwrite", "-q"]
-    res: dict[str, list] = {"rows": [], "stages": [], "outside": [], "rmse": []}
+    res: dict[str, list] = {"rows": [], "stages": [], "outside": [], "warm": [], "rmse": []}
     for _ in range(runs):
         res["rows"].append(timed(cmd, env))
         manifest = json.loads((out / "manifest.json").read_text())
         res["stages"].append({k: v["seconds"] for k, v in manifest["timings"].items()})
         res["outside"].append(res["rows"][-1]["wall"] - manifest["seconds"])
+        # inside the run but in no stage: the engine's warm-up before item one (the steps' imports, models,
+        # compiled kernels; the detector's load runs beside it in a helper process) and the run's own files
+        res["warm"].append(manifest["seconds"] - sum(v["seconds"] for v in manifest["timings"].values()))
         res["rmse"].append(landmark_rmse(manifest))
     return res
 
@@ -121,8 +124,8 @@ def demo(runs: int, tmp: Path, before_env: dict[str, str] | None, before_ref: st
     demo_runs(1, now_out, RECIPE, None)  # warm-up: numba's kernel cache, the OS file cache, $FK_HOME/cache
     if before_env is not None:
         demo_runs(1, old_out, old_recipe, before_env)
-    now: dict[str, list] = {"rows": [], "stages": [], "outside": [], "rmse": []}
-    old: dict[str, list] = {"rows": [], "stages": [], "outside": [], "rmse": []}
+    now: dict[str, list] = {"rows": [], "stages": [], "outside": [], "warm": [], "rmse": []}
+    old: dict[str, list] = {"rows": [], "stages": [], "outside": [], "warm": [], "rmse": []}
     for _ in range(runs):  # interleaved, so a change in the machine's load hits both alike
         for key, val in demo_runs(1, now_out, RECIPE, None).items():
             now[key] += val
@@ -135,7 +138,8 @@ def demo(runs: int, tmp: Path, before_env: dict[str, str] | None, before_ref: st
     def both(fn) -> str:
         return f"{fn(now)} | {fn(old) if before_env is not None else '—'}"
 
-    print(f"\n## fk run recipes/demo.yaml, whole process, {runs} runs each (median (min, max))")
+    print(f"\n## fk run recipes/demo.yaml, whole process, {runs} runs each (median (min, max)), "
+          f"load average {load()}")
     print(f"| figure | now | {ref} | issue 18 (quiet machine) |\n|---|---|---|---|")
     def rss(r) -> str:
         return f"{med(r['rows'], 'rss'):.0f}"
@@ -147,6 +151,11 @@ def demo(runs: int, tmp: Path, before_env: dict[str, str] | None, before_ref: st
     print(f"| CPU s (user+sys) | {both(lambda r: spread(r['rows'], 'cpu'))} | — |")
     print(f"| peak RSS MiB | {both(rss)} | {b['demo_rss']:.0f} |")
     print(f"| outside the run (start-up, imports, exit) s | {both(outside)} | exit alone {b['shutdown']} |")
+
+    def warm(r) -> str:
+        return f"{statistics.median(r['warm']):.2f}"
+
+    print(f"| in the run, in no stage (warm-up before item one) s | {both(warm)} | — |")
     for step in ("detect", "crop", "fit", "export", "page"):
         def stage(r, step=step) -> str:
             return f"{statistics.median(s.get(step, float('nan')) for s in r['stages']):.2f}"
@@ -156,6 +165,41 @@ def demo(runs: int, tmp: Path, before_env: dict[str, str] | None, before_ref: st
         ratio = statistics.median(o["cpu"] / n["cpu"] for o, n in zip(old["rows"], now["rows"], strict=True))
         wall = statistics.median(o["wall"] / n["wall"] for o, n in zip(old["rows"], now["rows"], strict=True))
         print(f"\nbefore / now, pair by pair: CPU {ratio:.2f}x, wall {wall:.2f}x")
+
+
+# What a demo process cannot go below on this machine: each row is a fresh process doing only that.
+_RASTER = ("pos = torch.tensor([[[-0.5, -0.5, 0, 1], [0.5, -0.5, 0, 1], [0, 0.5, 0, 1]]])\n"
+           "dr.rasterize(dr.get_context('cpu'), pos, torch.tensor([[0, 1, 2]], dtype=torch.int32), (8, 8))")
+FLOOR = {
+    "python": ("python -c pass", "pass"),
+    "numpy": ("import numpy", "import numpy"),
+    "torch": ("import torch", "import torch"),
+    "scipy": ("import scipy.optimize (the fit's landmark stage)", "import scipy.optimize"),
+    "render": ("import torch, fk.render", "import torch, fk.render as dr"),
+    "numba": ("the same + one cached rasteriser call (numba's target context, kernels from the cache)",
+              "import torch, fk.render as dr\n" + _RASTER),
+    "cli": ("fk's CLI start: typer, plugins, the demo recipe planned",
+            f"import fk.cli.main as m\nm._mount_extensions()\nfrom fk.recipe import load_recipe\n"
+            f"load_recipe({str(RECIPE)!r}, [])"),
+    "dlib": ("dlib's HOG detector + 68-point predictor load (the helper process's work)",
+             "import dlib\nfrom fk_align.dlib_detect import dlib_model_path, PREDICTOR_68\n"
+             "dlib.get_frontal_face_detector()\ndlib.shape_predictor(str(dlib_model_path(PREDICTOR_68)))"),
+}
+
+
+def floor(runs: int) -> None:
+    """Fresh processes doing one thing each: the fixed costs under the demo's figure."""
+    print(f"\n## Floor: fresh processes doing one thing each, median of {runs}, load average {load()}")
+    print("| process | wall s | CPU s |\n|---|---|---|")
+    cpu: dict[str, float] = {}
+    for key, (name, code) in FLOOR.items():
+        rows = [timed([sys.executable, "-c", code]) for _ in range(runs)]
+        cpu[key] = med(rows, "cpu")
+        print(f"| {name} | {med(rows, 'wall'):.2f} | {cpu[key]:.2f} |")
+    fixed = cpu["numba"] + cpu["scipy"] - cpu["numpy"] + cpu["cli"] - cpu["python"]
+    print(f"\nfixed cost of one demo process before any photo: start-up, torch, fk.render, numba's context, "
+          f"scipy.optimize and fk's CLI ~ {fixed:.2f} CPU s (each library counted once; dlib's "
+          f"{cpu['dlib']:.2f} s run beside it in the helper process)")
 
 
 def batch_runs(n: int, folder: Path, out: Path, recipe: Path, env: dict[str, str] | None) -> dict[int, dict]:
@@ -214,6 +258,7 @@ def main() -> None:
     ap.add_argument("--photos", type=int, default=8, help="photos in the batch rows")
     ap.add_argument("--skip-demo", action="store_true")
     ap.add_argument("--skip-batch", action="store_true")
+    ap.add_argument("--skip-floor", action="store_true", help="skip the fixed-cost rows (fresh processes)")
     ap.add_argument("--before", metavar="GIT_REF", default=None,
                     help="also time fk at this commit (e.g. 3640cb5, before issue 18's demo work)")
     args = ap.parse_args()
@@ -226,6 +271,8 @@ def main() -> None:
             before_env = checkout(args.before, Path(tmp) / "before")
         if not args.skip_demo:
             demo(args.runs, Path(tmp), before_env, args.before)
+        if not args.skip_floor:
+            floor(max(3, args.runs))
         if not args.skip_batch:
             batch(args.photos, Path(tmp), before_env, args.before)
     print(f"\nload average at the end: {load()}; on a busy machine wall time is inflated, CPU time less")

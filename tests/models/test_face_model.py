@@ -165,3 +165,22 @@ def test_bad_construction_is_a_shape_error():
         FaceModel(triangles=tris + 12, **kwargs)
     with pytest.raises(ShapeError, match="id_base"):
         FaceModel(triangles=tris, **{**kwargs, "id_base": np.zeros((35, 1))})
+
+
+def test_flattened_row_gather_and_add_equal_index_select_and_index_add_bit_for_bit():
+    """The normals' gathers and scatter-adds run on flattened rows (torch's fast path): the same values and
+    gradients to the last bit as index_select / index_add along dim 1, repeated indices included."""
+    from fk.models.normals import add_rows, gather_rows
+
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(2, 50, 3, generator=g, requires_grad=True)
+    index = torch.randint(0, 50, (400,), generator=g)  # every row many times
+    weights = torch.randn(2, 400, 3, generator=g)
+    ours = gather_rows(x, index)
+    (gx,) = torch.autograd.grad((ours * weights).sum(), x)
+    theirs = x.index_select(1, index)
+    (tx,) = torch.autograd.grad((theirs * weights).sum(), x)
+    assert torch.equal(ours, theirs)
+    assert torch.equal(gx, tx)
+    start = torch.randn(2, 50, 3, generator=g)
+    assert torch.equal(add_rows(start, index, weights), start.index_add(1, index, weights))
