@@ -1,12 +1,19 @@
 """CoRA benchmarks (issue 17): the relightable export's stages and ``fk eyeball train``'s throughput.
 
-    python bench/bench_cora.py [--grid 256] [--uv-size 1024] [--sections export,train]
+    python bench/bench_cora.py [--grid 256] [--uv-size 1024] [--sections export,train,mesh]
                                [--sizes 1024 2048 4096 8192] [--steps 5] [--device cpu|cuda]
+                               [--mesh-resolution 256]
 
 Training (``--sections train``): a synthetic subject (12 frames, 64x85) in a temporary folder, the
 hybrid model with the synthetic config's network; iterations/s, rays/s and samples/s of
 ``Trainer.train_step`` per ``renderer.sample_batch_size`` after 3 warm-up steps. CoRA publishes no
 training timing either (one RTX 3090 "is enough").
+
+Mesh stage (``--sections mesh``, ``train.mesh_render``): on the same subject, seconds per volume iteration
+(the synthetic config's 4096 samples) beside the one-off mesh extraction (``--mesh-resolution``³ marching
+cubes, decimation, the visibility clip over 12 frames) and seconds per mesh-stage iteration (one whole frame
+rasterised with fk's CPU renderer, materials queried at the covered pixels, shaded, L1 + hair + AlbedoMM
+terms; LPIPS joins only when its weights are installed).
 
 Export (``fk eyeball export``, cora.md §10.1) on the synthetic subject's truth avatar (the true head SDF,
 read trilinearly from a precomputed grid, so the SDF queries cost little and the geometry is a real head):
@@ -145,6 +152,51 @@ def bench_train(
               f"{rays / steps:>8.0f} {cpu / steps:>8.2f}   (load {_load()})", flush=True)  # fmt: skip
 
 
+def bench_mesh_stage(steps: int, device: str, scale: float, threads: list[int], resolution: int) -> None:
+    """The mesh stage (``train.mesh_render``): the one-off extraction, then seconds per material-refinement
+    iteration (one whole frame rasterised, shaded, L1 + hair + AlbedoMM terms; LPIPS only with its
+    weights), and a volume-stage iteration at the synthetic config's 4096 samples beside it."""
+    import torch
+    import yaml
+    from fk_eyeball.synth import write_subject
+    from fk_eyeball.train import Trainer
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_cora_mesh_"))
+    root = tmp / "subject"
+    truth = write_subject(root, scale=scale, n_frames=12, uv_size=256)
+    cfg = yaml.safe_load((root / "config.yaml").read_text())
+    cfg["data"]["left_eye_ldm"] = truth["painted_landmarks"]["leye"]
+    cfg["data"]["right_eye_ldm"] = truth["painted_landmarks"]["reye"]
+    cfg["train"].update(mesh_render=True, mesh_render_iter=3, mesh_render_resolution=resolution)
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    h, w = truth["size"]
+    print(f"mesh stage, synthetic subject 12 frames {w}x{h}, {resolution}^3 extraction, device {device} "
+          f"(load average before: {_load()})", flush=True)  # fmt: skip
+    print(f"  {'threads':>7} {'volume s/it':>11} {'(CPU)':>7} {'extract s':>9} {'(CPU)':>7} {'mesh s/it':>9} "
+          f"{'(CPU)':>7} {'pixels/it':>9}", flush=True)  # fmt: skip
+    for n_threads in threads:
+        torch.set_num_threads(n_threads)
+        trainer = Trainer(path, tmp / f"run_{n_threads}", device=device, log=lambda m: None)
+        sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+        def timed(fn, n):
+            sync()
+            t0, c0 = time.perf_counter(), time.process_time()
+            out = [fn() for _ in range(n)]
+            sync()
+            return (time.perf_counter() - t0) / n, (time.process_time() - c0) / n, out
+
+        trainer.train_step()  # warm-up
+        vol, vol_cpu, _ = timed(trainer.train_step, 3)  # steps 2-4: volumetric (switch after step 3)
+        ext, ext_cpu, _ = timed(trainer._enter_mesh_stage, 1)
+        trainer.mesh_step()  # warm-up
+        mesh, mesh_cpu, recs = timed(trainer.mesh_step, steps)
+        pixels = sum(r["pixels"] for r in recs) / len(recs)
+        print(f"  {n_threads:>7} {vol:>11.3f} {vol_cpu:>7.3f} {ext:>9.2f} {ext_cpu:>7.2f} {mesh:>9.3f} "
+              f"{mesh_cpu:>7.3f} {pixels:>9.0f}   (load {_load()})", flush=True)  # fmt: skip
+
+
 def _write(pngs: dict, maps: dict) -> None:
     from fk.io.image import save_image
 
@@ -158,7 +210,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--grid", type=int, default=256, help="marching-cubes lattice per axis (CoRA: 256)")
     ap.add_argument("--uv-size", type=int, default=1024, help="map side (CoRA exports 4096)")
-    ap.add_argument("--sections", default="export,train", help="comma-separated: export, train")
+    ap.add_argument("--sections", default="export,train,mesh", help="comma-separated: export, train, mesh")
+    ap.add_argument("--mesh-resolution", type=int, default=256,
+                    help="mesh: train.mesh_render_resolution (CoRA: 256)")  # fmt: skip
     ap.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048, 4096, 8192],
                     help="train: renderer.sample_batch_size values")  # fmt: skip
     ap.add_argument("--steps", type=int, default=5, help="train: timed steps per size (after 3 warm-up)")
@@ -171,6 +225,8 @@ def main() -> None:
         bench_export(args.grid, args.uv_size)
     if "train" in sections:
         bench_train(args.sizes, args.steps, 3, args.device, args.scale, args.threads)
+    if "mesh" in sections:
+        bench_mesh_stage(args.steps, args.device, args.scale, args.threads, args.mesh_resolution)
 
 
 if __name__ == "__main__":

@@ -66,13 +66,26 @@ class AvatarSpec:
     n_views: int = 500  # rows of the per-view SH occlusion table (CoRA: 500)
     sh_scale: float = 0.1  # data.sh_scale
     sh_beta: float = 10.0  # data.beta
+    networks: str = "torch"  # fk: "torch" (fk's hash grid + MLPs) or "tcnn" (tiny-cuda-nn's, see accel.py)
 
     @classmethod
     def from_dict(cls, d: dict) -> AvatarSpec:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
-def _mlp(dims: list[int], act: torch.nn.Module) -> torch.nn.Sequential:
+def _grid(spec: AvatarSpec, smoothstep: bool) -> torch.nn.Module:
+    if spec.networks == "tcnn":
+        from fk_eyeball.accel import TcnnHashGrid
+
+        return TcnnHashGrid(spec.num_levels, spec.level_dim, spec.log2_hashmap_size, smoothstep=smoothstep)
+    return HashGrid(spec.num_levels, spec.level_dim, spec.log2_hashmap_size, smoothstep=smoothstep)
+
+
+def _mlp(dims: list[int], act: torch.nn.Module, networks: str = "torch") -> torch.nn.Module:
+    if networks == "tcnn":  # CoRA's material and radiance MLPs: FullyFusedMLP 2 x 64, ReLU
+        from fk_eyeball.accel import TcnnMLP
+
+        return TcnnMLP(dims[0], dims[-1])
     layers: list[torch.nn.Module] = []
     for i in range(len(dims) - 1):
         layers.append(torch.nn.Linear(dims[i], dims[i + 1]))
@@ -86,8 +99,8 @@ class GeometryNet(torch.nn.Module):
 
     def __init__(self, spec: AvatarSpec) -> None:
         super().__init__()
-        self.grid = HashGrid(spec.num_levels, spec.level_dim, spec.log2_hashmap_size, smoothstep=True)
-        dims = [3 + self.grid.out_dim, 64, 64, spec.geo_feat_dim]
+        self.grid = _grid(spec, smoothstep=True)
+        dims = [3 + self.grid.out_dim, 64, 64, spec.geo_feat_dim]  # CoRA's VanillaMLP: torch with either
         linears = []
         for i in range(3):
             lin = torch.nn.Linear(dims[i], dims[i + 1])
@@ -118,8 +131,8 @@ class MaterialNet(torch.nn.Module):
 
     def __init__(self, spec: AvatarSpec) -> None:
         super().__init__()
-        self.grid = HashGrid(spec.num_levels, spec.level_dim, spec.log2_hashmap_size)
-        self.mlp = _mlp([3 + self.grid.out_dim, 64, 64, 5], torch.nn.ReLU())
+        self.grid = _grid(spec, smoothstep=False)
+        self.mlp = _mlp([3 + self.grid.out_dim, 64, 64, 5], torch.nn.ReLU(), spec.networks)
         self.min_roughness, self.max_roughness = spec.min_roughness, spec.max_roughness
 
     def forward(self, x01: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -133,10 +146,16 @@ class RadianceHead(torch.nn.Module):
 
     def __init__(self, spec: AvatarSpec) -> None:
         super().__init__()
-        self.mlp = _mlp([spec.geo_feat_dim + 3 + 16 + 3, 64, 64, 3], torch.nn.ReLU())
+        self.mlp = _mlp([spec.geo_feat_dim + 3 + 16 + 3, 64, 64, 3], torch.nn.ReLU(), spec.networks)
+        if spec.networks == "tcnn":
+            from fk_eyeball.accel import TcnnSphericalHarmonics
+
+            self.sh = TcnnSphericalHarmonics()
+        else:
+            self.sh = sh16
 
     def forward(self, feature: torch.Tensor, dirs: torch.Tensor, normal: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.mlp(torch.cat([feature, dirs, sh16(dirs), normal], dim=-1)))
+        return torch.sigmoid(self.mlp(torch.cat([feature, dirs, self.sh(dirs), normal], dim=-1)))
 
 
 class HybridAvatar(torch.nn.Module):

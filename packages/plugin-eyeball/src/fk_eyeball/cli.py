@@ -381,6 +381,10 @@ def train(
     threads: int = typer.Option(
         0, "--threads", help="torch CPU threads (0: torch's default; 1 is far faster on a busy machine)"
     ),
+    accelerator: str = typer.Option(
+        None, "--accelerator", help="auto|torch|tcnn (overrides train.accelerator; tcnn: tiny-cuda-nn and "
+        "nerfacc 0.3.1 on CUDA, as CoRA; auto: each when importable on CUDA, else fk's torch code)",
+    ),
 ) -> None:
     """Train CoRA's hybrid avatar (head SDF + eyeball spheres + materials) on a subject folder."""
     import torch
@@ -390,7 +394,8 @@ def train(
     if threads > 0:
         torch.set_num_threads(threads)
 
-    trainer = Trainer(config, out, device=device, resume=resume, log=lambda m: typer.echo(m, err=True))
+    trainer = Trainer(config, out, device=device, resume=resume, log=lambda m: typer.echo(m, err=True),
+                      accelerator=accelerator)  # fmt: skip
     if max_steps is not None:
         trainer.cfg["train"]["max_steps"] = max_steps
     with progress("train") as bar:

@@ -3,7 +3,8 @@
 Convention: everything here works in the avatar's unit cube ``[0, 1]³`` (x01). The grid has ``R³`` cells;
 ``update`` runs every ``n`` steps: during the first ``warmup_steps`` every cell is evaluated, later a
 quarter of the cells drawn uniformly plus as many drawn among the occupied ones, each at a random point
-inside its cell; ``occ = max(ema_decay·occ, σ·Δ)``; a cell is occupied when its value exceeds
+inside its cell (all occupied cells when they are fewer than a quarter); ``occ = max(ema_decay·occ, σ·Δ)``;
+a cell is occupied when its value exceeds
 ``min(mean(occ), threshold)``. Marching: steps of ``Δ`` from the ray's entry into the cube (a random
 offset in [0, Δ) per ray when stratified), kept when the step's midpoint lies in an occupied cell and
 the step ends inside the cube. Rendering weights: ``w_i = T_i·(1 - exp(-σ_i Δ_i))``, ``T_i`` the
@@ -55,11 +56,11 @@ class OccupancyGrid(torch.nn.Module):
             quarter = n // 4
             uniform = torch.randint(0, n, (quarter,), generator=generator, device=dev)
             occupied = torch.nonzero(self.binary).flatten()
-            if len(occupied):
-                pick = torch.randint(0, len(occupied), (quarter,), generator=generator, device=dev)
-                idx = torch.cat([uniform, occupied[pick]])
-            else:
-                idx = uniform
+            if quarter < len(occupied):  # nerfacc: a quarter drawn among the occupied, or all of them
+                occupied = occupied[
+                    torch.randint(0, len(occupied), (quarter,), generator=generator, device=dev)
+                ]
+            idx = torch.cat([uniform, occupied])
         pts = self._cell_points(idx, generator)
         occ = torch.cat([occ_eval_fn(pts[i : i + chunk]) for i in range(0, len(pts), chunk)])
         decayed = self.occs * ema_decay

@@ -22,7 +22,11 @@ count adapts to ``sample_batch_size``; hash levels grow from ``init_level`` ever
 With ``train.mesh_render``, steps after ``train.mesh_render_iter`` run CoRA's mesh-rasterisation stage
 (:mod:`fk_eyeball.mesh_stage`: material refinement on the extracted mesh, L1 + LPIPS when its weights are
 installed + hair/AlbedoMM specular terms). Validation reports PSNR, SSIM (window 3) and LPIPS (with its
-weights). Not implemented: tiny-cuda-nn and nerfacc (fk's torch versions are always used).
+weights). ``train.accelerator`` (fk key, ``--accelerator``; :mod:`fk_eyeball.accel`): ``auto`` uses
+tiny-cuda-nn's networks and nerfacc 0.3.1's occupancy grid and marcher on CUDA when they import, else fk's
+torch code; ``torch`` always fk's; ``tcnn`` CoRA's stack or an error. As in CoRA, samples are marched in
+world units and each sample's opacity is ``σ·Δ`` with ``σ`` in the networks' x01 units and ``Δ`` in world
+units, and the marcher drops samples behind transmittance 1e-4 (nerfacc's early stop).
 
 Outputs in ``--out``: ``config.yaml`` (the merged config), ``losses.jsonl`` (one line per step),
 ``iter_XXXXX.pth`` every ``save_freq``, ``latest.pth`` every 1000 steps and at the end (weights only:
@@ -50,7 +54,7 @@ from fk.errors import InputError
 
 from fk_eyeball.avatar import AvatarSpec, HybridAvatar
 from fk_eyeball.brdf import point_light, sh_ambient, sh_basis
-from fk_eyeball.sampling import OccupancyGrid, accumulate, march, transmittance
+from fk_eyeball.sampling import accumulate, transmittance
 
 CORA_DEFAULTS: dict[str, dict[str, Any]] = {  # defaults in CoRA's code (cora.md §4)
     "data": {"dilate_ks": 0, "sh_scale": 0.1, "beta": 10.0, "left_eye_ldm": None, "right_eye_ldm": None,
@@ -67,7 +71,7 @@ FK_DEFAULTS: dict[str, dict[str, Any]] = {  # keys CoRA leaves to its unpublishe
                  "grid_resolution": 128},
     "train": {"max_steps": 30000, "warmup_steps": 500, "milestones": [15000, 25000], "save_freq": 5000,
               "val_freq": 1000, "vis_freq": 1000, "mesh_render": False, "mesh_render_iter": 0,
-              "mesh_render_resolution": 256,
+              "mesh_render_resolution": 256, "accelerator": "auto",
               "init_level": 4, "level_grow_iter": 1000, "seed": 0},
     "loss": {"w_l1": 1.0, "w_mask": 0.1, "w_eikonal": 0.1, "w_sdf_mask": 0.1, "w_reg_diff": 0.01,
              "w_abdmm": 0.1, "w_abdmm_refine": 0.1, "w_eps_n": 0.001, "w_eps_n_smooth": 0.01, "w_lpips": 0.1},
@@ -130,6 +134,11 @@ def load_config(path: str | Path) -> tuple[dict, list[str]]:
     for key in [f"loss.{k}" for k in cfg["loss"]] + ["light.intensity", "light.gamma", "data.sh_scale",
                                                        "data.beta", "network.neighbor_eps"]:  # fmt: skip
         _check_number(path, cfg, key)
+    from fk_eyeball.accel import ACCELERATORS
+
+    if cfg["train"]["accelerator"] not in ACCELERATORS:
+        raise _bad(path, f"train.accelerator is {cfg['train']['accelerator']!r}",
+                   f"set it to one of {', '.join(ACCELERATORS)}")  # fmt: skip
     if cfg["brdf"]["type"] != "blender":
         raise _bad(path, f"brdf.type is {cfg['brdf']['type']!r}", "CoRA implements only brdf.type: blender")
     _check_vector(path, cfg, "light.color")
@@ -235,26 +244,40 @@ class RayData:
 
 
 # ---------------------------------------------------------------- rendering
+def render_step(avatar: HybridAvatar, cfg: dict) -> float:
+    """CoRA's ``render_step_size``: ``2·bound·√3 / render_n_samples`` (world units)."""
+    return 2 * avatar.bound * math.sqrt(3) / cfg["renderer"]["render_n_samples"]
+
+
+def scene_density(avatar: HybridAvatar, x: torch.Tensor) -> torch.Tensor:
+    """CoRA's ``query_density``: the composite SDF's Laplace density at world points (x01-unit β)."""
+    return avatar.density(avatar.sdf01(avatar.to01(x))["sdf"])
+
+
 def render_rays(
     avatar: HybridAvatar,
-    grid: OccupancyGrid,
+    sampler: torch.nn.Module,
     rays: dict[str, torch.Tensor],
     cfg: dict,
     training: bool,
     generator: torch.Generator | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Volume-render a batch of world rays; returns per-ray maps and (training) per-sample terms."""
+    """Volume-render a batch of world rays; returns per-ray maps and (training) per-sample terms.
+
+    ``sampler``: :class:`fk_eyeball.accel.TorchSampler` or :class:`~fk_eyeball.accel.NerfaccSampler`. As in
+    CoRA, samples are marched in world units and each one's opacity is ``σ·Δ`` with the density in the
+    networks' x01 units and the step ``Δ`` in world units.
+    """
     bound = avatar.bound
-    n_samples_cfg = cfg["renderer"]["render_n_samples"]
-    step01 = math.sqrt(3) / n_samples_cfg  # CoRA's 2·bound·√3/render_n_samples, in x01 units
-    origin01 = avatar.to01(rays["origin"])
+    origins = rays["origin"]
     dirs = rays["dir"]
     with torch.no_grad():
-        s = march(origin01, dirs, grid, step01, stratified=training, generator=generator)
+        s = sampler.march_world(origins, dirs, render_step(avatar, cfg), stratified=training,
+                                sigma_fn=lambda x: scene_density(avatar, x), generator=generator)  # fmt: skip
     ri = s.ray_index
     n_rays = len(dirs)
     t_mid = (s.t_starts + s.t_ends) / 2
-    x01 = (origin01[ri] + dirs[ri] * t_mid[:, None]).requires_grad_(True)
+    x01 = avatar.to01(origins[ri] + dirs[ri] * t_mid[:, None]).detach().requires_grad_(True)
     with torch.enable_grad():
         q = avatar.sdf01(x01)
         (grad,) = torch.autograd.grad(q["sdf"].sum(), x01, create_graph=training)
@@ -320,16 +343,25 @@ def lr_factor(step: int, warmup: int, milestones: list[int]) -> float:
 
 class Trainer:
     def __init__(self, config_path: str | Path, out: str | Path, device: str = "cpu", resume: bool = False,
-                 log: Callable[[str], None] = print) -> None:  # fmt: skip
+                 log: Callable[[str], None] = print, accelerator: str | None = None) -> None:  # fmt: skip
+        from fk_eyeball.accel import ACCELERATORS, make_sampler, resolve_backend
         from fk_eyeball.dataset import load_subject
 
         self.config_path = Path(config_path)
         self.cfg, filled = load_config(self.config_path)
+        if accelerator is not None:
+            if accelerator not in ACCELERATORS:
+                raise InputError(f"--accelerator {accelerator}: not one of {', '.join(ACCELERATORS)}",
+                                 hint="pass auto, torch or tcnn")  # fmt: skip
+            self.cfg["train"]["accelerator"] = accelerator
+            filled = [k for k in filled if k != "train.accelerator"]
         self.out = Path(out)
         self.log = log
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise InputError(f"--device {device}: CUDA is not available here", hint="pass --device cpu")
+        self.backend = resolve_backend(self.cfg["train"]["accelerator"], self.device)
+        self.cfg["train"]["backend"] = self.backend.as_dict()  # recorded in --out/config.yaml
         meta = resolve_meta(self.cfg, self.config_path)
         self.subject = load_subject(meta.parent, meta=meta)
         if filled:
@@ -348,10 +380,13 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):  # seeded initialisation, the caller's RNG untouched
             torch.manual_seed(int(self.cfg["train"]["seed"]))
             self.avatar = HybridAvatar(spec).to(self.device)
-        self.grid = OccupancyGrid(int(self.cfg["renderer"]["grid_resolution"])).to(self.device)
+        self.grid = make_sampler(self.backend, spec.bound, int(self.cfg["renderer"]["grid_resolution"]))
+        self.grid = self.grid.to(self.device)
         params = [p for p in self.avatar.parameters() if p.requires_grad]
         self.opt = torch.optim.Adam(params, lr=LR, eps=ADAM_EPS)
         self.gen = torch.Generator(device=self.device).manual_seed(int(self.cfg["train"]["seed"]))
+        if self.backend.sampling == "nerfacc":  # nerfacc draws from torch's global RNG: seed it (and save it)
+            torch.manual_seed(int(self.cfg["train"]["seed"]))
         r = self.cfg["renderer"]
         self.num_rays = max(1, r["sample_batch_size"] // r["render_n_samples"])
         self.step = 0
@@ -364,6 +399,7 @@ class Trainer:
         mode = "hybrid (head SDF + 2 eyeballs)" if spec.hybrid else "wo-hybrid (head SDF only)"
         log(f"{mode}: {self.data.n_frames} frames of {self.data.w}x{self.data.h}, bound {spec.bound}, "
             f"device {self.device}" + (f", resumed at step {self.step}" if resume else ""))  # fmt: skip
+        log(f"accelerator {self.cfg['train']['accelerator']}: {self.backend.describe()}")
 
     def _spec(self) -> AvatarSpec:
         cfg, data = self.cfg, self.cfg["data"]
@@ -395,7 +431,7 @@ class Trainer:
             eyeball_min_size=float(data.get("eyeball_min_size") or 0.01),
             eyeball_max_size=float(data.get("eyeball_max_size") or 0.02),
             fix_eyeball_center=bool(data["fix_eyeball_center"]), n_views=max(500, self.data.n_frames),
-            sh_scale=float(data["sh_scale"]), sh_beta=float(data["beta"]),
+            sh_scale=float(data["sh_scale"]), sh_beta=float(data["beta"]), networks=self.backend.networks,
         )  # fmt: skip
 
     def _lpips(self) -> torch.nn.Module | None:
@@ -433,8 +469,18 @@ class Trainer:
             "spec": asdict(self.avatar.spec), "radiance_field": self.avatar.state_dict(),
             "occupancy_grid": self.grid.state_dict(), "optimizer": self.opt.state_dict(), "step": self.step,
             "num_rays": self.num_rays, "generator": self.gen.get_state(), "level": self.level(self.step),
-            "config_json": json.dumps(self.cfg),
+            "config_json": json.dumps(self.cfg), "backend": self.backend.as_dict(), **self._global_rng(),
         }  # fmt: skip
+
+    def _global_rng(self) -> dict:
+        """nerfacc draws its stratified offsets and grid cells from torch's global RNG: saved so that a resume
+        continues the same stream (fk's own sampler uses the run's generator)."""
+        if self.backend.sampling != "nerfacc":
+            return {}
+        state = {"global_rng_cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["global_rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
 
     def save(self, name: str) -> Path:
         from fk.atomic import atomic_path
@@ -451,7 +497,17 @@ class Trainer:
         ckpt = load_torch_weights(path, "training checkpoint", fix, map_location=self.device)
         if not isinstance(ckpt, dict) or "optimizer" not in ckpt:
             raise InputError(f"{path}: not an fk eyeball train checkpoint", hint=fix)
-        if ckpt["spec"] != asdict(self.avatar.spec):
+        written = ckpt.get("backend", {"networks": "torch", "sampling": "torch"})  # before accel: torch
+        if written != self.backend.as_dict():
+            from fk_eyeball.accel import Backend
+
+            raise InputError(
+                f"{path}: written with {Backend(**written).describe()}; this run would use "
+                f"{self.backend.describe()}",
+                hint="resume with the accelerator it was trained with (--accelerator tcnn on CUDA with "
+                "tinycudann and nerfacc 0.3.1, or --accelerator torch), or use a new --out",
+            )
+        if asdict(AvatarSpec.from_dict(ckpt["spec"])) != asdict(self.avatar.spec):
             raise InputError(
                 f"{path}: its model does not match {self.config_path.name}",
                 hint="resume with the config it was trained with, or use a new --out",
@@ -461,6 +517,10 @@ class Trainer:
         self.opt.load_state_dict(ckpt["optimizer"])
         self.step, self.num_rays = int(ckpt["step"]), int(ckpt["num_rays"])
         self.gen.set_state(ckpt["generator"].cpu())
+        if "global_rng_cpu" in ckpt:
+            torch.set_rng_state(ckpt["global_rng_cpu"].cpu())
+        if "global_rng_cuda" in ckpt and self.device.type == "cuda":
+            torch.cuda.set_rng_state(ckpt["global_rng_cuda"].cpu(), self.device)
         if "mesh_vertices" in ckpt:  # resumed inside the mesh stage: the same mesh, not a new extraction
             self.mesh = (ckpt["mesh_vertices"].to(self.device), ckpt["mesh_faces"].to(self.device))
 
@@ -469,9 +529,9 @@ class Trainer:
         t = self.cfg["train"]
         return min(int(t["init_level"]) + step // int(t["level_grow_iter"]), self.avatar.spec.num_levels)
 
-    def occupancy_eval(self, x01: torch.Tensor) -> torch.Tensor:
-        step01 = math.sqrt(3) / self.cfg["renderer"]["render_n_samples"]
-        return self.avatar.density(self.avatar.sdf01(x01)["sdf"]) * step01
+    def occupancy_eval(self, x: torch.Tensor) -> torch.Tensor:
+        """CoRA's ``query_opacity``: ``σ·render_step_size`` at world points."""
+        return scene_density(self.avatar, x) * render_step(self.avatar, self.cfg)
 
     def in_mesh_stage(self) -> bool:
         """CoRA's switch: ``train.mesh_render`` and ``step > train.mesh_render_iter`` (steps done)."""
@@ -530,8 +590,8 @@ class Trainer:
         self.avatar.set_level(self.level(self.step))
         for g in self.opt.param_groups:
             g["lr"] = LR * lr_factor(self.step, int(t["warmup_steps"]), list(t["milestones"]))
-        self.grid.update(self.step, self.occupancy_eval, OCC_THRESHOLD, OCC_EMA, OCC_WARMUP, OCC_EVERY,
-                         generator=self.gen)  # fmt: skip
+        self.grid.update_every(self.step, self.occupancy_eval, generator=self.gen, threshold=OCC_THRESHOLD,
+                               ema_decay=OCC_EMA, warmup_steps=OCC_WARMUP, every_n=OCC_EVERY)  # fmt: skip
         d = self.data
         n = self.num_rays
         frame = torch.randint(0, d.n_frames, (n,), generator=self.gen, device=self.device)
