@@ -198,3 +198,31 @@ def test_a_layout_is_rasterised_once_and_later_projections_match(turned):
     other = uv_projection._layout_texels(a["uvs"], a["uv_faces"], faces, UV // 2, "cpu")
     assert other[0] is not first[0]
     assert other[0].shape == (UV // 2, UV // 2)
+
+
+def test_a_new_process_reads_the_layout_from_fk_home_and_rebuilds_a_bad_file(turned, tmp_path, monkeypatch):
+    """$FK_HOME/cache/uv_layouts keeps the texel map for the next process: the same arrays come back, and a
+    damaged file is rebuilt (and rewritten), never trusted."""
+    from fk.render import uv_projection
+
+    a, *_ = turned
+    faces = np.asarray(a["triangles"], np.int64)
+    monkeypatch.setenv("FK_HOME", str(tmp_path))
+    monkeypatch.setattr(uv_projection, "_TEXEL_MAPS", {})
+    built = uv_projection._layout_texels(a["uvs"], a["uv_faces"], faces, UV // 4, "cpu")
+    (cached,) = (tmp_path / "cache" / "uv_layouts").iterdir()
+    monkeypatch.setattr(uv_projection, "_TEXEL_MAPS", {})  # as a new process
+    calls = []
+    real = __import__("fk.geometry.uv", fromlist=["texel_map"]).texel_map
+    monkeypatch.setattr("fk.geometry.uv.texel_map", lambda *args, **kw: calls.append(1) or real(*args, **kw))
+    read = uv_projection._layout_texels(a["uvs"], a["uv_faces"], faces, UV // 4, "cpu")
+    assert calls == []
+    for x, y in zip(built, read, strict=True):
+        np.testing.assert_array_equal(x, y)
+        assert x.dtype == y.dtype
+    cached.write_bytes(b"not an npz")
+    monkeypatch.setattr(uv_projection, "_TEXEL_MAPS", {})
+    rebuilt = uv_projection._layout_texels(a["uvs"], a["uv_faces"], faces, UV // 4, "cpu")
+    assert calls == [1]
+    np.testing.assert_array_equal(rebuilt[2], built[2])
+    assert cached.read_bytes()[:2] == b"PK"  # rewritten as a valid npz
