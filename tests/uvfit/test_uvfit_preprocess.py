@@ -136,6 +136,11 @@ def test_processed_data_has_upstreams_fields_and_shapes(tmp_path, astronaut_face
     eye = lm[36:42].mean(0)
     assert parse[int(eye[1]), int(eye[0])] == 0  # eyes cut out
     assert parse[5, 5] == 0
+    brows = lm[17:27].mean(0)  # the forehead is in, as in BiSeNet's face (brows raised by 0.4 of the face)
+    above = brows - [0, 0.25 * np.linalg.norm(lm[8] - brows)]
+    assert parse[int(above[1]), int(above[0])] == 1
+    above = brows - [0, 0.55 * np.linalg.norm(lm[8] - brows)]
+    assert parse[int(above[1]), int(above[0])] == 0
     skin = data["skin_mask"][0, 0]
     assert skin[int(lm[30, 1]), int(lm[30, 0])] > 0.5
     assert (tmp_path / out["processed"]["vis"]).is_file()

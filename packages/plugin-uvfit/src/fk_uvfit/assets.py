@@ -69,7 +69,8 @@ ASSETS: tuple[Asset, ...] = (
         "ffhquv/checkpoints/parsing_model/79999_iter.pth",
         "BiSeNet face parsing (face-parsing.PyTorch, 19 classes) for crop:uvfit-preprocess's parse mask; "
         "without it a landmark polygon is used (labelled)",
-        _CKPT,
+        f"{_CKPT}parsing_model/ (it is face-parsing.PyTorch's own 79999_iter.pth, also linked from "
+        "github.com/zllrunning/face-parsing.PyTorch; the eyeball plugin's copy is the same file)",
     ),
     Asset(
         "ffhquv-parsing-backbone",
