@@ -176,14 +176,49 @@ def blend_for_saving(uv: np.ndarray, template: np.ndarray, hair: np.ndarray, maj
     return np.clip(blended * keep + template * (1 - keep), 0, 255)
 
 
-class CropFaceDecoder:
+class FaceUVDecoder:
+    """FFHQ-UV's default decoder (``texgan_ffhq_uv.pth``): the fit renders, saves and shows the GAN output."""
+
+    variant = "ffhq_uv"
+
+    def __init__(self, gen):
+        self.gen = gen
+
+    def to(self, device: str | torch.device) -> FaceUVDecoder:
+        self.gen = self.gen.to(device)
+        return self
+
+    @property
+    def mapping(self):
+        return self.gen.mapping
+
+    @property
+    def z_dim(self) -> int:
+        return self.gen.z_dim
+
+    def raw(self, w: torch.Tensor) -> torch.Tensor:
+        """The GAN output (B, 3, R, R) in [0, 1] (unclipped)."""
+        from fk_uvfit.texgan import synth_uv
+
+        return synth_uv(self.gen, w)
+
+    def __call__(self, w: torch.Tensor) -> torch.Tensor:
+        """The map the fit renders."""
+        return self.raw(w)
+
+    def for_saving(self, uv: torch.Tensor) -> torch.Tensor:
+        """The map saved as ``stage{N}_uv.png`` and shown, from the fitted one."""
+        return uv
+
+
+class CropFaceDecoder(FaceUVDecoder):
     """The cropface630 texture decoder: ``decoder(w)`` is the map the fit renders (differentiable),
     :meth:`raw` the GAN output, :meth:`for_saving` the map that is saved and shown."""
 
     variant = "cropface630"
 
     def __init__(self, gen, topo: dict[str, Path], device: str | torch.device = "cpu"):
-        self.gen = gen
+        super().__init__(gen)
         missing = [f"{name} ({p})" for name, p in topo.items() if not Path(p).is_file()]
         if missing:
             raise InputError(f"cropface630 variant: missing {'; '.join(missing)}", hint="see `fk doctor`")
@@ -206,25 +241,10 @@ class CropFaceDecoder:
         self.to(device)
 
     def to(self, device: str | torch.device) -> CropFaceDecoder:
-        device = torch.device(device)
-        self.gen = self.gen.to(device)
+        super().to(device)
         for name in ("template_big", "minor_weight", "hair_weight"):
             setattr(self, name, getattr(self, name).to(device))
         return self
-
-    @property
-    def mapping(self):
-        return self.gen.mapping
-
-    @property
-    def z_dim(self) -> int:
-        return self.gen.z_dim
-
-    def raw(self, w: torch.Tensor) -> torch.Tensor:
-        """The GAN output (B, 3, R, R) in [0, 1] (unclipped): the face crop."""
-        from fk_uvfit.texgan import synth_uv
-
-        return synth_uv(self.gen, w)
 
     def paste(self, face: torch.Tensor) -> torch.Tensor:
         """(B, 3, R, R) face crop -> (B, 3, 1664, 1664) template, the crop at rows 187:1211, cols 317:1341."""
@@ -256,37 +276,6 @@ class CropFaceDecoder:
         host = (uv[0].detach().float() * 255.0).permute(1, 2, 0).cpu().numpy()
         out = to_unit(blend_for_saving(host, self.template_np, self.hair_np, self.major_np))
         return torch.from_numpy(out.transpose(2, 0, 1).copy()).to(uv)[None]
-
-
-class FaceUVDecoder:
-    """FFHQ-UV's default decoder (``texgan_ffhq_uv.pth``): the fit renders, saves and shows the GAN output."""
-
-    variant = "ffhq_uv"
-
-    def __init__(self, gen):
-        self.gen = gen
-
-    def to(self, device: str | torch.device) -> FaceUVDecoder:
-        self.gen = self.gen.to(device)
-        return self
-
-    @property
-    def mapping(self):
-        return self.gen.mapping
-
-    @property
-    def z_dim(self) -> int:
-        return self.gen.z_dim
-
-    def raw(self, w: torch.Tensor) -> torch.Tensor:
-        from fk_uvfit.texgan import synth_uv
-
-        return synth_uv(self.gen, w)
-
-    __call__ = raw
-
-    def for_saving(self, uv: torch.Tensor) -> torch.Tensor:
-        return uv
 
 
 VARIANTS = ("ffhq_uv", "cropface630")
