@@ -1,7 +1,7 @@
 """uvfit on this CPU: per-photo time by stage of the embedded path (`recipes/uvfit.yaml` on the astronaut)
 and of the full path (stage 1 R-Net, seconds per step of stages 2-3, where a step's time goes).
 
-    python bench/bench_uvfit.py [--repeats 2] [--uv-size 1024] [--stages 2] [--stage-res 1024]
+    python bench/bench_uvfit.py [--repeats 2] [--uv-size 1024] [--stages 2] [--stage-res 1024] [--cropface 3]
 
 Prints each step's wall time from the run manifest (detect, crop, fit, uvfit export) and the export's
 own split (projection, meshes, eyeballs, GLB, views) from ``uvfit.json``, medians over ``--repeats``
@@ -146,14 +146,49 @@ def bench_stages(steps: int, resolution: int) -> None:
     print(f"  per photo at upstream's 100 + 200 steps: about {stage1 + 100 * s2 + 200 * s3:.0f} s")
 
 
+def bench_cropface(repeats: int) -> None:
+    """The cropface630 variant's extra cost per step (paste into the 1664² template, colour-matched minor
+    blend, hair cover, resize: forward + backward) and per saved map (the major-mask pyramid blend), on
+    generated topo PNGs; the GAN synthesis itself is the same as ffhq_uv's (``--stages``)."""
+    import sys
+
+    import torch
+    from fk_uvfit import cropface as C
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from conformance_uvfit_model import write_topo
+
+    with tempfile.TemporaryDirectory() as tmp:
+        write_topo(Path(tmp))
+        dec = C.CropFaceDecoder(torch.nn.Identity(), {k: Path(tmp) / v for k, v in C.TOPO_FILES.items()})
+    face = torch.rand(1, 3, 1024, 1024, requires_grad=True)
+    dec.blend(dec.paste(face)).sum().backward()  # warm-up
+    c0 = time.process_time()
+    step = _timed(lambda: dec.blend(dec.paste(face)).sum().backward(), repeats)
+    step_cpu = (time.process_time() - c0) / repeats
+    fitted = dec.blend(dec.paste(face)).detach()
+    c0 = time.process_time()
+    save = _timed(lambda: dec.for_saving(fitted), repeats)
+    save_cpu = (time.process_time() - c0) / repeats
+    load = os.getloadavg()[0]
+    print(f"cropface630 blends, torch threads {torch.get_num_threads()}, load average {load:.2f}")
+    for name, wall, cpu in (("per step: paste + minor blend + resize (fwd+bwd)", step, step_cpu),
+                            ("per saved map: major-mask pyramid blend", save, save_cpu)):  # fmt: skip
+        print(f"  {name:<50}{wall:>8.2f} s wall {cpu:>6.2f} s CPU")
+    print("  (upstream runs the same numpy/OpenCV colour match and blends on the host; no published figure)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--uv-size", type=int, default=1024)
     ap.add_argument("--stages", type=int, default=0, help="also time N steps of stages 2 and 3 (0: skip)")
     ap.add_argument("--stage-res", type=int, default=1024, help="generated decoder resolution for --stages")
+    ap.add_argument("--cropface", type=int, default=0, help="also time the cropface630 blends, N repeats")
     ap.add_argument("--skip-embedded", action="store_true")
     args = ap.parse_args()
+    if args.cropface:
+        bench_cropface(args.cropface)
     if args.stages:
         bench_stages(args.stages, args.stage_res)
     if args.skip_embedded:
