@@ -8,9 +8,9 @@ torch 2.13.0, numpy 1.26.4, scipy 1.13.1, OpenCV 4.10.0.84, scikit-image 0.24.0,
 ``conformance_uvfit_model_upstream.py`` there with upstream's ``RGB_Fitting`` on sys.path of that process
 only; fk never imports it. Both sides get the same generated inputs:
 
-- a miniature ``hifi3dpp_model_info.mat`` (fk.models.synthetic, plus the two fields fitting never reads,
-  ``uv_idx`` and ``vtx_uv_idx``, which upstream's loader requires) and an ``unwrap_1024_info.mat`` made
-  from its UV layout; random coefficients, images, masks, landmarks, latents;
+- a miniature ``hifi3dpp_model_info.mat`` (``fk.models.synthetic.hifi3dpp_info``, every field upstream's
+  loader reads) and an ``unwrap_1024_info.mat`` made from its UV layout; random coefficients, images,
+  masks, landmarks, latents;
 - generated ``template_base_uv.png``, ``minor/major_valid_whole_mask.png``, ``hair_mask.png`` and a 1024²
   GAN output for the cropface630 blends.
 
@@ -97,9 +97,6 @@ def make_inputs(work: Path, seed: int = 0) -> dict[str, np.ndarray]:
 
     info = hifi3dpp_info(seed=seed, n_id=12, n_exp=9, n_tex=10, grid=(40, 36))
     n = info["vtx_vt"].shape[0]
-    rc = np.floor(info["vtx_vt"])
-    info["vtx_uv_idx"] = (rc[:, 0] * 512 + rc[:, 1]).reshape(-1, 1)
-    info["uv_idx"] = np.floor(info["vtx_vt"]).astype(np.float64)  # unused by fitting; upstream reads it
     savemat(str(work / "hifi3dpp_model_info.mat"), info)
     model = load_hifi3dpp(work / "hifi3dpp_model_info.mat")
     files = FullFiles(None, None, work / "hifi3dpp_model_info.mat", None, None, None, None, None, wanted={})

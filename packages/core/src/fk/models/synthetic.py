@@ -142,6 +142,7 @@ def hifi3dpp_info(seed: int = 0, n_id: int = 7, n_exp: int = 5, n_tex: int = 6,
     for f in first_tri:  # these triangles use the duplicated seam vt
         tri_vt[f] = [n + int(np.flatnonzero(seam == v)[0]) if v in set(seam) else v for v in tris[f]]
     face = tris[: len(tris) // 2]
+    texel = np.floor(uv * 512)
     d = {
         "meanshape": (verts.reshape(1, -1) + 0.2).astype(np.float32),
         "meantex": rng.uniform(60, 200, size=(1, 3 * n)).astype(np.float32),
@@ -156,6 +157,10 @@ def hifi3dpp_info(seed: int = 0, n_id: int = 7, n_exp: int = 5, n_tex: int = 6,
         "point_buf": np.where(point_buf_1based(tris, n) == len(tris) + 1, 0, point_buf_1based(tris, n)).astype(np.float64),
         "keypoints": (rng.choice(n, size=68, replace=False) + 1).reshape(-1, 1).astype(np.float64),
         "skinmask": (rng.uniform(size=n) > 0.5).astype(np.float64),
+        # read by upstream's loader, used by nothing in fitting: each vertex's integer texel (row, col) on
+        # the 512² grid and its flat index (the real uv_idx has 82,810 rows whose meaning is not documented)
+        "uv_idx": texel.astype(np.float64),
+        "vtx_uv_idx": (texel[:, 0] * 512 + texel[:, 1]).reshape(-1, 1).astype(np.float64),
     }
     return d
 
