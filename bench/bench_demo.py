@@ -13,7 +13,8 @@ Prints, in one run:
 Every figure comes from the operating system's accounting of the finished child (``os.wait4``), so CPU
 seconds stay comparable when other jobs share the cores and wall seconds do not.
 
-    python bench/bench_demo.py [--runs 3] [--photos 8] [--skip-batch] [--skip-demo] [--before 3640cb5]
+    python bench/bench_demo.py [--runs 3] [--photos 8] [--batch-runs 1] [--skip-batch] [--skip-demo]
+                               [--before 3640cb5]
 
 ``--before REF`` also runs fk's packages at that commit (``git archive`` into the temporary folder, put
 first on ``PYTHONPATH``, same venv and libraries), interleaved with the current code, and prints the
@@ -66,19 +67,38 @@ def checkout(ref: str, dest: Path) -> dict[str, str]:
     return env
 
 
+def adopt_orphans() -> None:
+    """Become the reaper of every process our children leave behind (Linux): the pool's workers are
+    children of its fork server, which outlives `fk` by a moment; reaping them here is what puts their
+    CPU and memory into the figures."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_CHILD_SUBREAPER = 36
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
-    """Run ``cmd`` to completion: wall, user+sys CPU and peak RSS (MiB, the largest single process)."""
+    """Run ``cmd`` to completion: wall (until `fk` exits), user+sys CPU of it and every process it started,
+    and peak RSS (MiB, the largest single process)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     assert proc.stderr is not None
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
+    cpu, rss = usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+    while True:  # descendants `fk` left behind (the fork server and, through it, the pool's workers)
+        try:
+            _, _, orphan = os.wait4(-1, 0)
+        except ChildProcessError:
+            break
+        cpu, rss = cpu + orphan.ru_utime + orphan.ru_stime, max(rss, orphan.ru_maxrss)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         tail = err.decode(errors="replace")[-2000:]
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{tail}")
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss": usage.ru_maxrss / 1024.0}
+    return {"wall": wall, "cpu": cpu, "rss": rss / 1024.0}
 
 
 def load() -> str:
@@ -210,20 +230,42 @@ def batch_runs(n: int, folder: Path, out: Path, recipe: Path, env: dict[str, str
         res[workers] = timed(cmd, env)
         manifest = json.loads((out / f"w{workers}" / "manifest.json").read_text())
         assert manifest["counts"]["succeeded"] == n, manifest["counts"]
+        # CPU inside the item steps (the records' per-step process CPU): what is left of the total is
+        # paid per process (start-up, imports, model loads, exit), once per worker
+        res[workers]["items_cpu"] = sum(t.get("cpu_seconds", float("nan"))
+                                        for t in manifest["timings"].values() if t.get("count", 0) == n)
     return res
 
 
-def batch(n: int, tmp: Path, before_env: dict[str, str] | None, before_ref: str | None) -> None:
+def medians(pairs: list[dict[int, dict]]) -> dict[int, dict]:
+    """Per worker count, the median of each figure over repeated runs (peak RSS: the largest); the
+    speed-up is the median of the pair-by-pair ratios (each pair ran back to back)."""
+    out = {w: {k: statistics.median(p[w][k] for p in pairs) for k in ("wall", "cpu", "items_cpu")}
+           for w in (1, 2)}
+    for w in (1, 2):
+        out[w]["rss"] = max(p[w]["rss"] for p in pairs)
+    out["ratios"] = [p[1]["wall"] / p[2]["wall"] for p in pairs]
+    return out
+
+
+def batch(n: int, tmp: Path, before_env: dict[str, str] | None, before_ref: str | None,
+          repeats: int = 1) -> None:
     from fk.testing import astronaut_path
 
     folder = tmp / "photos"
     folder.mkdir(exist_ok=True)
     for i in range(n):
         shutil.copyfile(astronaut_path(), folder / f"astronaut_{i:02d}.png")
-    runs = {"now": batch_runs(n, folder, tmp / "batch", RECIPE, None)}
+    print(f"\nbatch starts: load average {load()}")
+    now_pairs, old_pairs = [], []
+    for _ in range(repeats):  # interleaved, so a change in the machine's load hits both alike
+        now_pairs.append(batch_runs(n, folder, tmp / "batch", RECIPE, None))
+        if before_env is not None:
+            old_pairs.append(batch_runs(n, folder, tmp / "batch_before",
+                                        tmp / "before" / "recipes" / "demo.yaml", before_env))
+    runs = {"now": medians(now_pairs)}
     if before_env is not None:
-        runs["before"] = batch_runs(n, folder, tmp / "batch_before", tmp / "before" / "recipes" / "demo.yaml",
-                                    before_env)
+        runs["before"] = medians(old_pairs)
     b = BEFORE
 
     def cell(fn) -> str:
@@ -233,7 +275,8 @@ def batch(n: int, tmp: Path, before_env: dict[str, str] | None, before_ref: str 
         return lambda r: f"{n / r[workers]['wall']:.3f}"
 
     def ratio(r) -> str:
-        return f"{r[1]['wall'] / r[2]['wall']:.2f}x"
+        each = ", ".join(f"{x:.2f}" for x in r["ratios"])
+        return f"{statistics.median(r['ratios']):.2f}x" + (f" ({each})" if len(r["ratios"]) > 1 else "")
 
     def cpu(r) -> str:
         return f"{r[1]['cpu']:.1f} / {r[2]['cpu']:.1f}"
@@ -241,13 +284,23 @@ def batch(n: int, tmp: Path, before_env: dict[str, str] | None, before_ref: str 
     def rss(r) -> str:
         return f"{r[1]['rss']:.0f} / {r[2]['rss']:.0f}"
 
+    def per_item(r) -> str:
+        return f"{r[1]['items_cpu'] / n:.2f} / {r[2]['items_cpu'] / n:.2f}"
+
+    def outside(r) -> str:
+        return f"{r[1]['cpu'] - r[1]['items_cpu']:.1f} / {r[2]['cpu'] - r[2]['items_cpu']:.1f}"
+
     head = " | ".join(["now"] + ([f"fk at {before_ref}, same run"] if before_env is not None else []))
-    print(f"\n## {n} photos (copies of the astronaut), whole process, --workers 1 vs 2")
+    print(f"\n## {n} photos (copies of the astronaut), whole process, --workers 1 vs 2, "
+          f"median of {repeats} pair(s); load average at the end {load()}")
     print(f"| figure | {head} | issue 18 |\n|---|{'---|' * len(runs)}---|")
     print(f"| photos/s, --workers 1 | {cell(speed(1))} | {b['w1']} |")
     print(f"| photos/s, --workers 2 | {cell(speed(2))} | {b['w2']} |")
     print(f"| speed-up 1 -> 2 workers | {cell(ratio)} | {b['w2'] / b['w1']:.2f}x (target >= 1.8x) |")
     print(f"| CPU s (user+sys), 1 / 2 workers | {cell(cpu)} | — |")
+    print(f"| CPU s per photo inside the steps, 1 / 2 workers | {cell(per_item)} | — |")
+    print(f"| CPU s outside the steps (start-up, imports, loads, exit; all processes) | {cell(outside)} "
+          "| — |")
     print(f"| largest process's peak RSS MiB, 1 / 2 workers | {cell(rss)} | "
           f"{b['w1_rss']:.0f} / {b['w2_rss']:.0f} (both workers) |")
 
@@ -256,12 +309,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3, help="timed demo runs (after one warm-up)")
     ap.add_argument("--photos", type=int, default=8, help="photos in the batch rows")
+    ap.add_argument("--batch-runs", type=int, default=1, help="repeats of the 1- and 2-worker batch pair")
     ap.add_argument("--skip-demo", action="store_true")
     ap.add_argument("--skip-batch", action="store_true")
     ap.add_argument("--skip-floor", action="store_true", help="skip the fixed-cost rows (fresh processes)")
     ap.add_argument("--before", metavar="GIT_REF", default=None,
                     help="also time fk at this commit (e.g. 3640cb5, before issue 18's demo work)")
     args = ap.parse_args()
+    adopt_orphans()
     print(f"# bench_demo: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores, "
           f"load average {load()} (1, 5, 15 min)")
     with tempfile.TemporaryDirectory(prefix="fk-bench-demo-") as tmp:
@@ -274,7 +329,7 @@ def main() -> None:
         if not args.skip_floor:
             floor(max(3, args.runs))
         if not args.skip_batch:
-            batch(args.photos, Path(tmp), before_env, args.before)
+            batch(args.photos, Path(tmp), before_env, args.before, args.batch_runs)
     print(f"\nload average at the end: {load()}; on a busy machine wall time is inflated, CPU time less")
 
 

@@ -11,7 +11,7 @@ Medians of several runs; the load average is printed beside each table (the mach
 shared). Run bench/setup_render_bench.sh first for llvmpipe.
 
     .venv/bin/python bench/bench_render.py [--quick] [--sizes 224,512] [--threads 1] [--stat min]
-        [--no-compile-times]
+        [--runs N] [--antialias-only] [--no-compile-times]
 """
 
 from __future__ import annotations
@@ -68,13 +68,16 @@ STAT = "median"
 
 
 class Timing(float):
-    """Wall milliseconds (the float) with the process's CPU milliseconds (all threads) as ``.cpu``."""
+    """Wall milliseconds (the float) with the process's CPU milliseconds (all threads) as ``.cpu``, and
+    the smallest wall time of the runs as ``.min``."""
 
     cpu: float
+    min: float
 
-    def __new__(cls, wall: float, cpu: float) -> Timing:
+    def __new__(cls, wall: float, cpu: float, fastest: float = float("nan")) -> Timing:
         obj = super().__new__(cls, wall)
         obj.cpu = cpu
+        obj.min = fastest
         return obj
 
     def __str__(self) -> str:
@@ -92,7 +95,7 @@ def median_ms(fn, runs: int) -> Timing:
         walls.append(time.perf_counter() - t0)
         cpus.append(time.process_time() - c0)
     pick = min if STAT == "min" else statistics.median
-    return Timing(1000 * pick(walls), 1000 * pick(cpus))
+    return Timing(1000 * pick(walls), 1000 * pick(cpus), 1000 * min(walls))
 
 
 def fk_forward(ctx, pos, tri, colors, res):
@@ -196,6 +199,9 @@ def main() -> None:
                         help="min filters out other processes' load on a shared machine")
     parser.add_argument("--no-compile-times", action="store_true",
                         help="skip the fresh-process first-call timing")
+    parser.add_argument("--runs", type=int, default=0, help="timed runs per figure (0: 7, or 3 when large)")
+    parser.add_argument("--antialias-only", action="store_true",
+                        help="only the antialias table (no llvmpipe, no forward+backward)")
     parser.add_argument("--threads", type=int, default=0,
                         help="threads for fk (numba, torch) and llvmpipe (LP_NUM_THREADS); 0: the defaults")
     args = parser.parse_args()
@@ -215,9 +221,12 @@ def main() -> None:
     print(f"mesh: {len(verts)} vertices, {len(faces)} triangles; torch threads {torch.get_num_threads()}")
     renderer_name = None
     rows = []
-    for res in (int(x) for x in args.sizes.split(",")):
+    def runs_for(res: int, batch: int) -> int:
+        return args.runs or (3 if args.quick or res * res * batch > 2e6 else 7)
+
+    for res in (int(x) for x in args.sizes.split(",")) if not args.antialias_only else ():
         for batch in (1, 8):
-            runs = 3 if args.quick or res * res * batch > 2e6 else 7
+            runs = runs_for(res, batch)
             pos_np = clip_positions(verts, batch)
             pos = torch.from_numpy(pos_np)
             fwd = median_ms(fk_forward(ctx, pos, tri, colors, res), runs)
@@ -235,26 +244,32 @@ def main() -> None:
     aa_rows = []
     for res in (int(x) for x in args.sizes.split(",")):
         for batch in (1, 8):
-            runs = 3 if args.quick or res * res * batch > 2e6 else 7
+            runs = runs_for(res, batch)
             pos = torch.from_numpy(clip_positions(verts, batch))
             raster = median_ms(fk_forward(ctx, pos, tri, colors, res), runs)
             aa = median_ms(fk_antialias(ctx, pos, tri, colors, res), runs)
             aa_rows.append((res, batch, aa, raster))
     load_aa = load()
-    print(f"reference: {renderer_name}; statistic: {STAT} wall time (CPU time of all threads); {load_raster}")
-    print("| size | batch | fk cpu rasterize+interpolate | llvmpipe | ratio wall (CPU) | fk forward+backward "
-          "| coverage |")
-    print("|---|---|---|---|---|---|---|")
-    for res, batch, fwd, ref, ratio, fb, cov in rows:
-        cpu_ratio = fwd.cpu / ref.cpu
-        print(f"| {res}² | {batch} | {fwd} | {ref} | {ratio:.2f}× ({cpu_ratio:.2f}×) | {fb} | {cov:.0%} |")
-    print()
-    print(f"antialias (topology hash built once) beside rasterize+interpolate, same run; {load_aa}")
+    if rows:
+        print(f"reference: {renderer_name}; statistic: {STAT} wall time (CPU time of all threads); "
+              f"{load_raster}")
+        print("| size | batch | fk cpu rasterize+interpolate | llvmpipe | ratio wall (CPU) "
+              "| fk forward+backward | coverage |")
+        print("|---|---|---|---|---|---|---|")
+        for res, batch, fwd, ref, ratio, fb, cov in rows:
+            cpu_ratio = fwd.cpu / ref.cpu
+            print(f"| {res}² | {batch} | {fwd} | {ref} | {ratio:.2f}× ({cpu_ratio:.2f}×) | {fb} "
+                  f"| {cov:.0%} |")
+        print()
+    print(f"antialias (topology hash built once) beside rasterize+interpolate, same run; {STAT} wall time "
+          f"(CPU of all threads) of {runs_for(1024, 8)}-{runs_for(224, 1)} runs, and the fastest run; "
+          f"{load_raster} before, {load_aa} after")
     print("| size | batch | fk cpu antialias forward+backward | fk rasterize+interpolate "
-          "| ratio wall (CPU) |")
-    print("|---|---|---|---|---|")
+          f"| ratio wall (CPU), {STAT} | ratio of the fastest runs | target |")
+    print("|---|---|---|---|---|---|---|")
     for res, batch, ms, raster in aa_rows:
-        print(f"| {res}² | {batch} | {ms} | {raster} | {ms / raster:.2f}× ({ms.cpu / raster.cpu:.2f}×) |")
+        print(f"| {res}² | {batch} | {ms} | {raster} | {ms / raster:.2f}× ({ms.cpu / raster.cpu:.2f}×) "
+              f"| {ms.min / raster.min:.2f}× ({ms.min:.1f} / {raster.min:.1f} ms) | ≤ 2× |")
     if not args.no_compile_times:
         with tempfile.TemporaryDirectory() as empty:
             cold = first_call_seconds(empty)  # numba compiles every kernel into the empty cache

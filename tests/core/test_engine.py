@@ -93,6 +93,12 @@ def test_manifest_records_components_params_digests_and_timings(toy_pm, toy_reci
     steps = {s["id"]: s for s in manifest["plan"]["steps"]}
     assert steps["tiles"]["use"] == "crop:tiles" and steps["tiles"]["with"] == {"n": 2}
     assert manifest["timings"]["colour"]["count"] == 6
+    # CPU seconds beside wall seconds, per step, summed from the item records
+    recorded = [json.loads(p.read_text()) for p in sorted((out / ".fk" / "items").glob("*.json"))]
+    assert all(set(r["cpu_seconds"]) == set(r["timings"]) for r in recorded)
+    assert manifest["timings"]["colour"]["cpu_seconds"] == pytest.approx(
+        sum(r["cpu_seconds"].get("colour", 0.0) for r in recorded))
+    assert manifest["timings"]["colour"]["cpu_seconds"] > 0
     assert [o["path"] for o in manifest["run_outputs"]] == ["summary/summary.json"]
     item = manifest["items"]["a"]
     import hashlib

@@ -414,3 +414,47 @@ def test_task_failed_is_what_executors_yield_after_retries():
     assert failed.attempts == 3
     assert len(calls) == 3
     assert failed.error.endswith("OSError: disk gone")
+
+
+_PROBE = '''
+import os
+import numpy  # noqa: F401  (its OpenBLAS starts its threads at load unless capped)
+
+IMPORTED_IN = os.getpid()
+THREADS_AT_IMPORT = len(os.listdir("/proc/self/task"))
+
+
+def where(_):
+    return IMPORTED_IN, THREADS_AT_IMPORT, os.getpid()
+'''
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the fork server is used on Linux only")
+def test_pool_workers_fork_from_one_server_that_imported_the_plans_modules(tmp_path):
+    """The workers share one import of the step modules, made by a single-threaded fork server with the
+    workers' thread caps; a preloaded module that fails to import is left to the worker that needs it."""
+    (tmp_path / "fk_preload_probe.py").write_text(_PROBE)
+    (tmp_path / "fk_preload_broken.py").write_text("raise RuntimeError('broken at import')\n")
+    code = (
+        "import os\n"
+        "from fk.engine.executors import ExecutorSettings, make_executor\n"
+        "from fk_preload_probe import where\n"
+        "preload = ('fk_preload_broken', 'fk_preload_probe')\n"
+        "ex = make_executor('process', ExecutorSettings(workers=2, preload=preload))\n"
+        "try:\n"
+        "    print(sorted(ex.map_unordered(where, range(4))), os.getpid())\n"
+        "finally:\n"
+        "    ex.shutdown()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300,
+                         cwd=tmp_path)
+    assert got.returncode == 0, got.stderr
+    results, parent = got.stdout.rsplit(" ", 1)
+    results = eval(results)  # noqa: S307 - our own printout of tuples of ints
+    assert len(results) == 4
+    imported_in = {r[0] for r in results}
+    workers = {r[2] for r in results}
+    assert len(imported_in) == 1, "imported once, before the workers were forked"
+    assert imported_in.isdisjoint(workers | {int(parent)})
+    assert {r[1] for r in results} == {1}, "the fork server stayed one thread (OpenBLAS capped)"

@@ -29,6 +29,19 @@ def test_numba_cache_defaults_to_fk_home_and_an_explicit_setting_wins(tmp_path):
     assert Path(got.stdout.strip()) == tmp_path / "mine"
 
 
+def test_openmp_threads_sleep_when_idle_unless_the_user_says_otherwise():
+    """Two OpenMP runtimes (torch's, numba's) spinning in one process starve each other on few cores:
+    `import fk` asks both to let idle threads sleep, before either loads; an explicit policy wins."""
+    code = ("import fk, os, torch, numba\n"
+            "print(os.environ['OMP_WAIT_POLICY'], 'torch' in __import__('sys').modules)")
+    env = {k: v for k, v in _env().items() if k != "OMP_WAIT_POLICY"}
+    got = _python(code, env)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.split() == ["PASSIVE", "True"]
+    got = _python(code, {**env, "OMP_WAIT_POLICY": "ACTIVE"})
+    assert got.stdout.split() == ["ACTIVE", "True"]
+
+
 @pytest.mark.slow
 def test_the_rasteriser_kernels_are_compiled_once_into_fk_home(tmp_path):
     """A fresh FK_HOME gets the compiled kernels (.nbi/.nbc); a second process loads them."""

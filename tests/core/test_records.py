@@ -33,3 +33,13 @@ def test_run_records_keep_totals_and_read_records_back_from_disk(tmp_path):
     assert records.leaves == {}  # nothing kept unless a run-scope step reads it
     assert [k for k, _ in records.iter_records()] == ["a", "b"]
     assert next(records.iter_records())[1]["source"] == "a.png"
+
+
+def test_cpu_seconds_are_summed_per_step_and_records_without_them_still_count(tmp_path):
+    old = {"key": "a", "status": "ok", "timings": {"crop": [0.5, 1]}}  # written before CPU was kept
+    new = {"key": "b", "status": "ok", "timings": {"crop": [0.25, 1]}, "cpu_seconds": {"crop": 0.125}}
+    records = RunRecords(tmp_path)
+    records.add(old)
+    records.add(new)
+    summary = records.timing_summary()["crop"]
+    assert (summary["seconds"], summary["count"], summary["cpu_seconds"]) == (0.75, 2, 0.125)

@@ -64,6 +64,9 @@ class RunRecords:
             t = self.timings.setdefault(sid, {"seconds": 0.0, "count": 0})
             t["seconds"] += secs
             t["count"] += count
+        for sid, cpu in rec.get("cpu_seconds", {}).items():  # absent from records written before it was kept
+            t = self.timings.setdefault(sid, {"seconds": 0.0, "count": 0})
+            t["cpu_seconds"] = t.get("cpu_seconds", 0.0) + cpu
         if self.keep_leaves:
             self.leaves[key] = rec.get("leaves", {})
 

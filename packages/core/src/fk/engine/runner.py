@@ -150,6 +150,12 @@ def _runner_for(plan: Plan, step: StepPlan) -> Any:
     return _RUNNERS[key]
 
 
+def step_modules(plan: Plan) -> tuple[str, ...]:
+    """The modules of the item steps' factories (``module:attr``): what every worker imports first."""
+    return tuple(dict.fromkeys(s.component.factory.split(":", 1)[0] for s in plan.item_steps
+                               if isinstance(s.component.factory, str)))
+
+
 _WARMED: set[str] = set()
 
 
@@ -239,7 +245,8 @@ def process_item(task: ItemTask) -> dict[str, Any]:
     keep = collected_refs(plan)
     record: dict[str, Any] = {"key": task.key, "source": str(source), "digest": plan.digest(),
                               "source_sha256": None, "inputs_sha256": task.inputs_sha256, "leaves": {},
-                              "outputs": [], "failures": [], "timings": {}, "messages": [], "filtered": []}
+                              "outputs": [], "failures": [], "timings": {}, "cpu_seconds": {}, "messages": [],
+                              "filtered": []}
     try:
         record["source_sha256"] = atomic.sha256_file(source)
     except OSError:
@@ -256,7 +263,7 @@ def process_item(task: ItemTask) -> dict[str, Any]:
             step = steps[i]
             ctx = ItemContext(key=key, source=source, step_id=step.id, run_dir=run_dir,
                               step_dir=run_dir / step.dir, options=dict(plan.params))
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             try:
                 hook.fk_before_step(step_id=step.id, component=step.component, item_key=key)
                 runner = _runner_for(plan, step)
@@ -286,6 +293,10 @@ def process_item(task: ItemTask) -> dict[str, Any]:
             record["timings"].setdefault(step.id, [0.0, 0])
             record["timings"][step.id][0] += seconds
             record["timings"][step.id][1] += 1
+            # the process's CPU (user + sys, all its threads) while the step ran: on a shared machine wall
+            # time mostly measures waiting for a core, CPU time what the step cost (bench/bench_demo.py)
+            cpu = record["cpu_seconds"]
+            cpu[step.id] = cpu.get(step.id, 0.0) + time.process_time() - cpu0
             record["outputs"].extend(ctx.written)
             record["messages"].extend(f"{key}/{step.id}: {m}" for m in ctx.messages)
             hook.fk_after_step(step_id=step.id, component=step.component, item_key=key, seconds=seconds)
@@ -559,7 +570,7 @@ def _run_locked(plan: Plan, options: RunOptions, out: Path, executor: Executor |
             progress.item_done(rec)
     own_executor = executor is None
     settings = ExecutorSettings(workers=min(options.workers, max(1, len(todo))), address=options.address,
-                                retries=options.retries)
+                                retries=options.retries, preload=step_modules(plan))
     executor = executor or make_executor(options.executor, settings)
     interrupted = False
     terminated = False

@@ -24,6 +24,9 @@ class ExecutorSettings:
     workers: int = 1  # processes on this machine (process, and dask/ray without --address)
     address: str | None = None  # an existing cluster: dask's scheduler, ray's head
     retries: int = 0  # extra attempts for a task that raised
+    # modules every worker needs (the plan's step factories): the process pool imports them once, in
+    # its fork server, and each worker starts from that copy (other executors may ignore it)
+    preload: tuple[str, ...] = ()
 
 
 @dataclass

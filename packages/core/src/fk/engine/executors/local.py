@@ -1,9 +1,14 @@
-"""Executors on this machine: ``serial`` (in-process) and ``process`` (a spawned process pool)."""
+"""Executors on this machine: ``serial`` (in-process) and ``process`` (a process pool)."""
 
 from __future__ import annotations
 
+import atexit
+import gc
 import multiprocessing
+import os
 import signal
+import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -18,7 +23,13 @@ from fk.engine.executors.base import (
     is_fatal,
     node_name,
 )
-from fk.engine.executors.resources import WorkerCaps, local_workers, threads_per_worker, visible_gpus
+from fk.engine.executors.resources import (
+    THREAD_ENV,
+    WorkerCaps,
+    local_workers,
+    threads_per_worker,
+    visible_gpus,
+)
 
 
 class SerialExecutor:
@@ -55,6 +66,10 @@ def _init_worker(caps: WorkerCaps, counter: Any) -> None:
     # lets the items in flight finish and record themselves), so a worker idle in its queue does not
     # print a KeyboardInterrupt traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The same fast exit as `fk`'s own process (fk.cli.main.entry): a worker's final garbage collection
+    # would walk torch's, numba's and scipy's module graphs (0.8-1 CPU-s per worker), and the parent
+    # waits for every worker to exit before it writes the manifest.
+    atexit.register(gc.freeze)
     global _worker_index
     with counter.get_lock():
         _worker_index = counter.value
@@ -66,8 +81,48 @@ def _call_in_worker(call: WorkerCall, task: Any) -> Any:
     return call(task, _worker_index)
 
 
+_forkserver_lock = threading.Lock()
+
+
+def pool_context(caps: WorkerCaps, preload: tuple[str, ...] = ()) -> multiprocessing.context.BaseContext:
+    """How the pool starts its workers: forked from a fork server on Linux, else spawned.
+
+    A spawned worker is a fresh interpreter that imports torch, scipy, numba and dlib itself: 1.5-2 CPU-s
+    per worker on the 2-core machine, paid again by every worker. The fork server is started once per
+    process, single-threaded, with the workers' thread caps in its environment; it imports ``preload``
+    (the plan's step factories) and nothing else, then forks each worker from that state, so the imports
+    are paid once and their pages shared. Forking the parent itself is not safe (its threads: rich's
+    refresher, dlib's loader, thread pools in a library caller's process); forking a fork server that
+    only imported is. macOS keeps spawn (system frameworks are not fork-safe there) and so does a
+    platform without fork. A fork server already running (an earlier pool in this process) is reused
+    as it is; the worker initializer applies each pool's caps either way.
+    """
+    if not sys.platform.startswith("linux") or "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    from multiprocessing import forkserver
+
+    from fk.engine.executors.preload import PRELOAD_ENV
+
+    ctx = multiprocessing.get_context("forkserver")
+    env = {name: str(caps.threads) for name in THREAD_ENV}
+    env[PRELOAD_ENV] = ",".join(preload)
+    with _forkserver_lock:
+        saved = {name: os.environ.get(name) for name in env}
+        os.environ.update(env)  # the fork server inherits this process's environment when it starts
+        try:
+            ctx.set_forkserver_preload(["fk.engine.executors.preload"])
+            forkserver.ensure_running()
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+    return ctx
+
+
 class ProcessExecutor:
-    """``--workers N``: N spawned processes (spawn, not fork: torch and fork don't mix), never more
+    """``--workers N``: N worker processes (see :func:`pool_context` for how they start), never more
     than the cores, each with its share of the cores' threads and its own GPU when there are several.
 
     At most ``2 * N`` tasks are in flight, so a large dataset is never queued whole.
@@ -78,10 +133,11 @@ class ProcessExecutor:
         self.workers = local_workers(settings.workers)
         self.retries = settings.retries
         self.caps = WorkerCaps(threads_per_worker(self.workers), tuple(visible_gpus()))
+        self.preload = settings.preload
         self.pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        ctx = multiprocessing.get_context("spawn")
+        ctx = pool_context(self.caps, self.preload)
         return ProcessPoolExecutor(
             max_workers=self.workers,
             mp_context=ctx,

@@ -430,43 +430,49 @@ if zbuffer.HAVE_NUMBA:
         """Mark ``near[p]`` around every silhouette edge (no continuing surface across it): the box of its
         two projected ends grown by ``NEAR`` pixels, or the whole image when an end is not in front of the
         camera. The walk can only find a crossing within one pixel of an endpoint of the pair, so pairs
-        with neither pixel marked are skipped without changing any result (a speed-up only)."""
+        with neither pixel marked are skipped without changing any result (a speed-up only).
+
+        One parallel loop over every (position set, triangle): a loop per position set launched the
+        threads once per image of a batch, and each launch waits for a sleeping thread to wake (on a
+        busy 2-core machine, 8 launches took 310 ms of wall time for 5 ms of work at 1024² batch 8)."""
         n_pos, height, width = near.shape
         n_tri = tri.shape[0]
         hw = 0.5 * width
         hh = 0.5 * height
+        everywhere = np.zeros(n_pos, np.uint8)
+        for job in numba.prange(n_pos * n_tri):
+            p = job // n_tri
+            t = job % n_tri
+            for k in range(3):
+                code = single[3 * t + k]
+                if code >= 0:  # one mate (the usual case), tested inline
+                    product = orient[p, t] * orient[p, (code >> 1) // 3]
+                    if (product < 0) if code & 1 else (product > 0):
+                        continue
+                elif code == -2 and _aa_across(tri, offsets, mates, single, orient, p, t, k, -1) >= 0:
+                    continue
+                a = tri[t, (k + 1) % 3]
+                b = tri[t, (k + 2) % 3]
+                wa = pos[p, a, 3]
+                wb = pos[p, b, 3]
+                if not (wa > 0 and wb > 0):
+                    everywhere[p] = 1  # racing threads all write the same value
+                    continue
+                xa = (pos[p, a, 0] / wa + 1.0) * hw
+                xb = (pos[p, b, 0] / wb + 1.0) * hw
+                ya = (pos[p, a, 1] / wa + 1.0) * hh
+                yb = (pos[p, b, 1] / wb + 1.0) * hh
+                c_lo = max(0.0, min(xa, xb) - 0.5 - NEAR)
+                c_hi = min(width - 1.0, max(xa, xb) - 0.5 + NEAR)
+                r_lo = max(0.0, min(ya, yb) - 0.5 - NEAR)
+                r_hi = min(height - 1.0, max(ya, yb) - 0.5 + NEAR)
+                if not (c_lo <= c_hi and r_lo <= r_hi):  # off screen (or NaN): nothing to mark
+                    continue
+                for r in range(int(math.ceil(r_lo)), int(r_hi) + 1):
+                    for c in range(int(math.ceil(c_lo)), int(c_hi) + 1):
+                        near[p, r, c] = 1  # racing threads all write the same value
         for p in range(n_pos):
-            everywhere = np.zeros(n_tri, np.uint8)
-            for t in numba.prange(n_tri):
-                for k in range(3):
-                    code = single[3 * t + k]
-                    if code >= 0:  # one mate (the usual case), tested inline
-                        product = orient[p, t] * orient[p, (code >> 1) // 3]
-                        if (product < 0) if code & 1 else (product > 0):
-                            continue
-                    elif code == -2 and _aa_across(tri, offsets, mates, single, orient, p, t, k, -1) >= 0:
-                        continue
-                    a = tri[t, (k + 1) % 3]
-                    b = tri[t, (k + 2) % 3]
-                    wa = pos[p, a, 3]
-                    wb = pos[p, b, 3]
-                    if not (wa > 0 and wb > 0):
-                        everywhere[t] = 1
-                        continue
-                    xa = (pos[p, a, 0] / wa + 1.0) * hw
-                    xb = (pos[p, b, 0] / wb + 1.0) * hw
-                    ya = (pos[p, a, 1] / wa + 1.0) * hh
-                    yb = (pos[p, b, 1] / wb + 1.0) * hh
-                    c_lo = max(0.0, min(xa, xb) - 0.5 - NEAR)
-                    c_hi = min(width - 1.0, max(xa, xb) - 0.5 + NEAR)
-                    r_lo = max(0.0, min(ya, yb) - 0.5 - NEAR)
-                    r_hi = min(height - 1.0, max(ya, yb) - 0.5 + NEAR)
-                    if not (c_lo <= c_hi and r_lo <= r_hi):  # off screen (or NaN): nothing to mark
-                        continue
-                    for r in range(int(math.ceil(r_lo)), int(r_hi) + 1):
-                        for c in range(int(math.ceil(c_lo)), int(c_hi) + 1):
-                            near[p, r, c] = 1  # racing threads all write the same value
-            if everywhere.any():
+            if everywhere[p]:
                 near[p] = 1
 
     @numba.njit(cache=True, nogil=True)
