@@ -79,6 +79,19 @@ def test_parse_labels_follows_get_seg_img(tmp_path):
     assert x.shape == (1, 3, 512, 512)
     expect = (250.0 / 255.0 - np.array(bisenet.MEAN)) / np.array(bisenet.STD)
     np.testing.assert_allclose(x[0, :, 0, -1].numpy(), expect, rtol=1e-5)
+    calls = []
+
+    def nearest(a, size):  # a stand-in for cv2.resize: f(HxWxC, (width, height))
+        calls.append((a.shape, size))
+        rows = (np.arange(size[1]) * a.shape[0] // size[1])[:, None]
+        return a[rows, (np.arange(size[0]) * a.shape[1] // size[0])[None]]
+
+    again = bisenet.parse_labels(Probe(), rgb, resize=nearest)
+    assert calls == [((300, 200, 3), (512, 512)), ((512, 512, 19), (200, 300))]
+    assert again.dtype == np.int64
+    assert (again[:, :95] == 1).all()
+    assert (again[:, 105:] == 10).all()
+    np.testing.assert_allclose(seen["x"][0, :, 0, -1].numpy(), expect, rtol=1e-5)  # truncated, normalised
     with pytest.raises(ValueError, match=r"expected \(H, W, 3\)"):
         bisenet.parse_labels(Probe(), rgb[..., 0])
 

@@ -269,20 +269,19 @@ def processed_fields(crop, photo: np.ndarray | None = None, parse_net=None) -> t
     else:
         skin = skin_probability(img.astype(np.float64)).astype(np.float32)
         labels["skin_mask"] = "on the 224² crop (no photo given)"
-    if parse_net is not None and on_photo:
+    if parse_net is not None:
+        import cv2
         from fk.nets.bisenet import parse_labels
 
         from fk_uvfit.masks import ffhquv_parse_mask
 
-        parse = follow_crop(ffhquv_parse_mask(parse_labels(parse_net, photo)), crop)
-        labels["parse_mask"] = PARSE_BISENET
-    elif parse_net is not None:
-        from fk.nets.bisenet import parse_labels
-
-        from fk_uvfit.masks import ffhquv_parse_mask
-
-        parse = ffhquv_parse_mask(parse_labels(parse_net, img)).astype(np.float32) / 255.0
-        labels["parse_mask"] = PARSE_BISENET + " (on the 224² crop: no photo given)"
+        device = str(next(parse_net.parameters()).device)
+        if on_photo:  # upstream resizes with OpenCV: the same labels to the last near-tie
+            parse = follow_crop(ffhquv_parse_mask(parse_labels(parse_net, photo, device, cv2.resize)), crop)
+            labels["parse_mask"] = PARSE_BISENET
+        else:
+            parse = ffhquv_parse_mask(parse_labels(parse_net, img, device, cv2.resize)) / np.float32(255)
+            labels["parse_mask"] = PARSE_BISENET + " (on the 224² crop: no photo given)"
     else:
         parse = landmark_parse_mask(lm_top, img.shape[:2])
         labels["parse_mask"] = PARSE_POLYGON

@@ -87,7 +87,8 @@ class AttentionRefinement(nn.Module):
 
     def forward(self, x):
         feat = self.conv(x)
-        atten = torch.sigmoid(self.bn_atten(self.conv_atten(feat.mean(dim=(2, 3), keepdim=True))))
+        # global pooling with avg_pool2d, as upstream, not mean(): the same float32 sums, so the same logits
+        atten = torch.sigmoid(self.bn_atten(self.conv_atten(F.avg_pool2d(feat, feat.shape[2:]))))
         return feat * atten
 
 
@@ -103,7 +104,7 @@ class ContextPath(nn.Module):
 
     def forward(self, x):
         feat8, feat16, feat32 = self.resnet(x)
-        avg = self.conv_avg(feat32.mean(dim=(2, 3), keepdim=True))
+        avg = self.conv_avg(F.avg_pool2d(feat32, feat32.shape[2:]))
         feat32_sum = self.arm32(feat32) + F.interpolate(avg, size=feat32.shape[2:], mode="nearest")
         feat32_up = self.conv_head32(F.interpolate(feat32_sum, size=feat16.shape[2:], mode="nearest"))
         feat16_sum = self.arm16(feat16) + feat32_up
@@ -120,7 +121,7 @@ class FeatureFusion(nn.Module):
 
     def forward(self, fsp, fcp):
         feat = self.convblk(torch.cat([fsp, fcp], dim=1))
-        atten = torch.sigmoid(self.conv2(F.relu(self.conv1(feat.mean(dim=(2, 3), keepdim=True)))))
+        atten = torch.sigmoid(self.conv2(F.relu(self.conv1(F.avg_pool2d(feat, feat.shape[2:])))))
         return feat * atten + feat
 
 
@@ -190,21 +191,32 @@ def normalise(x: torch.Tensor) -> torch.Tensor:
     return (x - mean) / std
 
 
-def parse_labels(net: nn.Module, rgb: np.ndarray, device: str = "cpu") -> np.ndarray:
+def parse_labels(net: nn.Module, rgb: np.ndarray, device: str = "cpu", resize=None) -> np.ndarray:
     """(H, W) int64 class ids (:data:`CLASSES`) of a photo by face-parsing.PyTorch's ``get_seg_img`` rule.
 
     That rule, as FFHQ-UV runs it: the 0..255 photo resized to 512² (cv2's ``INTER_LINEAR``: half-pixel
     centres, no antialiasing), truncated to uint8, ``ToTensor`` + ImageNet normalisation; the 19 logit
     maps resized back to the photo's size the same way, then argmax. Memory: 19 float32 maps of the photo.
+
+    ``resize``: ``cv2.resize`` (``f(array HxWxC float32, (width, height))``) for upstream's exact numbers;
+    by default torch's bilinear ``interpolate``, whose rounding differs from OpenCV's by up to ~3e-4 on the
+    logits, which can flip a label at a near-tie.
     """
-    img = torch.as_tensor(np.ascontiguousarray(rgb), dtype=torch.float32, device=device)
+    img = np.asarray(rgb, dtype=np.float32)
     if img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f"rgb: expected (H, W, 3), got {tuple(img.shape)}")
     h, w = img.shape[:2]
-    x = img.permute(2, 0, 1)[None]
-    x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
-    x = torch.floor(x.clamp(0, 255)) / 255.0  # astype(uint8) truncates
+    if resize is None:
+        x = torch.as_tensor(np.ascontiguousarray(img), device=device).permute(2, 0, 1)[None]
+        x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
+        x = torch.floor(x.clamp(0, 255)) / 255.0  # astype(uint8) truncates
+    else:
+        small = np.asarray(resize(np.ascontiguousarray(img), (INPUT_SIZE, INPUT_SIZE))).astype(np.uint8)
+        x = torch.from_numpy(np.ascontiguousarray(small.transpose(2, 0, 1)))[None].to(device).float() / 255.0
     with torch.no_grad():
         logits = net(normalise(x))
-        logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
-    return logits[0].argmax(0).cpu().numpy()
+        if resize is None:
+            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+            return logits[0].argmax(0).cpu().numpy()
+    maps = np.ascontiguousarray(logits[0].permute(1, 2, 0).cpu().numpy())
+    return np.asarray(resize(maps, (w, h))).argmax(2).astype(np.int64)
