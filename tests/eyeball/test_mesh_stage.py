@@ -108,6 +108,13 @@ def test_gradients_reach_the_material_field_and_nothing_else_is_stepped(small_su
     assert torch.equal(cov, raster["triangle"] >= 0)
     cam = trainer.data.centre[0]
     d2 = ((raster["position"][cov] - cam) ** 2).sum(-1)
+    # each covered pixel's surface point projects back into that pixel (the rays' camera convention)
+    rot, K = trainer.data.rot[0], trainer.data.K
+    cam_pts = (raster["position"][cov] - cam) @ rot
+    uv = (cam_pts[:, :2] / cam_pts[:, 2:]) * torch.stack([K[0, 0], K[1, 1]]) + torch.stack([K[0, 2], K[1, 2]])
+    rows, cols = torch.nonzero(cov, as_tuple=True)
+    assert (uv[:, 0] - cols).abs().max() < 0.5 + 1e-3
+    assert (uv[:, 1] - rows).abs().max() < 0.5 + 1e-3
     got = raster["dist2"][cov][:, 0]
     # the same barycentrics weight positions and d²: by convexity the interpolated d² is >= the exact one
     assert (got - d2 >= -1e-5 * d2).all()
