@@ -77,6 +77,16 @@ def test_doctor_json_reports_renderer_choice_and_assets():
     assert all({"name", "path", "present", "instructions"} <= set(a) for a in report["assets"])
 
 
+def test_shared_network_weights_are_listed_without_the_plugins_that_use_them():
+    """LPIPS serves FFHQ-UV's stage 2 and CoRA's mesh stage: core declares it, so the eyeball plugin finds it
+    with uvfit absent."""
+    res = fk("doctor", "--json", env={"FK_DISABLE_PLUGINS": "uvfit,eyeball"})
+    assert res.returncode == 0, res.stderr
+    lpips = {a["name"]: a for a in json.loads(res.stdout)["assets"] if a["name"].startswith("lpips-")}
+    assert set(lpips) == {"lpips-vgg16", "lpips-vgg-lin"}
+    assert lpips["lpips-vgg16"]["path"].endswith("lpips/vgg16-397923af.pth")
+
+
 @pytest.mark.parametrize("args", [["run"], ["recipe", "validate"]])
 def test_missing_arguments_are_usage_errors(args):
     assert fk(*args).returncode == 2

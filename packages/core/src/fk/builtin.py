@@ -1,7 +1,7 @@
 """fk-core's own plugin: registered through the same hooks as every other plugin.
 
 It provides the two renderer backends behind ``fk.render``, the face-model
-assets of ``fk.models``, the executors of ``fk run --executor`` and ``export:copy``
+assets of ``fk.models`` and the shared networks' weights (``fk.nets``), the executors of ``fk run --executor`` and ``export:copy``
 (the smallest real component, for measuring the engine). Nothing heavy is imported here.
 """
 
@@ -20,8 +20,10 @@ def fk_renderer_backends():
 @hookimpl
 def fk_assets():
     from fk.models.assets import ASSETS
+    from fk.nets import ASSETS as NET_ASSETS
 
     yield from ASSETS
+    yield from NET_ASSETS
 
 
 @hookimpl

@@ -439,9 +439,10 @@ class Trainer:
         ``w_lpips`` term and a validation metric (CoRA's). Otherwise None: with ``train.mesh_render`` the term
         is skipped (``w_lpips`` acts as 0), with a notice."""
         from fk.assets import asset_status
+        from fk.nets import LPIPS_LIN_ASSET, LPIPS_VGG_ASSET
         from fk.nets.lpips import load_lpips
 
-        wanted = {"lpips-vgg16": None, "lpips-vgg-lin": None}
+        wanted = {LPIPS_VGG_ASSET: None, LPIPS_LIN_ASSET: None}
         for st in asset_status():
             if st["name"] in wanted:
                 wanted[st["name"]] = Path(st["path"]) if st["present"] else None
@@ -451,10 +452,10 @@ class Trainer:
                          "the mesh stage's LPIPS term is skipped (loss.w_lpips acts as 0)")  # fmt: skip
             return None
         self.log(
-            f"LPIPS-VGG16 (mesh-stage term, validation metric) from {wanted['lpips-vgg16']} and "
-            f"{wanted['lpips-vgg-lin']}"
+            f"LPIPS-VGG16 (mesh-stage term, validation metric) from {wanted[LPIPS_VGG_ASSET]} and "
+            f"{wanted[LPIPS_LIN_ASSET]}"
         )
-        return load_lpips(wanted["lpips-vgg16"], wanted["lpips-vgg-lin"], device=self.device)
+        return load_lpips(wanted[LPIPS_VGG_ASSET], wanted[LPIPS_LIN_ASSET], device=self.device)
 
     def _raw_data_keys(self) -> set[str]:
         import yaml

@@ -32,7 +32,6 @@ RNET = "ffhquv-rnet"
 ARCFACE = "ffhquv-arcface"
 PARSING = "ffhquv-parsing"
 VGG = "ffhquv-vgg16"
-LPIPS_VGG, LPIPS_LIN = "lpips-vgg16", "lpips-vgg-lin"
 LM3D = "ffhquv-similarity-lm3d"
 EYE_LEFT, EYE_RIGHT, EYE_TEX = "ffhquv-eye-left", "ffhquv-eye-right", "ffhquv-eye-texture"
 
@@ -85,19 +84,6 @@ ASSETS: tuple[Asset, ...] = (
         "StyleGAN2-ADA's VGG16 LPIPS network upstream's stage 2 uses (a TorchScript file: fk never executes "
         "it; fk runs the same LPIPS-VGG16 from lpips-vgg16 + lpips-vgg-lin instead)",
         _CKPT,
-    ),
-    Asset(
-        LPIPS_VGG,
-        "lpips/vgg16-397923af.pth",
-        "torchvision's VGG16 state dict: LPIPS's trunk (stage 2's perceptual term; off without it)",
-        "Download https://download.pytorch.org/models/vgg16-397923af.pth into lpips/",
-    ),
-    Asset(
-        LPIPS_LIN,
-        "lpips/vgg.pth",
-        "LPIPS v0.1 linear layers for VGG16 (lpips package, weights/v0.1/vgg.pth): stage 2's perceptual term",
-        "Copy lpips/weights/v0.1/vgg.pth from https://github.com/richzhang/PerceptualSimilarity (or "
-        "`pip download lpips`) into lpips/",
     ),
     Asset(
         "ffhquv-mtcnn",

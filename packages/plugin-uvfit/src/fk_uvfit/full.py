@@ -112,6 +112,8 @@ def find_files(
     variant: str = "ffhq_uv",
 ) -> FullFiles:
     from fk.assets import asset_path
+    from fk.nets import ASSETS as NET_ASSETS
+    from fk.nets import LPIPS_LIN_ASSET, LPIPS_VGG_ASSET
 
     from fk_uvfit import assets as A
     from fk_uvfit.cropface import VARIANTS
@@ -125,13 +127,13 @@ def find_files(
             raise InputError(f"{p}: no such file", hint="fix the path or leave the parameter empty")
         return (p if p.is_file() else None), p
 
-    where = {a.name: a.path for a in A.ASSETS}
+    where = {a.name: a.path for a in (*A.ASSETS, *NET_ASSETS)}
     tg, tg_want = pick(texgan, where[A.TEXGAN_CROPFACE if variant == "cropface630" else A.TEXGAN])
     rn, rn_want = pick(rnet, where[A.RNET])
     md, md_want = pick(None, "hifi3dpp/hifi3dpp_model_info.mat")
     af, _ = pick(arcface, where[A.ARCFACE])
-    vgg, _ = pick(None, where[A.LPIPS_VGG])
-    lin, _ = pick(None, where[A.LPIPS_LIN])
+    vgg, _ = pick(None, where[LPIPS_VGG_ASSET])
+    lin, _ = pick(None, where[LPIPS_LIN_ASSET])
     uw, _ = pick(None, "hifi3dpp/unwrap_1024_info.mat")
     um, _ = pick(None, "hifi3dpp/unwrap_1024_info_mask.png")
     wanted = {"texgan": tg_want, "rnet": rn_want, "model": md_want}
