@@ -105,3 +105,16 @@ def test_the_close_of_a_helper_ends_its_process():
     helper.close()
     assert helper.proc.returncode == 0
     assert helper.detect(__import__("numpy").zeros((8, 8, 3), "uint8"), 0, 0.0) is None
+
+
+@pytest.mark.parametrize(("share", "helper"), [("1", False), ("2", True)])
+def test_a_pool_workers_share_of_the_cores_decides_the_helper(monkeypatch, share, helper):
+    """Two pool workers on two cores have no idle core for a helper process (each gets a share of 1:
+    fk.engine.executors); loading in-process then costs half the helper's CPU."""
+    monkeypatch.setenv("FK_WORKER_THREADS", share)
+    detector = dlib_detect.DlibDetector()
+    try:
+        detector.warm()
+        assert (detector.helper is not None) is helper
+    finally:
+        detector.close()

@@ -290,10 +290,12 @@ def test_a_node_without_the_plugin_stops_the_run_with_one_line(name, tmp_path, p
 def _thread_env(_):
     import numpy  # noqa: F401  (its OpenBLAS, loaded or not before the caps, is capped too)
     import torch
+    from fk.engine.executors.resources import thread_share
     from threadpoolctl import threadpool_info
 
     return {
         **{k: os.environ.get(k) for k in THREAD_ENV},
+        "share": thread_share(),
         "torch": torch.get_num_threads(),
         "blas": sorted({p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}),
         "pid": os.getpid(),
@@ -316,6 +318,7 @@ def test_workers_get_their_share_of_the_cores_in_every_pool(name, request):
         assert env["NUMBA_NUM_THREADS"] == env["OMP_NUM_THREADS"] == share
         assert env["torch"] == int(share)
         assert env["blas"] == [int(share)]
+        assert env["share"] == int(share)  # what a step reads before adding a thread or a helper process
 
 
 def test_workers_never_exceed_the_cores_and_gpus_go_one_per_worker():
@@ -425,14 +428,15 @@ THREADS_AT_IMPORT = len(os.listdir("/proc/self/task"))
 
 
 def where(_):
-    return IMPORTED_IN, THREADS_AT_IMPORT, os.getpid()
+    return IMPORTED_IN, THREADS_AT_IMPORT, os.getpid(), os.environ.get("FK_PROBE_ENV")
 '''
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the fork server is used on Linux only")
 def test_pool_workers_fork_from_one_server_that_imported_the_plans_modules(tmp_path):
     """The workers share one import of the step modules, made by a single-threaded fork server with the
-    workers' thread caps; a preloaded module that fails to import is left to the worker that needs it."""
+    workers' thread caps; a preloaded module that fails to import is left to the worker that needs it; a
+    later pool's workers see the parent's environment as it is then, not the server's."""
     (tmp_path / "fk_preload_probe.py").write_text(_PROBE)
     (tmp_path / "fk_preload_broken.py").write_text("raise RuntimeError('broken at import')\n")
     code = (
@@ -442,7 +446,13 @@ def test_pool_workers_fork_from_one_server_that_imported_the_plans_modules(tmp_p
         "preload = ('fk_preload_broken', 'fk_preload_probe')\n"
         "ex = make_executor('process', ExecutorSettings(workers=2, preload=preload))\n"
         "try:\n"
-        "    print(sorted(ex.map_unordered(where, range(4))), os.getpid())\n"
+        "    first = sorted(ex.map_unordered(where, range(4)))\n"
+        "finally:\n"
+        "    ex.shutdown()\n"
+        "os.environ['FK_PROBE_ENV'] = 'set later'\n"
+        "ex = make_executor('process', ExecutorSettings(workers=2, preload=preload))\n"
+        "try:\n"
+        "    print(first + sorted(ex.map_unordered(where, range(4))), os.getpid())\n"
         "finally:\n"
         "    ex.shutdown()\n"
     )
@@ -452,7 +462,8 @@ def test_pool_workers_fork_from_one_server_that_imported_the_plans_modules(tmp_p
     assert got.returncode == 0, got.stderr
     results, parent = got.stdout.rsplit(" ", 1)
     results = eval(results)  # noqa: S307 - our own printout of tuples of ints
-    assert len(results) == 4
+    assert len(results) == 8
+    assert [r[3] for r in results] == [None] * 4 + ["set later"] * 4
     imported_in = {r[0] for r in results}
     workers = {r[2] for r in results}
     assert len(imported_in) == 1, "imported once, before the workers were forked"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -103,10 +102,11 @@ def warm_in_background(*loaders: Callable[[], Any]) -> threading.Thread:
 
 
 def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+    """This process's share of the cores: a pool worker's share (fk.engine), else its affinity. In a pool
+    there is no idle core for the helper, and loading in-process costs half the helper's CPU."""
+    from fk.engine.executors.resources import thread_share
+
+    return thread_share()
 
 
 class DlibHelperProcess:

@@ -60,12 +60,17 @@ class SerialExecutor:
 _worker_index = 0
 
 
-def _init_worker(caps: WorkerCaps, counter: Any) -> None:
+def _init_worker(caps: WorkerCaps, counter: Any, environ: dict[str, str] | None = None) -> None:
     # Runs in each spawned worker before any task: caps first, so torch/numba load capped.
     # Ctrl-C reaches the whole process group; the parent alone handles it (it stops submitting and
     # lets the items in flight finish and record themselves), so a worker idle in its queue does not
     # print a KeyboardInterrupt traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if environ is not None:
+        # A worker forked from the fork server starts with the server's environment (the parent's when
+        # the server started); a spawned one had the parent's when the pool was made: keep that.
+        os.environ.clear()
+        os.environ.update(environ)
     # The same fast exit as `fk`'s own process (fk.cli.main.entry): a worker's final garbage collection
     # would walk torch's, numba's and scipy's module graphs (0.8-1 CPU-s per worker), and the parent
     # waits for every worker to exit before it writes the manifest.
@@ -142,7 +147,7 @@ class ProcessExecutor:
             max_workers=self.workers,
             mp_context=ctx,
             initializer=_init_worker,
-            initargs=(self.caps, ctx.Value("i", 0)),
+            initargs=(self.caps, ctx.Value("i", 0), dict(os.environ)),
         )
 
     def map_unordered(self, fn: Callable[[Any], Any], tasks: Iterable[Any]) -> Iterator[Any]:

@@ -24,12 +24,27 @@ THREAD_ENV = (
 )
 
 
+# Set in each pool worker to its share of the cores: code that sizes its own threads or helper processes
+# (a second thread, a child process, ``workers=-1``) reads it through :func:`thread_share`.
+SHARE_ENV = "FK_WORKER_THREADS"
+
+
 def cores() -> int:
     """Cores this process may use (the affinity mask, so a container or taskset limit counts)."""
     try:
         return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
+    except (AttributeError, OSError):  # macOS, Windows
         return os.cpu_count() or 1
+
+
+def thread_share() -> int:
+    """Threads this process should keep busy: its pool worker's share of the cores when it runs in one
+    (every executor's workers get ``FK_WORKER_THREADS``), else its cores. Two pool workers on two cores
+    each get 1: a step that would add a thread or a helper process for the idle core has none there."""
+    try:
+        return max(1, int(os.environ[SHARE_ENV]))
+    except (KeyError, ValueError):
+        return cores()
 
 
 def local_workers(requested: int, available: int | None = None) -> int:
@@ -66,6 +81,7 @@ class WorkerCaps:
 
     def env(self, index: int = 0) -> dict[str, str]:
         env = {name: str(self.threads) for name in THREAD_ENV}
+        env[SHARE_ENV] = str(self.threads)
         gpu = gpu_for_worker(index, self.gpus)
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpu
