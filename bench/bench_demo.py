@@ -3,8 +3,10 @@
 Prints, in one run:
 
 * `fk run recipes/demo.yaml`: wall (median of ``--runs``), CPU (user + sys), peak RSS, the time outside
-  the run itself (interpreter start-up, imports, exit), the stage split from ``manifest.json`` and the
-  fit's landmark error;
+  the run itself (interpreter start-up, imports, exit), the run's time in no stage (the warm-up before
+  item one), the stage split from ``manifest.json`` and the fit's landmark error;
+* the floor: fresh processes that only import torch, scipy.optimize, fk.render (+ one cached numba call),
+  start fk's CLI or load dlib's models (``--skip-floor`` skips them);
 * the same recipe on ``--photos`` copies of the astronaut with ``--workers 1`` and ``--workers 2``:
   photos/s, the ratio, CPU and the largest single process's peak RSS;
 * the machine's load average before and after, and the issue's "before" figures beside each row
@@ -14,7 +16,7 @@ Every figure comes from the operating system's accounting of the finished child 
 seconds stay comparable when other jobs share the cores and wall seconds do not.
 
     python bench/bench_demo.py [--runs 3] [--photos 8] [--batch-runs 1] [--skip-batch] [--skip-demo]
-                               [--before 3640cb5]
+                               [--skip-floor] [--before 3640cb5]
 
 ``--before REF`` also runs fk's packages at that commit (``git archive`` into the temporary folder, put
 first on ``PYTHONPATH``, same venv and libraries), interleaved with the current code, and prints the
