@@ -80,10 +80,20 @@ def adopt_orphans() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
+def busy_seconds() -> float:
+    """CPU seconds every process on the machine has run so far (Linux /proc/stat; NaN elsewhere)."""
+    try:
+        fields = open("/proc/stat").readline().split()[1:]
+    except OSError:
+        return float("nan")
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
     """Run ``cmd`` to completion: wall (until `fk` exits), user+sys CPU of it and every process it started,
     and peak RSS (MiB, the largest single process)."""
-    t0 = time.perf_counter()
+    t0, busy0 = time.perf_counter(), busy_seconds()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     assert proc.stderr is not None
     err = proc.stderr.read()
@@ -100,7 +110,9 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, float]
     if proc.returncode != 0:
         tail = err.decode(errors="replace")[-2000:]
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{tail}")
-    return {"wall": wall, "cpu": cpu, "rss": rss / 1024.0}
+    # what the rest of the machine ran meanwhile (other users' jobs): cores it took from this run
+    others = max(0.0, busy_seconds() - busy0 - cpu) / wall
+    return {"wall": wall, "cpu": cpu, "rss": rss / 1024.0, "others": others}
 
 
 def load() -> str:
@@ -242,7 +254,7 @@ def batch_runs(n: int, folder: Path, out: Path, recipe: Path, env: dict[str, str
 def medians(pairs: list[dict[int, dict]]) -> dict[int, dict]:
     """Per worker count, the median of each figure over repeated runs (peak RSS: the largest); the
     speed-up is the median of the pair-by-pair ratios (each pair ran back to back)."""
-    out = {w: {k: statistics.median(p[w][k] for p in pairs) for k in ("wall", "cpu", "items_cpu")}
+    out = {w: {k: statistics.median(p[w][k] for p in pairs) for k in ("wall", "cpu", "items_cpu", "others")}
            for w in (1, 2)}
     for w in (1, 2):
         out[w]["rss"] = max(p[w]["rss"] for p in pairs)
@@ -286,6 +298,9 @@ def batch(n: int, tmp: Path, before_env: dict[str, str] | None, before_ref: str 
     def rss(r) -> str:
         return f"{r[1]['rss']:.0f} / {r[2]['rss']:.0f}"
 
+    def others(r) -> str:
+        return f"{r[1]['others']:.2f} / {r[2]['others']:.2f}"
+
     def per_item(r) -> str:
         return f"{r[1]['items_cpu'] / n:.2f} / {r[2]['items_cpu'] / n:.2f}"
 
@@ -300,6 +315,8 @@ def batch(n: int, tmp: Path, before_env: dict[str, str] | None, before_ref: str 
     print(f"| photos/s, --workers 2 | {cell(speed(2))} | {b['w2']} |")
     print(f"| speed-up 1 -> 2 workers | {cell(ratio)} | {b['w2'] / b['w1']:.2f}x (target >= 1.8x) |")
     print(f"| CPU s (user+sys), 1 / 2 workers | {cell(cpu)} | — |")
+    print(f"| cores other processes used meanwhile (of {os.cpu_count()}), 1 / 2 workers | {cell(others)} "
+          "| — |")
     print(f"| CPU s per photo inside the steps, 1 / 2 workers | {cell(per_item)} | — |")
     print(f"| CPU s outside the steps (start-up, imports, loads, exit; all processes) | {cell(outside)} "
           "| — |")
