@@ -61,7 +61,7 @@ _worker_index = 0
 
 
 def _init_worker(caps: WorkerCaps, counter: Any, environ: dict[str, str] | None = None) -> None:
-    # Runs in each spawned worker before any task: caps first, so torch/numba load capped.
+    # Runs in each worker (forked or spawned) before any task: caps first, so what loads later is capped.
     # Ctrl-C reaches the whole process group; the parent alone handles it (it stops submitting and
     # lets the items in flight finish and record themselves), so a worker idle in its queue does not
     # print a KeyboardInterrupt traceback.
