@@ -26,7 +26,6 @@ The ``files`` output maps each format to its path relative to the run folder
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -83,49 +82,38 @@ class Deep3DExporter:
             return Path(os.path.relpath(path, ctx.run_dir)).as_posix()
 
         label = eg3d_label_from_deep3d(recon.coeffs["angle"], recon.coeffs["trans"])
+        if "mat" in self.formats:
+            from fk.io.matfile import savemat_bytes  # no "Created on" time: same numbers, same bytes
+
+            files["mat"] = rel(ctx.write_bytes(f"{key}.mat", savemat_bytes(deep3d_coeff_dict(recon))))
+        if "npy" in self.formats:
+            files["npy"] = rel(ctx.write_bytes(f"{key}.npy", lpff_coeff_npy(recon.coeffs, recon.landmarks)))
+        if "label" in self.formats:
+            files["label"] = rel(ctx.write_json(f"{key}_label.json", {f"{key}.png": label.tolist()}))
+        if "png" in self.formats:
+            files["png"] = rel(ctx.save_image(f"{key}.png", views.three_panel(recon, renderer), **FAST_PNG))
         photo = None
         meshes = [f for f in ("obj", "glb") if f in self.formats]
         if "overlay" in self.formats or "input" in self.formats or (meshes and self.texture):
             photo = self._photo(inputs.get("image"), recon, ctx)
-        # The photo texture (numpy and scipy work that mostly releases the GIL, ~80 % of this step) is
-        # computed on a second thread while this one renders the pictures; files are written in the
-        # same order as ever.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fk-photo-texture") as pool:
-            texture_job = None
-            if meshes and self.texture and photo is not None and recon.uvs is not None:
-                texture_job = pool.submit(views.photo_texture, recon, photo, renderer=renderer)
-            if "mat" in self.formats:
-                from fk.io.matfile import savemat_bytes  # no "Created on" time: same numbers, same bytes
-
-                files["mat"] = rel(ctx.write_bytes(f"{key}.mat", savemat_bytes(deep3d_coeff_dict(recon))))
-            if "npy" in self.formats:
-                npy = lpff_coeff_npy(recon.coeffs, recon.landmarks)
-                files["npy"] = rel(ctx.write_bytes(f"{key}.npy", npy))
-            if "label" in self.formats:
-                files["label"] = rel(ctx.write_json(f"{key}_label.json", {f"{key}.png": label.tolist()}))
-            if "png" in self.formats:
-                panel = views.three_panel(recon, renderer)
-                files["png"] = rel(ctx.save_image(f"{key}.png", panel, **FAST_PNG))
-            overlay = frames = None
-            if "overlay" in self.formats and photo is not None:
-                overlay = views.photo_overlay(recon, photo, renderer=renderer)
-            if "swing" in self.formats:
-                frames = views.swing(recon, self.frames, self.size, renderer=renderer)
-            if meshes:
-                mesh = recon_mesh(recon)
-                if texture_job is not None:
-                    mesh = recon_mesh(recon, recon.uvs, recon.uv_faces, texture_job.result().texture)
-                for fmt in meshes:
-                    files[fmt] = rel(ctx.write_mesh(f"{key}.{fmt}", mesh))
-        if overlay is not None:
-            files["overlay"] = rel(ctx.save_image(f"{key}_overlay.png", overlay, **FAST_PNG))
+        if meshes:
+            mesh = recon_mesh(recon)
+            if self.texture and photo is not None and recon.uvs is not None:
+                texture = views.photo_texture(recon, photo, renderer=renderer).texture
+                mesh = recon_mesh(recon, recon.uvs, recon.uv_faces, texture)
+            for fmt in meshes:
+                files[fmt] = rel(ctx.write_mesh(f"{key}.{fmt}", mesh))
+        if "overlay" in self.formats and photo is not None:
+            files["overlay"] = rel(ctx.save_image(
+                f"{key}_overlay.png", views.photo_overlay(recon, photo, renderer=renderer), **FAST_PNG))
         if "input" in self.formats and photo is not None:
             from PIL import Image
 
             small = Image.fromarray(photo)
             small.thumbnail((1024, 1024))
             files["input"] = rel(ctx.save_image(f"{key}_input.jpg", np.asarray(small), quality=90))
-        if frames is not None:
+        if "swing" in self.formats:
+            frames = views.swing(recon, self.frames, self.size, renderer=renderer)
             files["swing"] = [rel(ctx.save_image(f"{key}_swing/{i:02d}.png", f, **FAST_PNG))
                               for i, f in enumerate(frames)]
         return {"files": files, "label": label}
