@@ -1,4 +1,4 @@
-"""The synthetic CoRA subject (``fk eyeball synth``), written once per test session."""
+"""The synthetic CoRA subject (``fk eyeball synth``), written once per test session; ``one_thread``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,18 @@ import json
 import shutil
 
 import pytest
+import torch
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: on a busy 2-core machine two OpenMP threads cost ~10x the CPU per training step.
+
+    Named, not autouse: only the training modules take it (``pytestmark = usefixtures("one_thread")``)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

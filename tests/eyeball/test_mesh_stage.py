@@ -9,14 +9,7 @@ import torch
 import yaml
 
 SWITCH = 2  # train.mesh_render_iter: steps 1-3 volumetric, then the mesh (CoRA: step > mesh_render_iter)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/eyeball/conftest.py
 
 
 @pytest.fixture

@@ -10,15 +10,7 @@ import torch
 import yaml
 
 STEPS = 40
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a busy 2-core machine two OpenMP threads cost ~10x the CPU per step."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/eyeball/conftest.py
 
 
 def _config(root, tmp_path, name="config.yaml", **sections):
