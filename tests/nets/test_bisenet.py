@@ -46,11 +46,14 @@ def test_missing_or_misshapen_tensors_are_named_errors(tmp_path):
 
 def test_a_malicious_file_is_refused_and_never_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    refused = "this BiSeNet weight file holds Python objects or code, not only tensors: fk refuses it"
     torch.save({"x": _Evil()}, tmp_path / "evil.pth")
-    with pytest.raises(InputError, match="evil.pth: refused"):
+    with pytest.raises(InputError, match=f"evil.pth: {refused}") as err:
         bisenet.load_bisenet(tmp_path / "evil.pth")
+    assert "79999_iter.pth" in err.value.hint
+    assert "\n" not in str(err.value)
     torch.save({"x": _Evil()}, tmp_path / "evil_legacy.pth", _use_new_zipfile_serialization=False)
-    with pytest.raises(InputError, match="evil_legacy.pth: refused"):
+    with pytest.raises(InputError, match=f"evil_legacy.pth: {refused}"):
         bisenet.load_bisenet(tmp_path / "evil_legacy.pth")
     assert not (tmp_path / "evil_ran").exists()
 

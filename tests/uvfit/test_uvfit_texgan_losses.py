@@ -42,15 +42,17 @@ def test_texgan_loads_a_state_dict_and_synthesises_uv_maps(tiny_ckpt):
     )
 
 
-def test_texgan_refuses_pickled_code_and_wrong_shapes(tmp_path):
+def test_texgan_refuses_pickled_code_and_wrong_shapes(tmp_path, capfd):
     class Evil:
         def __reduce__(self):
             return (print, ("pwned",))
 
     bad = tmp_path / "evil.pth"
     torch.save({"x": Evil()}, bad)
-    with pytest.raises(InputError, match="refused"):
+    with pytest.raises(InputError, match="evil.pth: this texture GAN weight file holds Python") as err:
         T.load_texgan(bad, **TINY)
+    assert "texgan_ffhq_uv.pth" in err.value.hint
+    assert "pwned" not in capfd.readouterr().out
     wrong = tmp_path / "wrong.pth"
     torch.save({"mapping.fc0.weight": torch.zeros(3, 3)}, wrong)
     with pytest.raises(InputError, match="does not fit"):

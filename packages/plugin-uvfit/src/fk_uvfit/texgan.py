@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 from fk.errors import InputError
+from fk.io.weights import load_torch_weights
 
 TEXGAN_KWARGS: dict[str, Any] = {
     "z_dim": 512, "c_dim": 0, "w_dim": 512, "img_resolution": 1024, "img_channels": 3,
@@ -64,13 +65,9 @@ def load_texgan(path: str | Path, device: str = "cpu", **overrides: Any):
                 hint="a texture GAN has c_dim 0 and 3 channels",
             )
         return gen.eval().requires_grad_(False).to(device)
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, ...
-        raise InputError(
-            f"{p}: not a plain weights file, refused ({type(exc).__name__})".splitlines()[0],
-            hint="FFHQ-UV's texgan_ffhq_uv.pth is a state dict; fk never runs pickled code",
-        ) from None
+    state = load_torch_weights(
+        p, "texture GAN weight file", "use FFHQ-UV's texgan_ffhq_uv.pth (a generator state dict)"
+    )
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise InputError(f"{p}: expected a generator state dict", hint="use FFHQ-UV's texgan_ffhq_uv.pth")
     gen = build_texgan(**overrides)

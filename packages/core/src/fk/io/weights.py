@@ -10,6 +10,7 @@ whether it holds code or is simply not a weight file, and what to put there.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,19 @@ def weights_error(path: str | os.PathLike[str], what: str, fix: str, exc: BaseEx
     return InputError(f"{Path(path)}: this {what} {why}", hint=fix)
 
 
-def load_torch_weights(path: str | os.PathLike[str], what: str, fix: str, map_location: Any = "cpu") -> Any:
-    """``torch.load(path, weights_only=True)``; a refused or unreadable file raises :func:`weights_error`."""
+def load_torch_weights(
+    path: str | os.PathLike[str], what: str, fix: str, map_location: Any = "cpu", allow: Sequence[Any] = ()
+) -> Any:
+    """``torch.load(path, weights_only=True)``; a refused or unreadable file raises :func:`weights_error`.
+
+    ``allow``: extra globals the restricted unpickler may rebuild (``torch.serialization.safe_globals``),
+    e.g. numpy's array reconstruction for files upstream saved as dicts of numpy arrays; never code.
+    """
     import torch
 
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(list(allow)):
+            return torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise InputError(f"{Path(path)}: no such {what}", hint=fix) from None
     except Exception as exc:  # noqa: BLE001 - UnpicklingError, RuntimeError (zip), EOFError...

@@ -157,19 +157,13 @@ def load_bisenet(path: str | Path) -> BiSeNet:
     ``num_batches_tracked`` counters (absent from files saved by torch < 0.4.1, unused at inference) may
     be missing.
     """
-    import pickle
-
     from fk.errors import InputError
+    from fk.io.weights import load_torch_weights
 
     p = Path(path)
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(
-            f"{p}: refused: not a plain state dict ({first[:120]})",
-            hint="fk never runs pickled code; use the released 79999_iter.pth",
-        ) from None
+    state = load_torch_weights(
+        p, "BiSeNet weight file", "use the released 79999_iter.pth (face-parsing.PyTorch)"
+    )
     net = BiSeNet(len(CLASSES))
     try:
         missing, unexpected = net.load_state_dict(state, strict=False)
