@@ -175,7 +175,7 @@ def test_gmpi_checkpoint_round_trip_uses_ema_weights_and_zero_w_avg(tmp_path, va
     torch.testing.assert_close(again(z, planes(), noise_mode="none"), ref(z, planes(), noise_mode="none"))
 
 
-def test_checkpoint_errors_and_malicious_config(tmp_path):
+def test_checkpoint_errors_and_malicious_config(tmp_path, capfd):
     write_gmpi_checkpoint(tmp_path / "ck", "depth")
     raw = torch.load(tmp_path / "ck" / "config.pth", weights_only=True)
     raw["config"]["GMPI"]["MODEL"]["STYLEGAN2"]["synthesis_kwargs"]["channel_max"] = 16
@@ -183,8 +183,10 @@ def test_checkpoint_errors_and_malicious_config(tmp_path):
     with pytest.raises(InputError, match="shape"):
         load_gmpi_checkpoint(tmp_path / "ck")
     write_malicious_checkpoint(tmp_path / "bad")
-    with pytest.raises(InputError, match="refused"):
+    with pytest.raises(InputError, match="config.pth: this GMPI checkpoint file holds Python objects") as err:
         read_config(tmp_path / "bad" / "config.pth")
+    assert "--ckpt FOLDER" in err.value.hint
+    assert "pwned" not in capfd.readouterr().out  # os.system never ran
     with pytest.raises(InputError, match="no config.pth"):
         load_gmpi_checkpoint(tmp_path)
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from fk.errors import InputError
+from fk.nets import INCEPTION_FILE
 from fk.nets.inception import FidInceptionV3, inception_features, load_fid_inception, resize_bilinear_tf1
 from fk.testing.inception import write_fid_inception_weights, write_malicious_weights
 
@@ -55,8 +56,9 @@ def test_loader_accepts_a_file_without_batch_counters(weights, tmp_path):
 
 
 def test_loader_refuses_pickled_code_wrong_names_and_shapes(tmp_path, capfd):
-    with pytest.raises(InputError, match="refused"):
+    with pytest.raises(InputError, match="evil.pth: this FID Inception weight file holds Python obj") as err:
         load_fid_inception(write_malicious_weights(tmp_path / "evil.pth"))
+    assert INCEPTION_FILE in err.value.hint
     assert "pwned" not in capfd.readouterr().out
     torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "other.pth")
     with pytest.raises(InputError, match="missing"):
@@ -66,7 +68,7 @@ def test_loader_refuses_pickled_code_wrong_names_and_shapes(tmp_path, capfd):
     torch.save(state, tmp_path / "imagenet_fc.pth")
     with pytest.raises(InputError, match="fc.weight"):
         load_fid_inception(tmp_path / "imagenet_fc.pth")
-    with pytest.raises(InputError, match="no such file"):
+    with pytest.raises(InputError, match="absent.pth: no such FID Inception weight file"):
         load_fid_inception(tmp_path / "absent.pth")
 
 

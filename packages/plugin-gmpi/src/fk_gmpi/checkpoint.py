@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 from fk.errors import InputError
+from fk.io.weights import load_torch_weights
 
 # configs/gmpi.yml defaults for the keys the generator and renderer need (gmpi.md §3.4)
 DEFAULTS: dict[str, Any] = {
@@ -180,7 +181,8 @@ def read_config(path: Path, dataset: str | None = None) -> GmpiConfig:
         except (OSError, yaml.YAMLError) as exc:
             raise InputError(f"{p}: unreadable YAML ({exc})", hint="pass GMPI's configs/gmpi.yml") from exc
     else:
-        raw = _torch_load(p).get("config") if p.exists() else None
+        blob = _torch_load(p) if p.exists() else None
+        raw = blob.get("config") if isinstance(blob, dict) else None
         if raw is None:
             raise InputError(f"{p}: no 'config' entry", hint="GMPI's config.pth holds {'config': dict}")
     if dataset:
@@ -189,18 +191,10 @@ def read_config(path: Path, dataset: str | None = None) -> GmpiConfig:
 
 
 def _torch_load(path: Path) -> Any:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as exc:
-        raise InputError(
-            f"{path}: no such file", hint="fk gmpi generate --ckpt FOLDER (config.pth, ema.pth)"
-        ) from exc
-    except Exception as exc:  # noqa: BLE001 - anything else means: not plain tensors/containers
-        raise InputError(
-            f"{path}: not a plain torch checkpoint, refused ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0][:160]})",
-            hint="fk reads checkpoints with weights_only=True and never runs pickled code",
-        ) from exc
+    return load_torch_weights(
+        path, "GMPI checkpoint file", "pass GMPI's checkpoint folder as its training saved it: "
+        "fk gmpi generate --ckpt FOLDER (config.pth, ema.pth [, generator.pth])"
+    )  # fmt: skip
 
 
 @dataclass

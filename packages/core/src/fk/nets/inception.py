@@ -234,17 +234,12 @@ def load_fid_inception(path: str | Path, device: str | torch.device = "cpu") -> 
     runs), and one whose names or shapes differ from the 2015-12-05 network's; batch-norm
     ``num_batches_tracked`` counters may be absent (they are unused at inference).
     """
+    from fk.io.weights import load_torch_weights
+
     path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as exc:
-        raise InputError(f"{path}: no such file", hint=f"put {INCEPTION_FILE} there (fk doctor)") from exc
-    except Exception as exc:  # noqa: BLE001 - anything else means: not plain tensors and containers
-        first = str(exc).splitlines()[0][:160] if str(exc) else ""
-        raise InputError(
-            f"{path}: not a plain torch state_dict, refused ({type(exc).__name__}: {first})",
-            hint=f"fk reads {INCEPTION_FILE} with weights_only=True and never runs pickled code",
-        ) from exc
+    state = load_torch_weights(
+        path, "FID Inception weight file", f"put {INCEPTION_FILE} there ({INCEPTION_URL}; see fk doctor)"
+    )
     if not isinstance(state, dict):
         raise InputError(f"{path}: expected a state_dict, got {type(state).__name__}", hint=INCEPTION_URL)
     net = FidInceptionV3()
