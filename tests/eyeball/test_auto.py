@@ -139,11 +139,13 @@ def test_upstream_landmark_pickle_read_safely(tmp_path, monkeypatch):
     got = load_2d_landmarks(tmp_path)
     np.testing.assert_array_equal(got["00001.png"]["landmarks"], lm)
     torch.save({"00001.png": {"landmarks": _Evil()}}, tmp_path / "2d_eyeball_landmarks.pkl")
-    with pytest.raises(InputError, match="2d_eyeball_landmarks.pkl: refused"):
+    refused = "2d_eyeball_landmarks.pkl: this landmark pickle holds Python objects or code"
+    with pytest.raises(InputError, match=refused) as err:
         load_2d_landmarks(tmp_path)
+    assert "fk eyeball landmarks-2d" in err.value.hint
     with open(tmp_path / "2d_eyeball_landmarks.pkl", "wb") as fh:
         pickle.dump(_Evil(), fh)
-    with pytest.raises(InputError, match="refused"):
+    with pytest.raises(InputError, match=refused):
         load_2d_landmarks(tmp_path)
     assert not (tmp_path / "evil_ran").exists()
 

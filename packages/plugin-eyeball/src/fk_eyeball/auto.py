@@ -283,20 +283,14 @@ def load_2d_landmarks(data_root: str | Path) -> dict[str, dict[str, np.ndarray]]
 def _load_upstream_pkl(path: Path) -> dict:
     """Upstream's ``torch.save`` dict of numpy arrays / tensors, through torch's restricted unpickler with only
     numpy's array-rebuilding functions allowed (no code can run)."""
-    import pickle
-
-    import torch
+    from fk.io.weights import load_torch_weights
 
     core = np._core if hasattr(np, "_core") else np.core  # numpy 2 / 1
     safe = [np.ndarray, np.dtype, core.multiarray._reconstruct]
     safe += [type(np.dtype(t)) for t in ("float32", "float64", "int64", "int32")]
-    try:
-        with torch.serialization.safe_globals(safe):
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path}: refused: not plain landmark arrays ({first[:120]})",
-                         hint="fk never runs pickled code; rerun `fk eyeball landmarks-2d` for a JSON") from None  # fmt: skip
+    obj = load_torch_weights(
+        path, "landmark pickle", "rerun `fk eyeball landmarks-2d` for a JSON", allow=safe
+    )
     if not isinstance(obj, dict):
         raise InputError(f"{path}: expected a dict of frames, got {type(obj).__name__}")
     return {k: {kk: np.asarray(vv) for kk, vv in v.items()} for k, v in obj.items()}

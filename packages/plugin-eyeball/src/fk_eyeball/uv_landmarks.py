@@ -64,18 +64,10 @@ def load_coord(path: str | Path) -> np.ndarray:
                 f"{p}: not a plain numeric .npy ({exc})", hint="save it with numpy.save"
             ) from None
     else:
-        import pickle
-
         import torch
+        from fk.io.weights import load_torch_weights
 
-        try:
-            obj = torch.load(p, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise InputError(
-                f"{p}: refused: not a plain tensor file ({first[:120]})",
-                hint="fk never runs pickled code; re-save it with torch.save(tensor) or numpy.save",
-            ) from None
+        obj = load_torch_weights(p, "coord map", "re-save it with torch.save(tensor) or numpy.save")
         if not isinstance(obj, torch.Tensor):
             raise InputError(f"{p}: holds a {type(obj).__name__}, expected a [1, 3, S, S] tensor")
         arr = obj.detach().cpu().numpy()
