@@ -130,9 +130,13 @@ class RayExecutor:
             self._cancel_in_flight()
 
     def _cancel_in_flight(self) -> None:
+        # Not force=True: killing the worker of a task whose reply is already on its way trips a RAY_CHECK
+        # in Ray's driver (task_manager.cc, CompletePendingTask; seen with Ray 2.60 in CI), which ends the
+        # whole driver process with exit 1 and no message. A polite cancel interrupts a running task
+        # (KeyboardInterrupt in the worker) and drops a queued one.
         for ref in list(self.refs):
             try:
-                self.ray.cancel(ref, force=True)
+                self.ray.cancel(ref, force=False)
             except Exception:  # noqa: BLE001 - already finished or gone
                 pass
         self.refs.clear()
