@@ -108,21 +108,29 @@ def bench_export(grid: int, uv_size: int) -> None:
     )
 
 
+def _synthetic_subject(prefix: str, scale: float) -> tuple[Path, dict, dict]:
+    """A fresh synthetic subject (12 frames) in a temporary folder, and its config with the painted eyeball
+    landmarks filled in: the folder, the truth and the config dict."""
+    import yaml
+    from fk_eyeball.synth import write_subject
+
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    truth = write_subject(tmp / "subject", scale=scale, n_frames=12, uv_size=256)
+    cfg = yaml.safe_load((tmp / "subject" / "config.yaml").read_text())
+    cfg["data"]["left_eye_ldm"] = truth["painted_landmarks"]["leye"]
+    cfg["data"]["right_eye_ldm"] = truth["painted_landmarks"]["reye"]
+    return tmp, truth, cfg
+
+
 def bench_train(
     sizes: list[int], steps: int, warmup: int, device: str, scale: float, threads: list[int]
 ) -> None:
     """``fk eyeball train`` throughput per ``renderer.sample_batch_size`` (hybrid, the synthetic config)."""
     import torch
     import yaml
-    from fk_eyeball.synth import write_subject
     from fk_eyeball.train import Trainer
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench_cora_train_"))
-    root = tmp / "subject"
-    truth = write_subject(root, scale=scale, n_frames=12, uv_size=256)
-    cfg = yaml.safe_load((root / "config.yaml").read_text())
-    cfg["data"]["left_eye_ldm"] = truth["painted_landmarks"]["leye"]
-    cfg["data"]["right_eye_ldm"] = truth["painted_landmarks"]["reye"]
+    tmp, truth, cfg = _synthetic_subject("bench_cora_train_", scale)
     h, w = truth["size"]
     print(f"training, hybrid, synthetic subject 12 frames {w}x{h}, device {device} "
           f"(load average before: {_load()})", flush=True)  # fmt: skip
@@ -158,15 +166,9 @@ def bench_mesh_stage(steps: int, device: str, scale: float, threads: list[int], 
     weights), and a volume-stage iteration at the synthetic config's 4096 samples beside it."""
     import torch
     import yaml
-    from fk_eyeball.synth import write_subject
     from fk_eyeball.train import Trainer
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench_cora_mesh_"))
-    root = tmp / "subject"
-    truth = write_subject(root, scale=scale, n_frames=12, uv_size=256)
-    cfg = yaml.safe_load((root / "config.yaml").read_text())
-    cfg["data"]["left_eye_ldm"] = truth["painted_landmarks"]["leye"]
-    cfg["data"]["right_eye_ldm"] = truth["painted_landmarks"]["reye"]
+    tmp, truth, cfg = _synthetic_subject("bench_cora_mesh_", scale)
     cfg["train"].update(mesh_render=True, mesh_render_iter=3, mesh_render_resolution=resolution)
     path = tmp / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))

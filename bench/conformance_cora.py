@@ -24,11 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
+from _sidevenv import side_venv
 
 STUBS = {
     "torchvision/__init__.py": "from . import transforms, utils\n",
@@ -67,10 +67,7 @@ RUNNER = textwrap.dedent("""
 
 
 def venv(work: Path) -> Path:
-    py = work / "venv" / "bin" / "python"
-    if not py.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(work / "venv")], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "torch==2.13.0", "numpy", "pillow", "tqdm"], check=True)
+    py = side_venv(work / "venv", ["torch==2.13.0", "numpy", "pillow", "tqdm"])
     for rel, text in STUBS.items():
         p = work / "stubs" / rel
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +87,6 @@ def upstream(py: Path, work: Path, cora: Path, script: str, *args: str) -> str:
 
 def main() -> None:
     import torch
-
     from fk_eyeball.synth import write_subject
     from fk_eyeball.uv_landmarks import uv_landmarks
 
@@ -177,8 +173,8 @@ def main() -> None:
         np.savez({str(work / 'lookup_out.npz')!r}, left=ns["left_eye_mask"].numpy(), right=ns["right_eye_mask"].numpy(), pose=pose)
     """))
     from fk.cameras.cora import opencv_cam2world_from_ngp
-    from fk_eyeball.masks import decode_uv_mask, sample_uv_masks, screen_and_perspective_uv
     from fk.io.mesh import read_obj
+    from fk_eyeball.masks import decode_uv_mask, sample_uv_masks, screen_and_perspective_uv
 
     mesh = read_obj(root / "mesh_uv.obj")
     f0 = subject.frames[len(subject.frames) // 2]

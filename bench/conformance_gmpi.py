@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-import sys
 import tempfile
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import torch
+from _sidevenv import side_venv
 
 VARIANTS = {
     "vanilla": ("none", "none"),
@@ -121,31 +121,7 @@ print("gmpi side done")
 """
 
 
-def ensure_venv(venv: Path) -> Path:
-    py = venv / "bin" / "python"
-    if not py.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run(
-            [
-                str(py),
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "torch==2.13.0",
-                "numpy",
-                "scipy",
-                "tqdm",
-                "lazy",
-                "pillow",
-                "pyyaml",
-                "yacs",
-                "requests",
-                "dill",
-            ],
-            check=True,
-        )
-    return py
+GMPI_PACKAGES = ["torch==2.13.0", "numpy", "scipy", "tqdm", "lazy", "pillow", "pyyaml", "yacs", "requests", "dill"]
 
 
 def report(name: str, fk_value, ref_value) -> float:
@@ -164,7 +140,7 @@ def main() -> None:
     from fk_gmpi.generator import GmpiGenerator, PlaneInput, interpolation_weights
     from fk_gmpi.mpi import plane_dhw, render_mpi
 
-    py = ensure_venv(args.venv)
+    py = side_venv(args.venv, GMPI_PACKAGES)
     work = Path(tempfile.mkdtemp(prefix="gmpi_conf_"))
     eg3d_c2w = eg3d.lookat_cam2world(
         np.array([np.pi / 2, np.pi / 2 + 0.2, np.pi / 2 - 0.15]),

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _sidevenv import side_venv
 
 CHILD = r"""
 import sys, types
@@ -111,29 +112,18 @@ print("gmpi side done")
 """
 
 
-def ensure_venv(venv: Path) -> Path:
-    """conformance_gmpi.py's venv recipe plus torchvision (GMPI's blur) and torch_ema (GMPI's EMA)."""
-    from conformance_gmpi import ensure_venv as ensure_base
-
-    py = ensure_base(venv)
-    probe = subprocess.run([str(py), "-c", "import importlib.util as u, sys; "
-                            "sys.exit(not (u.find_spec('torch_ema') and u.find_spec('torchvision')))"])
-    if probe.returncode != 0:
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "torchvision==0.28.0", "torch_ema==0.3"], check=True)
-    return py
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--gmpi-src", type=Path, required=True, help="a checkout of apple/ml-gmpi")
     ap.add_argument("--venv", type=Path, default=Path("/tmp/gmpi_train_ref"))
     args = ap.parse_args()
-    from conformance_gmpi import report
+    from conformance_gmpi import GMPI_PACKAGES, report
     from fk_gmpi.discriminator import GmpiDiscriminator, load_pretrained_discriminator
     from fk_gmpi.lighting import LightAugment
     from fk_gmpi.train import Ema
 
-    py = ensure_venv(args.venv)
+    # conformance_gmpi.py's packages plus torchvision (GMPI's blur) and torch_ema (GMPI's EMA)
+    py = side_venv(args.venv, [*GMPI_PACKAGES, "torchvision==0.28.0", "torch_ema==0.3"])
     work = Path(tempfile.mkdtemp(prefix="gmpi_train_conf_"))
     (work / "child.py").write_text(f"SRC = {str(args.gmpi_src)!r}\nOUT_DIR = {str(work)!r}\n" + textwrap.dedent(CHILD))
     subprocess.run([str(py), str(work / "child.py")], check=True, cwd=work)

@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+from _sidevenv import side_venv
 
 REFERENCE = textwrap.dedent("""
     import sys
@@ -30,16 +31,6 @@ REFERENCE = textwrap.dedent("""
 """)
 
 
-def ensure_venv(venv: Path) -> Path:
-    py = venv / "bin" / "python"
-    if not py.exists():
-        print(f"creating {venv} with torch==2.13.0 and kornia ...", file=sys.stderr, flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        pip = [str(py), "-m", "pip", "install", "-q"]
-        subprocess.run([*pip, "torch==2.13.0", "kornia", "numpy"], check=True)
-    return py
-
-
 def main() -> None:
     import torch
     from fk.metrics.ssim import ssim_map
@@ -47,7 +38,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--venv", type=Path, default=Path("/tmp/fk-kornia-venv"))
     a = ap.parse_args()
-    py = ensure_venv(a.venv)
+    py = side_venv(a.venv, ["torch==2.13.0", "kornia", "numpy"])
     rng = np.random.default_rng(0)
     cases = {"w3": (3, (2, 3, 40, 31)), "w5": (5, (1, 3, 17, 23)), "w7": (7, (1, 1, 20, 20)),
              "w11": (11, (1, 3, 64, 48)), "w3_tiny": (3, (1, 3, 5, 6))}  # fmt: skip

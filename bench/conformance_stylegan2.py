@@ -34,6 +34,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+from _sidevenv import side_venv
 
 TOL = 1e-4
 CONFIG = dict(
@@ -127,17 +128,6 @@ REF_SCRIPT = textwrap.dedent(
 )
 
 
-def ensure_venv(venv: Path) -> Path:
-    python = venv / "bin" / "python"
-    if not python.exists():
-        print(f"creating the reference venv {venv} (torch==2.13.0 CPU, numpy, requests)", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "torch==2.13.0", "numpy", "requests"], check=True
-        )
-    return python
-
-
 def export_repo(repo: Path, dest: Path) -> Path:
     """A plain copy of the repository's files under ``dest`` (from a checkout or a bare git dir)."""
     if (repo / "training" / "networks.py").exists():
@@ -153,7 +143,7 @@ def export_repo(repo: Path, dest: Path) -> Path:
 
 
 def run_reference(args: argparse.Namespace, work: Path, bench: dict | None = None) -> tuple[dict, dict]:
-    python = ensure_venv(Path(args.venv))
+    python = side_venv(Path(args.venv), ["torch==2.13.0", "numpy", "requests"])
     src = export_repo(Path(args.repo), work / "src")
     script = work / "ref_stylegan2.py"
     script.write_text(REF_SCRIPT)

@@ -17,11 +17,11 @@ from __future__ import annotations
 import argparse
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from _sidevenv import side_venv
 
 
 def _obj_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -41,10 +41,7 @@ def main() -> None:
     ap.add_argument("--venv", type=Path, default=Path(tempfile.gettempdir()) / "ffhquv-conformance-venv")
     args = ap.parse_args()
     up = args.upstream.resolve()
-    py = args.venv / "bin" / "python"
-    if not py.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(args.venv)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "numpy", "scipy"], check=True)
+    py = side_venv(args.venv, ["numpy", "scipy"])
     with tempfile.TemporaryDirectory() as tmp:
         head = Path(tmp) / "mesh_head.obj"
         shutil.copy(up / "examples" / "mesh_add_eyeball_examples" / "mesh_head.obj", head)

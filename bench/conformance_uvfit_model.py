@@ -36,30 +36,12 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from _sidevenv import side_venv, source_tree
 
 HERE = Path(__file__).resolve().parent
 PINS = ["torch==2.13.0", "numpy==1.26.4", "scipy==1.13.1", "opencv-python-headless==4.10.0.84",
         "scikit-image==0.24.0", "Pillow==10.4.0", "requests==2.32.3"]  # fmt: skip
 FOLDERS = ["RGB_Fitting", "Mesh_Add_EyeBall", "examples/mesh_add_eyeball_examples"]
-
-
-def ensure_venv(venv: Path) -> Path:
-    py = venv / "bin" / "python"
-    if not py.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", *PINS], check=True)
-    return py
-
-
-def upstream_tree(path: Path, into: Path) -> Path:
-    """A folder with upstream's RGB_Fitting, Mesh_Add_EyeBall and the example head."""
-    if (path / "RGB_Fitting").is_dir():
-        return path
-    into.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(["git", "--git-dir", str(path), "archive", "HEAD", *FOLDERS], check=True,
-                             capture_output=True).stdout  # fmt: skip
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into
 
 
 def write_topo(folder: Path, side: int = 256) -> None:
@@ -266,11 +248,11 @@ def main() -> None:
     ap.add_argument("--venv", type=Path, default=Path(tempfile.gettempdir()) / "fk-uvfit-conformance-venv")
     ap.add_argument("--keep", type=Path, default=None, help="keep the work folder here")
     args = ap.parse_args()
-    py = ensure_venv(args.venv)
+    py = side_venv(args.venv, PINS)
     with tempfile.TemporaryDirectory(prefix="fk-uvfit-conf-") as tmp:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        src = upstream_tree(args.upstream.resolve(), Path(tmp) / "upstream")
+        src = source_tree(args.upstream.resolve(), FOLDERS, Path(tmp) / "upstream")
         inp = make_inputs(work)
         up = run_upstream(py, "a", src, work)
         rows, mine = fk_side(work, inp, up)
@@ -290,7 +272,7 @@ def main() -> None:
             print(f"{name:<{width}}  {diff:18.3e}  {scale:14.3e}  {note}")
         eyes = HERE / "conformance_uvfit_eyeballs.py"
         print("\neyeball similarity fit + depth/height refinement (upstream's example head):", flush=True)
-        cmd = [sys.executable, str(eyes), "--upstream", str(src), "--venv", str(args.venv)]
+        cmd = [sys.executable, str(eyes), "--upstream", str(src)]  # its own side venv (numpy, scipy)
         subprocess.run(cmd, check=True)
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)

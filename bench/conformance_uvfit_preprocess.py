@@ -32,11 +32,11 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from _sidevenv import side_venv, source_tree
 
 # numpy 1.23 (the oldest for Python 3.11): upstream builds trans_params as a ragged array, which numpy 1.24+
 # refuses; the rest as of that time
@@ -99,25 +99,6 @@ for name, item in job["photos"].items():
     np.savez(work / f"upstream_{name}.npz", **{k: plain(v) for k, v in out.items()})
 print("side venv: done", flush=True)
 '''
-
-
-def _sources(upstream: Path, tmp: Path) -> Path:
-    if (upstream / "RGB_Fitting").is_dir():
-        return upstream
-    out = tmp / "upstream"
-    out.mkdir()
-    cmd = ["git", "--git-dir", str(upstream), "archive", "HEAD", "RGB_Fitting", "examples/fitting_examples"]
-    arch = subprocess.run(cmd, check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(out)], input=arch, check=True)
-    return out
-
-
-def _venv(path: Path) -> Path:
-    py = path / "bin" / "python"
-    if not py.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", *PACKAGES], check=True)
-    return py
 
 
 def _lm3d_file(path: Path) -> None:
@@ -192,14 +173,14 @@ def main() -> None:
     ap.add_argument("--upstream", type=Path, required=True, help="csbhr/FFHQ-UV: a checkout or a bare mirror")
     ap.add_argument("--venv", type=Path, default=Path(tempfile.gettempdir()) / "ffhquv-prep")
     args = ap.parse_args()
-    py = _venv(args.venv)
+    py = side_venv(args.venv, PACKAGES)
     from fk.cameras.deep3d import deep3d_points_to_source
     from fk.plugins import get_plugin_manager
     from fk.testing import astronaut_path
 
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        up = _sources(args.upstream.resolve(), tmp)
+        up = source_tree(args.upstream.resolve(), ["RGB_Fitting", "examples/fitting_examples"], tmp / "upstream")
         inputs = up / "examples" / "fitting_examples" / "inputs"
         lm3d = tmp / "similarity_Lm3D_all.mat"
         _lm3d_file(lm3d)
