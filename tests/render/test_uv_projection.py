@@ -226,3 +226,79 @@ def test_a_new_process_reads_the_layout_from_fk_home_and_rebuilds_a_bad_file(tur
     assert calls == [1]
     np.testing.assert_array_equal(rebuilt[2], built[2])
     assert cached.read_bytes()[:2] == b"PK"  # rewritten as a valid npz
+
+
+def _assert_same_projection(compiled, reference, max_level_share: float = 1e-5):
+    """The compiled kernels against the numpy reference: same source codes and confidence; the texture
+    equal but for a tiny share of texels one level apart (the fill's upsampling sums in another order
+    than torch's)."""
+    np.testing.assert_array_equal(compiled.source, reference.source)
+    np.testing.assert_allclose(compiled.confidence, reference.confidence, rtol=0, atol=1e-6)
+    diff = np.abs(compiled.texture.astype(np.int16) - reference.texture.astype(np.int16))
+    assert diff.max() <= 1
+    assert (diff > 0).mean() <= max_level_share
+    assert compiled.stats == reference.stats
+
+
+@pytest.mark.parametrize("case", ["mirrored", "masked", "unfilled", "wide_photo_small_depth"])
+def test_the_compiled_kernels_give_the_numpy_reference_projection(turned, case):
+    a, canon, cam, K, _tex, photo, _ = turned
+    kw: dict = {"symmetry_vertices": canon, "backend": "cpu"}
+    if case == "masked":  # a soft photo-space mask over part of the face
+        yy, xx = np.mgrid[0 : photo.shape[0], 0 : photo.shape[1]]
+        kw["mask"] = np.clip(1.5 - np.hypot(xx - 150.0, yy - 170.0) / 60.0, 0.0, 1.0)
+    if case == "unfilled":
+        kw["fill"] = False
+    if case == "wide_photo_small_depth":  # a non-square photo and a z-buffer smaller than the photo
+        photo = np.concatenate([photo, photo[:, :80]], axis=1)
+        kw["depth_max_side"] = 150
+    args = (photo, cam, a["triangles"], a["uvs"], a["uv_faces"], K, UV)
+    compiled = project_photo_to_uv(*args, impl="compiled", **kw)
+    reference = project_photo_to_uv(*args, impl="numpy", **kw)
+    assert (reference.source == PHOTO).mean() > 0.1
+    if case == "masked":
+        assert (reference.confidence[reference.source == PHOTO] < 0.999).any(), "the mask weighs texels"
+    _assert_same_projection(compiled, reference)
+
+
+def test_the_compiled_texel_samples_equal_the_numpy_steps_bit_for_bit(turned):
+    """Steps 1-3 (points, normals, facing, projection, z-buffer test, mask, scipy's bilinear sample)."""
+    from fk.io.mesh import vertex_normals
+    from fk.render import uv_projection
+    from fk.render.cpu.uv_texture import texel_samples
+
+    a, canon, cam, K, _tex, photo, _ = turned
+    faces = np.asarray(a["triangles"], np.int64)
+    _covered, corners, bary = uv_projection._layout_texels(a["uvs"], a["uv_faces"], faces, UV, "cpu")
+    per_vertex = np.concatenate([cam, vertex_normals(cam, faces), canon], 1)
+    depth = uv_projection._depth_map(cam, faces, K, photo.shape[:2], "cpu")
+    rng = np.random.default_rng(3)
+    mask = rng.random(photo.shape[:2])
+    for m in (None, mask):
+        got = texel_samples(per_vertex, True, corners, bary, K, depth, 0.02, photo, m, 0.1, 0.25)
+        ref = uv_projection._texel_samples_numpy(per_vertex, corners, bary, K, depth, 0.02, photo, m, 0.1,
+                                                 0.25)
+        for x, y in zip(got, ref, strict=True):
+            np.testing.assert_array_equal(x, y)
+        assert (got[0] > 0).mean() > 0.2
+
+
+@pytest.mark.parametrize("shape", [(37, 50, 3), (64, 64, 3), (1, 1, 2), (5, 128, 1)])
+def test_the_compiled_pull_push_equals_the_numpy_one(shape):
+    rng = np.random.default_rng(sum(shape))
+    img = rng.random(shape)
+    w = rng.random(shape[:2]) * (rng.random(shape[:2]) > 0.6) * 1.3  # > 1 is clipped to 1
+    compiled = pull_push_fill(img * w[..., None], w, impl="compiled")
+    reference = pull_push_fill(img * w[..., None], w, impl="numpy")
+    assert compiled.shape == shape
+    np.testing.assert_allclose(compiled, reference, rtol=0, atol=1e-13)
+    known = w >= 1
+    np.testing.assert_array_equal(compiled[known], reference[known])
+
+
+def test_an_unknown_impl_is_refused(turned):
+    a, canon, cam, K, _tex, photo, _ = turned
+    with pytest.raises(ValueError, match="impl"):
+        project_photo_to_uv(photo, cam, a["triangles"], a["uvs"], a["uv_faces"], K, 16, impl="fast")
+    with pytest.raises(ValueError, match="impl"):
+        pull_push_fill(np.zeros((4, 4, 3)), np.zeros((4, 4)), impl="torch")

@@ -62,22 +62,45 @@ def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
     return t * t * (3 - 2 * t)
 
 
-def pull_push_fill(image: np.ndarray, weight: np.ndarray, levels: int | None = None) -> np.ndarray:
+IMPLS = ("auto", "compiled", "numpy")
+
+
+def _use_compiled(impl: str) -> bool:
+    """``auto``: the kernels when numba imports; ``compiled`` insists on them; ``numpy``: the reference."""
+    from fk.render.cpu import uv_texture
+
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    if impl == "compiled" and not uv_texture.HAVE_NUMBA:
+        raise ValueError("impl='compiled' needs numba")
+    return impl != "numpy" and uv_texture.HAVE_NUMBA
+
+
+def pull_push_fill(image: np.ndarray, weight: np.ndarray, levels: int | None = None,
+                   impl: str = "auto") -> np.ndarray:
     """Fill an image where ``weight`` is low with a smooth weighted average of its surroundings.
 
     ``image (H, W, C)`` float, ``weight (H, W)`` in [0, 1]. Pull: halve the resolution repeatedly,
     averaging colour x weight and weight over 2x2 blocks (weights saturate at 1); push: from the
     coarsest level up, each level's missing share ``1 - w`` is taken from the bilinearly upsampled
     coarser result. Known pixels (weight 1) are returned unchanged. Returns ``(H, W, C)`` float64.
-    """
-    import torch
 
+    ``impl``: ``numpy`` (numpy and torch's bilinear upsampling: the reference), ``compiled`` (one numba
+    kernel, :mod:`fk.render.cpu.uv_texture`: the same sums in the same order, the upsampling's within a
+    few ulps of torch's) or ``auto`` (compiled when numba imports).
+    """
     img = np.asarray(image, np.float64)
     w = np.clip(np.asarray(weight, np.float64), 0.0, 1.0)
-    if img.shape[:2] != w.shape:
+    if img.ndim != 3 or img.shape[:2] != w.shape:
         raise ShapeError(f"weight {w.shape} must match image {img.shape[:2]}")
     if levels is None:
         levels = int(np.ceil(np.log2(max(img.shape[:2])))) + 1
+    if _use_compiled(impl):
+        from fk.render.cpu.uv_texture import pull_push
+
+        return pull_push(img, w, levels)
+    import torch
+
     pyramid = [(img * w[..., None], w)]
     for _ in range(levels):
         cw, ww = pyramid[-1]
@@ -210,6 +233,56 @@ def _depth_map(
     return out.depth[0].double().numpy()
 
 
+def _texel_samples_numpy(per_vertex, corners, bary, K, depth, tolerance, photo, mask, min_facing,
+                         facing_ramp):
+    """Steps 1-3 in numpy and scipy (the reference of :func:`fk.render.cpu.uv_texture.texel_samples`)."""
+    from scipy.ndimage import map_coordinates
+
+    n_cov = len(bary)
+    # 1. texel points and normals in the camera frame (and the unposed points), in one gather
+    gathered = np.empty((n_cov, per_vertex.shape[1]))
+    for start in range(0, n_cov, _GATHER_ROWS):  # in slices: the (rows, 3, C) corner values stay small
+        rows = slice(start, start + _GATHER_ROWS)
+        gathered[rows] = np.einsum("mk,mkc->mc", bary[rows], per_vertex[corners[rows]])
+    points, normals = gathered[:, 0:3], gathered[:, 3:6]
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+    view = points / np.maximum(np.linalg.norm(points, axis=1, keepdims=True), 1e-12)
+    facing = -(normals * view).sum(1)
+
+    # 2. visibility: in front of the z-buffer, facing the camera, inside the photo (and the mask)
+    h, w = photo.shape[:2]
+    z = np.maximum(points[:, 2], 1e-9)
+    px = (K[0, 0] * points[:, 0] + K[0, 1] * points[:, 1]) / z + K[0, 2]
+    py = K[1, 1] * points[:, 1] / z + K[1, 2]
+    dh, dw = depth.shape
+    dx = np.rint(px * dw / w + 0.5 * dw / w - 0.5).astype(np.int64)
+    dy = np.rint(py * dh / h + 0.5 * dh / h - 0.5).astype(np.int64)
+    inside = (points[:, 2] > 0) & (dx >= 0) & (dx < dw) & (dy >= 0) & (dy < dh)
+    zbuf = np.zeros(n_cov)
+    zbuf[inside] = depth[dy[inside], dx[inside]]
+    unoccluded = inside & (zbuf > 0) & (points[:, 2] <= zbuf + tolerance)
+    weight = _smoothstep(min_facing, min_facing + facing_ramp, facing) * unoccluded
+    if mask is not None:
+        m = mask
+        mx = np.clip(np.rint(px).astype(np.int64), 0, w - 1)
+        my = np.clip(np.rint(py).astype(np.int64), 0, h - 1)
+        weight = weight * np.where(inside, m[my, mx], 0.0)
+
+    # 3. bilinear photo samples at the projected points (full resolution)
+    coords = np.stack([np.clip(py, 0, h - 1), np.clip(px, 0, w - 1)])
+    colour = (
+        np.stack(
+            [
+                map_coordinates(photo[..., c].astype(np.float32), coords, order=1, mode="nearest")
+                for c in range(3)
+            ],
+            axis=1,
+        ).astype(np.float64)
+        / 255.0
+    )
+    return weight, colour, gathered[:, 6:9]
+
+
 def project_photo_to_uv(
     photo: Any,
     vertices: Any,
@@ -228,6 +301,7 @@ def project_photo_to_uv(
     depth_max_side: int = 1024,
     fill: bool = True,
     backend: str = "auto",
+    impl: str = "auto",
 ) -> UVProjection:
     """Project ``photo`` onto the mesh and unwrap it into a ``uv_size``² texture (see the module docstring).
 
@@ -241,9 +315,13 @@ def project_photo_to_uv(
         mask: optional (H, W) photo-space weight in [0, 1] (bool allowed) multiplying the visibility.
         fill: smooth-fill what neither the photo nor the mirror gives (False: leave it black).
         backend: rasteriser for the UV layout and the depth map (``fk.render`` backends).
+        impl: ``numpy`` (the reference: numpy, scipy's ``map_coordinates`` and torch's upsampling),
+            ``compiled`` (two fused numba kernels, :mod:`fk.render.cpu.uv_texture`, for steps 1-3 and
+            5) or ``auto`` (compiled when numba imports). Steps 1-4 give the same numbers bit for bit,
+            so ``source`` and ``confidence`` are equal; the fill's upsampling differs from torch's by a
+            few ulps, so a texel whose value lands on a rounding boundary may differ by one level
+            (a few in a million on the demo; ``tests/render/test_uv_projection.py``).
     """
-    from scipy.ndimage import map_coordinates
-
     from fk.io.mesh import vertex_normals
 
     photo = np.asarray(photo)
@@ -267,60 +345,32 @@ def project_photo_to_uv(
         if sym.shape != verts.shape:
             raise ShapeError(f"symmetry_vertices: expected {verts.shape}, got {sym.shape}")
 
-    # 1. texel points and normals in the camera frame (and the unposed points), in one gather
-    per_vertex = np.concatenate([verts, vertex_normals(verts, faces)] + ([sym] if sym is not None else []), 1)
-    gathered = np.empty((n_cov, per_vertex.shape[1]))
-    for start in range(0, n_cov, _GATHER_ROWS):  # in slices: the (rows, 3, C) corner values stay small
-        rows = slice(start, start + _GATHER_ROWS)
-        gathered[rows] = np.einsum("mk,mkc->mc", bary[rows], per_vertex[corners[rows]])
-    points, normals = gathered[:, 0:3], gathered[:, 3:6]
-    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-    view = points / np.maximum(np.linalg.norm(points, axis=1, keepdims=True), 1e-12)
-    facing = -(normals * view).sum(1)
-
-    # 2. visibility: in front of the z-buffer, facing the camera, inside the photo (and the mask)
+    compiled = _use_compiled(impl)
     h, w = photo.shape[:2]
-    z = np.maximum(points[:, 2], 1e-9)
-    px = (K[0, 0] * points[:, 0] + K[0, 1] * points[:, 1]) / z + K[0, 2]
-    py = K[1, 1] * points[:, 1] / z + K[1, 2]
+    if mask is not None:
+        mask = np.asarray(mask, np.float64)
+        if mask.shape != (h, w):
+            raise ShapeError(f"mask: expected ({h}, {w}) like the photo, got {mask.shape}")
+    per_vertex = np.concatenate([verts, vertex_normals(verts, faces)] + ([sym] if sym is not None else []), 1)
     scale = min(1.0, depth_max_side / max(h, w))
     dh, dw = max(1, round(h * scale)), max(1, round(w * scale))
     shrink = np.array([[dw / w, 0, 0.5 * dw / w - 0.5], [0, dh / h, 0.5 * dh / h - 0.5], [0, 0, 1.0]])
     depth = _depth_map(verts, faces, shrink @ K, (dh, dw), ctx_backend)
-    dx = np.rint(px * dw / w + 0.5 * dw / w - 0.5).astype(np.int64)
-    dy = np.rint(py * dh / h + 0.5 * dh / h - 0.5).astype(np.int64)
-    inside = (points[:, 2] > 0) & (dx >= 0) & (dx < dw) & (dy >= 0) & (dy < dh)
-    zbuf = np.zeros(n_cov)
-    zbuf[inside] = depth[dy[inside], dx[inside]]
-    unoccluded = inside & (zbuf > 0) & (points[:, 2] <= zbuf + depth_tolerance * diag)
-    weight = _smoothstep(min_facing, min_facing + facing_ramp, facing) * unoccluded
-    if mask is not None:
-        m = np.asarray(mask, np.float64)
-        if m.shape != (h, w):
-            raise ShapeError(f"mask: expected ({h}, {w}) like the photo, got {m.shape}")
-        mx = np.clip(np.rint(px).astype(np.int64), 0, w - 1)
-        my = np.clip(np.rint(py).astype(np.int64), 0, h - 1)
-        weight = weight * np.where(inside, m[my, mx], 0.0)
+    tolerance = depth_tolerance * diag
+    if compiled:
+        from fk.render.cpu.uv_texture import texel_samples
 
-    # 3. bilinear photo samples at the projected points (full resolution)
-    coords = np.stack([np.clip(py, 0, h - 1), np.clip(px, 0, w - 1)])
-    colour = (
-        np.stack(
-            [
-                map_coordinates(photo[..., c].astype(np.float32), coords, order=1, mode="nearest")
-                for c in range(3)
-            ],
-            axis=1,
-        ).astype(np.float64)
-        / 255.0
-    )
+        weight, colour, canon = texel_samples(per_vertex, sym is not None, corners, bary, K, depth, tolerance,
+                                              photo, mask, min_facing, facing_ramp)
+    else:
+        weight, colour, canon = _texel_samples_numpy(per_vertex, corners, bary, K, depth, tolerance, photo,
+                                                     mask, min_facing, facing_ramp)
 
     # 4. mirrored fill from the visible texel nearest to each texel's mirror point
     mirror_share = np.zeros(n_cov)
     if sym is not None:
         from scipy.spatial import cKDTree
 
-        canon = gathered[:, 6:9]
         sdiag = float(np.linalg.norm(sym.max(0) - sym.min(0)))
         donors = np.flatnonzero(weight >= 0.5)
         needs = np.flatnonzero(weight < 1.0)
@@ -350,14 +400,19 @@ def project_photo_to_uv(
     confidence = np.clip(weight + mirror_share, 0.0, 1.0)
 
     # 5. smooth fill of the rest (and padding around the islands)
-    tex = np.zeros((size, size, 3))
-    conf_map = np.zeros((size, size))
-    tex[covered] = colour
-    conf_map[covered] = confidence
-    if fill:
-        filled = pull_push_fill(tex, conf_map)
-        tex = conf_map[..., None] * tex + (1.0 - conf_map[..., None]) * filled
-    texture = np.clip(np.rint(tex * 255.0), 0, 255).astype(np.uint8)
+    if compiled:
+        from fk.render.cpu.uv_texture import fill_texture
+
+        texture, conf_map = fill_texture(np.flatnonzero(covered), colour, confidence, size, fill)
+    else:
+        tex = np.zeros((size, size, 3))
+        conf_map = np.zeros((size, size))
+        tex[covered] = colour
+        conf_map[covered] = confidence
+        if fill:
+            filled = pull_push_fill(tex, conf_map, impl="numpy")
+            tex = conf_map[..., None] * tex + (1.0 - conf_map[..., None]) * filled
+        texture = np.clip(np.rint(tex * 255.0), 0, 255).astype(np.uint8)
 
     source = np.zeros((size, size), np.uint8)
     code = np.full(n_cov, FILLED, np.uint8)

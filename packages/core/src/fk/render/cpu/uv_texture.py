@@ -1,0 +1,264 @@
+"""Compiled kernels of the photo -> UV projection (:mod:`fk.render.uv_projection`, ``impl="compiled"``).
+
+Two fused, single-threaded numba kernels (``cache=True``, ``nogil=True``; one thread on purpose: the
+projection runs once per face inside a batch that already fills the cores):
+
+- :func:`texel_samples` does steps 1-3 per covered texel: interpolate the posed point, the normal and
+  the unposed point from the texel's triangle corners, normalise, the facing ramp, the projection into
+  the photo, the z-buffer test, the optional photo-space mask and the bilinear photo sample.
+- :func:`fill_texture` does step 5: scatter the texels into the ``S x S`` map, the pull-push fill, the
+  confidence-weighted composite and the rounding to uint8.
+
+The arithmetic follows the numpy reference operation by operation (the same products and sums in the
+same order, scipy's order-1 spline weights ``1 - f, 1 - (1 - f)`` with ``v * w_y * w_x`` summed row-major
+and rounded to float32), so steps 1-3 give the reference's numbers bit for bit. The pull-push's coarse
+to fine upsampling is torch's bilinear (``align_corners=False``) in the reference, whose compiled
+summation order fk cannot reproduce exactly: filled values differ by a few ulps, which can move a texel
+that lands on a rounding boundary by one level (tested).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fk.render.cpu import zbuffer
+
+HAVE_NUMBA = zbuffer.HAVE_NUMBA
+
+
+def texel_samples(per_vertex: np.ndarray, has_sym: bool, corners: np.ndarray, bary: np.ndarray,
+                  K: np.ndarray, depth: np.ndarray, tolerance: float, photo: np.ndarray,
+                  mask: np.ndarray | None, min_facing: float, facing_ramp: float):
+    """Steps 1-3 for every covered texel: ``(weight (M,), colour (M, 3) in [0, 1], canon (M, 3))``.
+
+    ``per_vertex (N, 6|9)``: posed points, unit normals (and unposed points when ``has_sym``);
+    ``corners (M, 3)`` int32 and ``bary (M, 3)``: the texels' triangle corners and barycentrics;
+    ``K`` the photo's intrinsics; ``depth (dh, dw)`` the z-buffer (0 where empty) of the photo shrunk
+    to ``(dh, dw)``; ``tolerance`` the absolute depth slack; ``mask`` an (H, W) float64 weight or None.
+    ``canon`` is empty (0, 3) without ``has_sym``.
+    """
+    m = len(bary)
+    weight = np.empty(m)
+    colour = np.empty((m, 3))
+    canon = np.empty((m if has_sym else 0, 3))
+    use_mask = mask is not None
+    mask_arr = np.ascontiguousarray(mask, np.float64) if use_mask else np.zeros((1, 1))
+    _texel_kernel(np.ascontiguousarray(per_vertex, np.float64), has_sym, np.ascontiguousarray(corners),
+                  np.ascontiguousarray(bary, np.float64), np.ascontiguousarray(K, np.float64).ravel(),
+                  np.ascontiguousarray(depth, np.float64), float(tolerance), np.ascontiguousarray(photo),
+                  use_mask, mask_arr, float(min_facing), float(facing_ramp), weight, colour, canon)
+    return weight, colour, canon
+
+
+def fill_texture(flat_index: np.ndarray, colour: np.ndarray, confidence: np.ndarray, size: int,
+                 fill: bool):
+    """Step 5: ``(texture (S, S, 3) uint8, confidence map (S, S) float64)``.
+
+    ``flat_index (M,)``: the covered texels' row-major indices in the ``S x S`` map; ``colour (M, 3)``
+    and ``confidence (M,)`` their values. With ``fill`` the map is pull-push filled and each texel is
+    ``c * colour + (1 - c) * filled``; without, uncovered texels stay black.
+    """
+    texture = np.empty((size, size, 3), np.uint8)
+    conf_map = np.empty((size, size))
+    _fill_kernel(np.ascontiguousarray(flat_index, np.int64), np.ascontiguousarray(colour, np.float64),
+                 np.ascontiguousarray(confidence, np.float64), bool(fill), texture, conf_map)
+    return texture, conf_map
+
+
+def pull_push(image: np.ndarray, weight: np.ndarray, levels: int) -> np.ndarray:
+    """The compiled pull-push of :func:`fk.render.uv_projection.pull_push_fill`: ``(H, W, C)`` float64.
+
+    ``image (H, W, C)`` float64 (not yet multiplied by the weight), ``weight (H, W)`` clipped to [0, 1].
+    """
+    img = np.ascontiguousarray(image, np.float64)
+    out = np.empty_like(img)
+    _pull_push_kernel(img, np.ascontiguousarray(weight, np.float64), int(levels), out)
+    return out
+
+
+if HAVE_NUMBA:
+    numba = zbuffer.numba
+
+    @numba.njit(cache=True, nogil=True)
+    def _texel_kernel(per_vertex, has_sym, corners, bary, K, depth, tolerance, photo, use_mask, mask,
+                      min_facing, facing_ramp, weight, colour, canon):  # pragma: no cover - compiled
+        h, w = photo.shape[0], photo.shape[1]
+        dh, dw = depth.shape[0], depth.shape[1]
+        ox = 0.5 * dw / w  # the reference's px * dw / w + 0.5 * dw / w - 0.5, in that order
+        oy = 0.5 * dh / h
+        ramp = max((min_facing + facing_ramp) - min_facing, 1e-12)
+        n_cols = 9 if has_sym else 6
+        acc = np.empty(9)
+        for i in range(bary.shape[0]):
+            c0 = corners[i, 0]
+            c1 = corners[i, 1]
+            c2 = corners[i, 2]
+            b0 = bary[i, 0]
+            b1 = bary[i, 1]
+            b2 = bary[i, 2]
+            for k in range(n_cols):  # 1. the texel's point, normal (and unposed point)
+                acc[k] = (b0 * per_vertex[c0, k] + b1 * per_vertex[c1, k]) + b2 * per_vertex[c2, k]
+            x, y, z = acc[0], acc[1], acc[2]
+            nn = max(np.sqrt((acc[3] * acc[3] + acc[4] * acc[4]) + acc[5] * acc[5]), 1e-12)
+            pn = max(np.sqrt((x * x + y * y) + z * z), 1e-12)
+            facing = -(((acc[3] / nn) * (x / pn) + (acc[4] / nn) * (y / pn)) + (acc[5] / nn) * (z / pn))
+            if has_sym:
+                canon[i, 0] = acc[6]
+                canon[i, 1] = acc[7]
+                canon[i, 2] = acc[8]
+            # 2. visibility: in front of the z-buffer, facing the camera, inside the photo
+            zc = max(z, 1e-9)
+            px = (K[0] * x + K[1] * y) / zc + K[2]
+            py = K[4] * y / zc + K[5]
+            dxf = np.rint(px * dw / w + ox - 0.5)
+            dyf = np.rint(py * dh / h + oy - 0.5)
+            inside = z > 0 and dxf >= 0 and dxf < dw and dyf >= 0 and dyf < dh
+            visible = False
+            if inside:
+                zb = depth[int(dyf), int(dxf)]
+                visible = zb > 0 and z <= zb + tolerance
+            t = min(max((facing - min_facing) / ramp, 0.0), 1.0)
+            wgt = t * t * (3 - 2 * t) * (1.0 if visible else 0.0)
+            if use_mask:
+                if inside:
+                    mx = min(max(np.rint(px), 0.0), w - 1.0)
+                    my = min(max(np.rint(py), 0.0), h - 1.0)
+                    wgt = wgt * mask[int(my), int(mx)]
+                else:
+                    wgt = wgt * 0.0
+            weight[i] = wgt
+            # 3. bilinear photo sample (scipy's order-1 map_coordinates, mode "nearest", into float32)
+            cy = min(max(py, 0.0), h - 1.0)
+            cx = min(max(px, 0.0), w - 1.0)
+            y0 = np.floor(cy)
+            x0 = np.floor(cx)
+            wy0 = 1.0 - (cy - y0)
+            wy1 = 1.0 - wy0
+            wx0 = 1.0 - (cx - x0)
+            wx1 = 1.0 - wx0
+            r0 = int(y0)
+            q0 = int(x0)
+            r1 = min(r0 + 1, h - 1)  # the clamped neighbour has weight 0 there
+            q1 = min(q0 + 1, w - 1)
+            for ch in range(3):
+                s = 0.0
+                s += float(photo[r0, q0, ch]) * wy0 * wx0
+                s += float(photo[r0, q1, ch]) * wy0 * wx1
+                s += float(photo[r1, q0, ch]) * wy1 * wx0
+                s += float(photo[r1, q1, ch]) * wy1 * wx1
+                colour[i, ch] = float(np.float32(s)) / 255.0
+
+    @numba.njit(cache=True, nogil=True)
+    def _pull_push_levels(img, wgt, levels, out):  # pragma: no cover - compiled
+        """Pull-push of ``img`` with weights ``wgt`` (both full resolution) into ``out``."""
+        h, w, nc = img.shape
+        # pull: level 0 is colour x weight; each next level sums 2x2 blocks, heavy blocks scaled to weight 1
+        cws = [np.empty((h, w, nc))]
+        wws = [np.empty((h, w))]
+        for r in range(h):
+            for q in range(w):
+                ww = min(max(wgt[r, q], 0.0), 1.0)
+                wws[0][r, q] = ww
+                for c in range(nc):
+                    cws[0][r, q, c] = img[r, q, c] * ww
+        for _ in range(levels):
+            pc = cws[-1]
+            pw = wws[-1]
+            ph, pwid = pw.shape
+            if min(ph, pwid) <= 1:
+                break
+            h2 = (ph + 1) // 2
+            w2 = (pwid + 1) // 2
+            nc_ = np.empty((h2, w2, nc))
+            nw_ = np.empty((h2, w2))
+            for r in range(h2):
+                for q in range(w2):
+                    ra, qa = 2 * r, 2 * q
+                    rb_ok = ra + 1 < ph
+                    qb_ok = qa + 1 < pwid
+                    w00 = pw[ra, qa]
+                    w01 = pw[ra, qa + 1] if qb_ok else 0.0
+                    w10 = pw[ra + 1, qa] if rb_ok else 0.0
+                    w11 = pw[ra + 1, qa + 1] if (rb_ok and qb_ok) else 0.0
+                    ws = (w00 + w01) + (w10 + w11)  # numpy's order for the (h2, 2, w2, 2) weight sum
+                    scale = min(1.0, ws) / max(ws, 1e-12)
+                    nw_[r, q] = ws * scale
+                    for c in range(nc):
+                        v00 = pc[ra, qa, c]
+                        v01 = pc[ra, qa + 1, c] if qb_ok else 0.0
+                        v10 = pc[ra + 1, qa, c] if rb_ok else 0.0
+                        v11 = pc[ra + 1, qa + 1, c] if (rb_ok and qb_ok) else 0.0
+                        nc_[r, q, c] = (((v00 + v01) + v10) + v11) * scale  # and for the colour sum
+            cws.append(nc_)
+            wws.append(nw_)
+        top_c = cws[-1]
+        top_w = wws[-1]
+        colour = np.empty(top_c.shape)
+        for r in range(top_c.shape[0]):
+            for q in range(top_c.shape[1]):
+                d = max(top_w[r, q], 1e-12)
+                for c in range(nc):
+                    colour[r, q, c] = top_c[r, q, c] / d
+        # push: each finer level takes its missing share 1 - w from the bilinearly upsampled coarser one
+        for lev in range(len(cws) - 2, -1, -1):
+            cw = cws[lev]
+            ww = wws[lev]
+            oh, ow = ww.shape
+            ih, iw = colour.shape[0], colour.shape[1]
+            dst = out if lev == 0 else np.empty((oh, ow, nc))
+            sh = ih / oh
+            sw = iw / ow
+            for r in range(oh):
+                sy = max(sh * (r + 0.5) - 0.5, 0.0)
+                y0 = min(int(np.floor(sy)), ih - 1)
+                ly1 = min(max(sy - y0, 0.0), 1.0)
+                ly0 = 1.0 - ly1
+                y1 = y0 + 1 if y0 < ih - 1 else y0
+                for q in range(ow):
+                    sx = max(sw * (q + 0.5) - 0.5, 0.0)
+                    x0 = min(int(np.floor(sx)), iw - 1)
+                    lx1 = min(max(sx - x0, 0.0), 1.0)
+                    lx0 = 1.0 - lx1
+                    x1 = x0 + 1 if x0 < iw - 1 else x0
+                    a00 = ly0 * lx0
+                    a01 = ly0 * lx1
+                    a10 = ly1 * lx0
+                    a11 = ly1 * lx1
+                    miss = 1.0 - ww[r, q]
+                    for c in range(nc):
+                        up = ((colour[y0, x0, c] * a00 + colour[y0, x1, c] * a01)
+                              + colour[y1, x0, c] * a10) + colour[y1, x1, c] * a11
+                        dst[r, q, c] = cw[r, q, c] + miss * up
+            colour = dst
+        if len(cws) == 1:
+            out[:] = colour
+
+    @numba.njit(cache=True, nogil=True)
+    def _pull_push_kernel(img, wgt, levels, out):  # pragma: no cover - compiled
+        _pull_push_levels(img, wgt, levels, out)
+
+    @numba.njit(cache=True, nogil=True)
+    def _fill_kernel(flat_index, colour, confidence, fill, texture, conf_map):  # pragma: no cover
+        size = conf_map.shape[0]
+        tex = np.zeros((size, size, 3))
+        conf_map[:] = 0.0
+        for i in range(flat_index.shape[0]):
+            r = flat_index[i] // size
+            q = flat_index[i] % size
+            conf_map[r, q] = confidence[i]
+            for c in range(3):
+                tex[r, q, c] = colour[i, c]
+        if fill:
+            levels = int(np.ceil(np.log2(size))) + 1
+            filled = np.empty_like(tex)
+            _pull_push_levels(tex, conf_map, levels, filled)
+            for r in range(size):
+                for q in range(size):
+                    cf = conf_map[r, q]
+                    for c in range(3):
+                        tex[r, q, c] = cf * tex[r, q, c] + (1.0 - cf) * filled[r, q, c]
+        for r in range(size):
+            for q in range(size):
+                for c in range(3):
+                    v = np.rint(tex[r, q, c] * 255.0)
+                    texture[r, q, c] = np.uint8(min(max(v, 0.0), 255.0))
