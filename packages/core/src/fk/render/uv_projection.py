@@ -283,6 +283,81 @@ def _texel_samples_numpy(per_vertex, corners, bary, K, depth, tolerance, photo, 
     return weight, colour, gathered[:, 6:9]
 
 
+def _nearest_donors(donor_points: np.ndarray, query_points: np.ndarray, radius: float) -> np.ndarray:
+    """Index of each query's nearest donor closer than ``radius``, -1 where none is."""
+    from scipy.spatial import cKDTree
+
+    if not len(donor_points) or not len(query_points):
+        return np.full(len(query_points), -1, np.int64)
+    # Texel points are dense samples of a surface: a tree split at the midpoints with unshrunk
+    # cells answers these radius-bounded queries 6x faster than scipy's default (0.12 s against
+    # 0.71 s for 250k queries into 486k donors), with the same neighbours. One thread: workers=-1
+    # took 0.1 s less wall but 0.2 s more CPU (load 2.5), a loss for a batch that fills the cores.
+    tree = cKDTree(donor_points, balanced_tree=False, compact_nodes=False)
+    dist, nn = tree.query(query_points, k=1, distance_upper_bound=radius)
+    return np.where(np.isfinite(dist), nn, -1)
+
+
+def _project_numpy(per_vertex, has_sym, corners, bary, K, depth, tolerance, photo, mask, min_facing,
+                   facing_ramp, radius, covered, fill):
+    """Steps 1-5 in numpy, scipy and torch: the reference of :func:`_project_compiled`."""
+    weight, colour, canon = _texel_samples_numpy(per_vertex, corners, bary, K, depth, tolerance, photo, mask,
+                                                 min_facing, facing_ramp)
+
+    # 4. mirrored fill from the visible texel nearest to each texel's mirror point
+    mirror_share = np.zeros(len(weight))
+    if has_sym:
+        donors = np.flatnonzero(weight >= 0.5)
+        needs = np.flatnonzero(weight < 1.0)
+        if len(donors) and len(needs):
+            mirrored = canon[needs] * np.array([-1.0, 1.0, 1.0])
+            # A mirror point outside the donors' bounding box grown by the radius has no donor within it:
+            # it skips the tree search (much of the unseen side of the head); the answers are the same.
+            donor_points = canon[donors]
+            lo, hi = donor_points.min(0) - radius, donor_points.max(0) + radius
+            near = np.all((mirrored >= lo) & (mirrored <= hi), axis=1)
+            needs, mirrored = needs[near], mirrored[near]
+            nn = _nearest_donors(donor_points, mirrored, radius)
+            ok = nn >= 0
+            src = donors[nn[ok]]
+            dst = needs[ok]
+            share = (1.0 - weight[dst]) * weight[src]
+            colour[dst] = (weight[dst, None] * colour[dst] + share[:, None] * colour[src]) / np.maximum(
+                weight[dst] + share, 1e-12
+            )[:, None]
+            mirror_share[dst] = share
+    confidence = np.clip(weight + mirror_share, 0.0, 1.0)
+
+    # 5. smooth fill of the rest (and padding around the islands)
+    size = covered.shape[0]
+    tex = np.zeros((size, size, 3))
+    conf_map = np.zeros((size, size))
+    tex[covered] = colour
+    conf_map[covered] = confidence
+    if fill:
+        filled = pull_push_fill(tex, conf_map, impl="numpy")
+        tex = conf_map[..., None] * tex + (1.0 - conf_map[..., None]) * filled
+    texture = np.clip(np.rint(tex * 255.0), 0, 255).astype(np.uint8)
+    return texture, conf_map, confidence, mirror_share, weight
+
+
+def _project_compiled(per_vertex, has_sym, corners, bary, K, depth, tolerance, photo, mask, min_facing,
+                      facing_ramp, radius, covered, fill):
+    """Steps 1-5 with the kernels of :mod:`fk.render.cpu.uv_texture` (the same numbers as
+    :func:`_project_numpy` but for the fill's rounding, see :func:`project_photo_to_uv`)."""
+    from fk.render.cpu.uv_texture import fill_texture, texel_samples
+
+    weight, colour, _canon, (donors, donor_points, queries, query_points) = texel_samples(
+        per_vertex, has_sym, corners, bary, K, depth, tolerance, photo, mask, min_facing, facing_ramp,
+        radius if has_sym else 0.0)
+    nn = _nearest_donors(donor_points, query_points, radius)
+    sources = np.full(len(nn), -1, np.int64)  # the texel each query takes its mirrored share from
+    sources[nn >= 0] = donors[nn[nn >= 0]]
+    texture, conf_map, confidence, mirror_share = fill_texture(np.flatnonzero(covered), colour, weight,
+                                                               queries, sources, covered.shape[0], fill)
+    return texture, conf_map, confidence, mirror_share, weight
+
+
 def project_photo_to_uv(
     photo: Any,
     vertices: Any,
@@ -357,62 +432,17 @@ def project_photo_to_uv(
     shrink = np.array([[dw / w, 0, 0.5 * dw / w - 0.5], [0, dh / h, 0.5 * dh / h - 0.5], [0, 0, 1.0]])
     depth = _depth_map(verts, faces, shrink @ K, (dh, dw), ctx_backend)
     tolerance = depth_tolerance * diag
-    if compiled:
-        from fk.render.cpu.uv_texture import texel_samples
-
-        weight, colour, canon = texel_samples(per_vertex, sym is not None, corners, bary, K, depth, tolerance,
-                                              photo, mask, min_facing, facing_ramp)
-    else:
-        weight, colour, canon = _texel_samples_numpy(per_vertex, corners, bary, K, depth, tolerance, photo,
-                                                     mask, min_facing, facing_ramp)
-
-    # 4. mirrored fill from the visible texel nearest to each texel's mirror point
-    mirror_share = np.zeros(n_cov)
+    radius = 0.0
     if sym is not None:
-        from scipy.spatial import cKDTree
-
-        sdiag = float(np.linalg.norm(sym.max(0) - sym.min(0)))
-        donors = np.flatnonzero(weight >= 0.5)
-        needs = np.flatnonzero(weight < 1.0)
-        radius = mirror_tolerance * sdiag
-        if len(donors) and len(needs):
-            mirrored = canon[needs] * np.array([-1.0, 1.0, 1.0])
-            # A mirror point outside the donors' bounding box grown by the radius has no donor within it:
-            # it skips the tree search (much of the unseen side of the head); the answers are the same.
-            donor_points = canon[donors]
-            lo, hi = donor_points.min(0) - radius, donor_points.max(0) + radius
-            near = np.all((mirrored >= lo) & (mirrored <= hi), axis=1)
-            needs, mirrored = needs[near], mirrored[near]
-            # Texel points are dense samples of a surface: a tree split at the midpoints with unshrunk
-            # cells answers these radius-bounded queries 6x faster than scipy's default (0.12 s against
-            # 0.71 s for 250k queries into 486k donors), with the same neighbours. One thread: workers=-1
-            # took 0.1 s less wall but 0.2 s more CPU (load 2.5), a loss for a batch that fills the cores.
-            tree = cKDTree(donor_points, balanced_tree=False, compact_nodes=False)
-            dist, nn = tree.query(mirrored, k=1, distance_upper_bound=radius)
-            ok = np.isfinite(dist)
-            src = donors[nn[ok]]
-            dst = needs[ok]
-            share = (1.0 - weight[dst]) * weight[src]
-            colour[dst] = (weight[dst, None] * colour[dst] + share[:, None] * colour[src]) / np.maximum(
-                weight[dst] + share, 1e-12
-            )[:, None]
-            mirror_share[dst] = share
-    confidence = np.clip(weight + mirror_share, 0.0, 1.0)
-
-    # 5. smooth fill of the rest (and padding around the islands)
+        radius = mirror_tolerance * float(np.linalg.norm(sym.max(0) - sym.min(0)))
     if compiled:
-        from fk.render.cpu.uv_texture import fill_texture
-
-        texture, conf_map = fill_texture(np.flatnonzero(covered), colour, confidence, size, fill)
+        texture, conf_map, confidence, mirror_share, weight = _project_compiled(
+            per_vertex, sym is not None, corners, bary, K, depth, tolerance, photo, mask, min_facing,
+            facing_ramp, radius, covered, fill)
     else:
-        tex = np.zeros((size, size, 3))
-        conf_map = np.zeros((size, size))
-        tex[covered] = colour
-        conf_map[covered] = confidence
-        if fill:
-            filled = pull_push_fill(tex, conf_map, impl="numpy")
-            tex = conf_map[..., None] * tex + (1.0 - conf_map[..., None]) * filled
-        texture = np.clip(np.rint(tex * 255.0), 0, 255).astype(np.uint8)
+        texture, conf_map, confidence, mirror_share, weight = _project_numpy(
+            per_vertex, sym is not None, corners, bary, K, depth, tolerance, photo, mask, min_facing,
+            facing_ramp, radius, covered, fill)
 
     source = np.zeros((size, size), np.uint8)
     code = np.full(n_cov, FILLED, np.uint8)

@@ -28,14 +28,21 @@ HAVE_NUMBA = zbuffer.HAVE_NUMBA
 
 def texel_samples(per_vertex: np.ndarray, has_sym: bool, corners: np.ndarray, bary: np.ndarray,
                   K: np.ndarray, depth: np.ndarray, tolerance: float, photo: np.ndarray,
-                  mask: np.ndarray | None, min_facing: float, facing_ramp: float):
-    """Steps 1-3 for every covered texel: ``(weight (M,), colour (M, 3) in [0, 1], canon (M, 3))``.
+                  mask: np.ndarray | None, min_facing: float, facing_ramp: float, mirror_radius: float = 0.0):
+    """Steps 1-3 for every covered texel, and the mirrored fill's search candidates.
 
     ``per_vertex (N, 6|9)``: posed points, unit normals (and unposed points when ``has_sym``);
     ``corners (M, 3)`` int32 and ``bary (M, 3)``: the texels' triangle corners and barycentrics;
     ``K`` the photo's intrinsics; ``depth (dh, dw)`` the z-buffer (0 where empty) of the photo shrunk
     to ``(dh, dw)``; ``tolerance`` the absolute depth slack; ``mask`` an (H, W) float64 weight or None.
-    ``canon`` is empty (0, 3) without ``has_sym``.
+
+    Returns ``weight (M,)``, ``colour (M, 3)`` in [0, 1], ``canon (M, 3)`` (the unposed points; (0, 3)
+    without ``has_sym``) and the mirror search's ``(donors, donor_points, queries, query_points)``:
+    the texels that may give (weight >= 0.5) and need (weight < 1) a colour, with their unposed and
+    mirrored (x -> -x) points, both pruned to those with a partner in a neighbouring cell of a grid of
+    cells at least ``mirror_radius`` wide. Every pair closer than the radius survives, so a nearest
+    search within the radius over the survivors answers as one over all texels. Empty when
+    ``mirror_radius`` is 0 or there is no ``has_sym``.
     """
     m = len(bary)
     weight = np.empty(m)
@@ -43,26 +50,34 @@ def texel_samples(per_vertex: np.ndarray, has_sym: bool, corners: np.ndarray, ba
     canon = np.empty((m if has_sym else 0, 3))
     use_mask = mask is not None
     mask_arr = np.ascontiguousarray(mask, np.float64) if use_mask else np.zeros((1, 1))
-    _texel_kernel(np.ascontiguousarray(per_vertex, np.float64), has_sym, np.ascontiguousarray(corners),
-                  np.ascontiguousarray(bary, np.float64), np.ascontiguousarray(K, np.float64).ravel(),
-                  np.ascontiguousarray(depth, np.float64), float(tolerance), np.ascontiguousarray(photo),
-                  use_mask, mask_arr, float(min_facing), float(facing_ramp), weight, colour, canon)
-    return weight, colour, canon
+    candidates = _texel_kernel(
+        np.ascontiguousarray(per_vertex, np.float64), has_sym, np.ascontiguousarray(corners),
+        np.ascontiguousarray(bary, np.float64), np.ascontiguousarray(K, np.float64).ravel(),
+        np.ascontiguousarray(depth, np.float64), float(tolerance), np.ascontiguousarray(photo), use_mask,
+        mask_arr, float(min_facing), float(facing_ramp), float(mirror_radius) if has_sym else 0.0, weight,
+        colour, canon)
+    return weight, colour, canon, candidates
 
 
-def fill_texture(flat_index: np.ndarray, colour: np.ndarray, confidence: np.ndarray, size: int,
-                 fill: bool):
-    """Step 5: ``(texture (S, S, 3) uint8, confidence map (S, S) float64)``.
+def fill_texture(flat_index: np.ndarray, colour: np.ndarray, weight: np.ndarray, queries: np.ndarray,
+                 sources: np.ndarray, size: int, fill: bool):
+    """Step 4's blend and step 5: ``(texture (S, S, 3) uint8, confidence map (S, S), confidence (M,),
+    mirror share (M,))``.
 
     ``flat_index (M,)``: the covered texels' row-major indices in the ``S x S`` map; ``colour (M, 3)``
-    and ``confidence (M,)`` their values. With ``fill`` the map is pull-push filled and each texel is
-    ``c * colour + (1 - c) * filled``; without, uncovered texels stay black.
+    and ``weight (M,)`` their photo colours and visibility; ``queries`` texels that take a share
+    ``(1 - w) * w_source`` of the colour of texel ``sources`` (their mirror's nearest donor). With
+    ``fill`` the map is pull-push filled and each texel is ``c * colour + (1 - c) * filled``; without,
+    uncovered texels stay black.
     """
     texture = np.empty((size, size, 3), np.uint8)
     conf_map = np.empty((size, size))
+    confidence = np.empty(len(weight))
+    share = np.empty(len(weight))
     _fill_kernel(np.ascontiguousarray(flat_index, np.int64), np.ascontiguousarray(colour, np.float64),
-                 np.ascontiguousarray(confidence, np.float64), bool(fill), texture, conf_map)
-    return texture, conf_map
+                 np.ascontiguousarray(weight, np.float64), np.ascontiguousarray(queries, np.int64),
+                 np.ascontiguousarray(sources, np.int64), bool(fill), texture, conf_map, confidence, share)
+    return texture, conf_map, confidence, share
 
 
 def pull_push(image: np.ndarray, weight: np.ndarray, levels: int) -> np.ndarray:
@@ -81,7 +96,7 @@ if HAVE_NUMBA:
 
     @numba.njit(cache=True, nogil=True)
     def _texel_kernel(per_vertex, has_sym, corners, bary, K, depth, tolerance, photo, use_mask, mask,
-                      min_facing, facing_ramp, weight, colour, canon):  # pragma: no cover - compiled
+                      min_facing, facing_ramp, mirror_radius, weight, colour, canon):  # pragma: no cover
         h, w = photo.shape[0], photo.shape[1]
         dh, dw = depth.shape[0], depth.shape[1]
         ox = 0.5 * dw / w  # the reference's px * dw / w + 0.5 * dw / w - 0.5, in that order
@@ -147,6 +162,93 @@ if HAVE_NUMBA:
                 s += float(photo[r1, q0, ch]) * wy1 * wx0
                 s += float(photo[r1, q1, ch]) * wy1 * wx1
                 colour[i, ch] = float(np.float32(s)) / 255.0
+        return _mirror_candidates(weight, canon, mirror_radius)
+
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _any_neighbour(marks, ca, cb, cc):  # pragma: no cover - compiled
+        """Whether a cell in the 3x3x3 block around (ca, cb, cc) is marked."""
+        na, nb, nc = marks.shape
+        for a in range(max(ca - 1, 0), min(ca + 2, na)):
+            for b in range(max(cb - 1, 0), min(cb + 2, nb)):
+                for c in range(max(cc - 1, 0), min(cc + 2, nc)):
+                    if marks[a, b, c]:
+                        return True
+        return False
+
+    @numba.njit(cache=True, nogil=True)
+    def _mirror_candidates(weight, canon, radius):  # pragma: no cover - compiled
+        """Donors and mirrored queries with a partner in a neighbouring cell (see :func:`texel_samples`)."""
+        m = weight.shape[0]
+        n_donors = 0
+        n_needs = 0
+        lo = np.full(3, np.inf)
+        hi = np.full(3, -np.inf)
+        if radius > 0:
+            for i in range(m):
+                if weight[i] >= 0.5:
+                    n_donors += 1
+                    for k in range(3):
+                        lo[k] = min(lo[k], canon[i, k])
+                        hi[k] = max(hi[k], canon[i, k])
+                if weight[i] < 1.0:
+                    n_needs += 1
+        if n_donors == 0 or n_needs == 0:
+            return (np.empty(0, np.int64), np.empty((0, 3)), np.empty(0, np.int64), np.empty((0, 3)))
+        # Cells at least the radius wide (a hair more, against rounding), at most ~2M of them: a donor
+        # closer than the radius to a query lies in the query's cell or a neighbouring one.
+        extent = np.maximum(hi - lo, 1e-12)
+        cell = max(radius * (1.0 + 1e-6), (extent[0] * extent[1] * extent[2] / 2.0e6) ** (1.0 / 3.0))
+        dims = np.empty(3, np.int64)
+        for k in range(3):
+            dims[k] = int(extent[k] / cell) + 1
+        has_donor = np.zeros((dims[0], dims[1], dims[2]), np.bool_)
+        for i in range(m):
+            if weight[i] >= 0.5:
+                ca = min(int((canon[i, 0] - lo[0]) / cell), dims[0] - 1)
+                cb = min(int((canon[i, 1] - lo[1]) / cell), dims[1] - 1)
+                cc = min(int((canon[i, 2] - lo[2]) / cell), dims[2] - 1)
+                has_donor[ca, cb, cc] = True
+        has_query = np.zeros((dims[0], dims[1], dims[2]), np.bool_)
+        queries = np.empty(n_needs, np.int64)
+        n_queries = 0
+        for i in range(m):
+            if weight[i] < 1.0:
+                fa = np.floor((-canon[i, 0] - lo[0]) / cell)
+                fb = np.floor((canon[i, 1] - lo[1]) / cell)
+                fc = np.floor((canon[i, 2] - lo[2]) / cell)
+                if fa < -1 or fa > dims[0] or fb < -1 or fb > dims[1] or fc < -1 or fc > dims[2]:
+                    continue  # more than a cell outside the donors' grid (or not a number)
+                # clamped into the grid: the block around the clamped cell still holds every partner
+                ca = min(max(int(fa), 0), dims[0] - 1)
+                cb = min(max(int(fb), 0), dims[1] - 1)
+                cc = min(max(int(fc), 0), dims[2] - 1)
+                if _any_neighbour(has_donor, ca, cb, cc):
+                    queries[n_queries] = i
+                    n_queries += 1
+                    has_query[ca, cb, cc] = True
+        queries = queries[:n_queries].copy()
+        query_points = np.empty((n_queries, 3))
+        for j in range(n_queries):
+            i = queries[j]
+            query_points[j, 0] = canon[i, 0] * -1.0
+            query_points[j, 1] = canon[i, 1]
+            query_points[j, 2] = canon[i, 2]
+        donors = np.empty(n_donors, np.int64)
+        n_kept = 0
+        for i in range(m):
+            if weight[i] >= 0.5:
+                ca = min(int((canon[i, 0] - lo[0]) / cell), dims[0] - 1)
+                cb = min(int((canon[i, 1] - lo[1]) / cell), dims[1] - 1)
+                cc = min(int((canon[i, 2] - lo[2]) / cell), dims[2] - 1)
+                if _any_neighbour(has_query, ca, cb, cc):
+                    donors[n_kept] = i
+                    n_kept += 1
+        donors = donors[:n_kept].copy()
+        donor_points = np.empty((n_kept, 3))
+        for j in range(n_kept):
+            for k in range(3):
+                donor_points[j, k] = canon[donors[j], k]
+        return donors, donor_points, queries, query_points
 
     @numba.njit(cache=True, nogil=True)
     def _pull_push_levels(img, wgt, levels, out):  # pragma: no cover - compiled
@@ -238,16 +340,35 @@ if HAVE_NUMBA:
         _pull_push_levels(img, wgt, levels, out)
 
     @numba.njit(cache=True, nogil=True)
-    def _fill_kernel(flat_index, colour, confidence, fill, texture, conf_map):  # pragma: no cover
+    def _fill_kernel(flat_index, colour, weight, queries, sources, fill, texture, conf_map, confidence,
+                     share):  # pragma: no cover - compiled
         size = conf_map.shape[0]
+        m = weight.shape[0]
+        # 4. the mirrored share of each query's colour (read from the photo colours, written to a copy)
+        blended = colour.copy()
+        share[:] = 0.0
+        for j in range(queries.shape[0]):
+            src = sources[j]
+            if src < 0:
+                continue
+            dst = queries[j]
+            wd = weight[dst]
+            sh = (1.0 - wd) * weight[src]
+            den = max(wd + sh, 1e-12)
+            for c in range(3):
+                blended[dst, c] = (wd * colour[dst, c] + sh * colour[src, c]) / den
+            share[dst] = sh
+        for i in range(m):
+            confidence[i] = min(max(weight[i] + share[i], 0.0), 1.0)
+        # 5. scatter into the map, fill, composite and round
         tex = np.zeros((size, size, 3))
         conf_map[:] = 0.0
-        for i in range(flat_index.shape[0]):
+        for i in range(m):
             r = flat_index[i] // size
             q = flat_index[i] % size
             conf_map[r, q] = confidence[i]
             for c in range(3):
-                tex[r, q, c] = colour[i, c]
+                tex[r, q, c] = blended[i, c]
         if fill:
             levels = int(np.ceil(np.log2(size))) + 1
             filled = np.empty_like(tex)
