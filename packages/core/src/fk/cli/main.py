@@ -24,6 +24,7 @@ from typing import Annotated, Optional
 import typer
 
 from fk.cli.output import Output, print_error
+from fk.cli.serve import app as serve_app
 from fk.errors import ExitCode, FkError
 
 app = typer.Typer(
@@ -41,6 +42,7 @@ recipe_app = typer.Typer(help="Check recipes without running them.", no_args_is_
 app.add_typer(plugins_app, name="plugins")
 app.add_typer(components_app, name="components")
 app.add_typer(recipe_app, name="recipe")
+app.add_typer(serve_app, name="serve")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 SetOpt = Annotated[Optional[list[str]], typer.Option(  # noqa: UP007 - typer needs Optional here

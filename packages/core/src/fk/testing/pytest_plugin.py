@@ -8,6 +8,16 @@ from pathlib import Path
 import pytest
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests never run in a developer's warm server (``fk serve``): every ``fk`` they start runs itself.
+    A test of the server itself removes this from its processes' environment."""
+    import os
+
+    from fk.serve import NO_SERVER_ENV
+
+    os.environ.setdefault(NO_SERVER_ENV, "1")
+
+
 @pytest.fixture
 def fk_pm() -> Iterator[object]:
     """An isolated plugin manager with fk's built-ins only; register test plugins on it."""

@@ -89,6 +89,15 @@ def _call_in_worker(call: WorkerCall, task: Any) -> Any:
 _forkserver_lock = threading.Lock()
 
 
+def forks_served_workers() -> bool:
+    """In a run forked from fk's warm server (:mod:`fk.serve`) that has no other thread yet, workers fork
+    from the run itself: they start with everything the server imported and loaded (torch, numba's
+    kernels, the recipe's models), not from a fork server that imports it all again (~3 CPU-s)."""
+    from fk.serve import SERVED_ENV
+
+    return bool(os.environ.get(SERVED_ENV)) and threading.active_count() == 1
+
+
 def pool_context(caps: WorkerCaps, preload: tuple[str, ...] = ()) -> multiprocessing.context.BaseContext:
     """How the pool starts its workers: forked from a fork server on Linux, else spawned.
 
@@ -104,6 +113,8 @@ def pool_context(caps: WorkerCaps, preload: tuple[str, ...] = ()) -> multiproces
     """
     if not sys.platform.startswith("linux") or "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
+    if forks_served_workers():
+        return multiprocessing.get_context("fork")
     from multiprocessing import forkserver
 
     from fk.engine.executors.preload import PRELOAD_ENV
@@ -143,12 +154,17 @@ class ProcessExecutor:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         ctx = pool_context(self.caps, self.preload)
-        return ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             max_workers=self.workers,
             mp_context=ctx,
             initializer=_init_worker,
             initargs=(self.caps, ctx.Value("i", 0), dict(os.environ)),
         )
+        if ctx.get_start_method() == "fork":
+            # a fork pool starts all its workers at its first task: start them now, while this process
+            # has one thread (the progress bar's starts later), so no lock is copied mid-use
+            pool.submit(os.getpid).result()
+        return pool
 
     def map_unordered(self, fn: Callable[[Any], Any], tasks: Iterable[Any]) -> Iterator[Any]:
         call = WorkerCall(fn, None)  # the pool's initializer applied the caps already

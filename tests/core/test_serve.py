@@ -1,0 +1,178 @@
+"""The warm server (``fk serve``, :mod:`fk.serve`) with real processes: a served run writes the bytes and
+exit code an in-process run does (one worker or two), Ctrl-C reaches it, a run the server cannot reproduce
+runs in its own process with a notice, bad connections change nothing, and ``stop`` stops it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fk import serve
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fk serve is Linux-only")
+
+HERE = Path(__file__).resolve().parent
+TOY_FK = HERE / "toy_fk.py"
+TOY_SERVE = HERE / "toy_serve.py"
+
+
+def _env(fk_home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != serve.NO_SERVER_ENV}
+    return {**env, "FK_HOME": str(fk_home), **extra}
+
+
+def _wait_for(predicate, what: str, limit: float = 60.0) -> None:
+    """Poll (not a timing assertion: the limit only stops a hung test)."""
+    deadline = time.monotonic() + limit
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+def _digests(out: Path) -> dict[str, str]:
+    """sha256 of every output, bookkeeping with timings (manifest, item records, lock) aside."""
+    return {
+        str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and ".fk" not in p.relative_to(out).parts and p.name != "manifest.json"
+    }
+
+
+@pytest.fixture
+def toy_server(toy_recipe: Path, fk_home: Path):
+    """A warm toy server under a fresh FK_HOME (the fk_home fixture sets it for this process too)."""
+    proc = subprocess.Popen([sys.executable, "-P", str(TOY_SERVE), str(toy_recipe), "--idle-minutes", "10"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(fk_home))
+    _wait_for(lambda: proc.poll() is not None or serve.request({"status": True}) is not None, "the server")
+    assert proc.poll() is None, proc.stdout.read()
+    yield proc
+    serve.request({"stop": True})
+    try:
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _client(*args: str, env: dict[str, str], **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(TOY_FK), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, **kw)
+
+
+def _served() -> int:
+    return serve.request({"status": True})["served"]
+
+
+def test_a_served_run_writes_the_bytes_and_exit_code_of_an_in_process_run(toy_server, toy_recipe, fk_home,
+                                                                          tmp_path):
+    env = _env(fk_home)
+    for workers in ("1", "2"):
+        served = _client("run", str(toy_recipe), "--out", str(tmp_path / f"served{workers}"),
+                         "--workers", workers, env=env)
+        out, err = served.communicate(timeout=120)
+        assert served.returncode == 5, err  # the photos hold one corrupt file: "finished with item failures"
+        assert "item(s) finished" in out  # the run's own stdout reached this caller's pipe
+        assert "fk: " in err  # and its progress lines this caller's stderr
+    assert _served() == 2
+    alone = _client("run", str(toy_recipe), "--out", str(tmp_path / "alone"),
+                    env={**env, serve.NO_SERVER_ENV: "1"})
+    assert alone.wait(120) == 5
+    assert _served() == 2
+    expected = _digests(tmp_path / "alone")
+    assert expected
+    assert _digests(tmp_path / "served1") == expected == _digests(tmp_path / "served2")
+
+    # a step failing on some items too: exit 5 and the same failures.json either way
+    failing = toy_recipe.with_name("failing.yaml")
+    failing.write_text(toy_recipe.read_text().replace("use: evaluate:mean-colour",
+                                                      "use: evaluate:mean-colour\n    with: {fail_on: _01}"))
+    codes = {}
+    for name, extra in (("served_fail", {}), ("alone_fail", {serve.NO_SERVER_ENV: "1"})):
+        proc = _client("run", str(failing), "--out", str(tmp_path / name), "-q", env={**env, **extra})
+        codes[name] = proc.wait(120)
+    assert codes == {"served_fail": 5, "alone_fail": 5}
+    assert _served() == 3
+    failures = [json.loads((tmp_path / name / "failures.json").read_text())
+                for name in ("served_fail", "alone_fail")]
+    assert failures[0] == failures[1]
+    assert failures[0]
+
+
+def test_ctrl_c_on_the_caller_reaches_the_served_run(toy_server, toy_recipe, fk_home, tmp_path):
+    out = tmp_path / "run"
+    proc = _client("run", str(toy_recipe), "--out", str(out), env=_env(fk_home, TOY_SLEEP="1"))
+    _wait_for(lambda: (out / ".fk" / "items").is_dir() and any((out / ".fk" / "items").glob("*.json")),
+              "a finished item")
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(60) == 130
+    assert "interrupted" in proc.stderr.read()
+    assert json.loads((out / "manifest.json").read_text())["status"] == "interrupted"
+    assert _served() == 1
+
+
+def test_a_run_the_server_cannot_reproduce_runs_in_its_own_process_with_a_notice(toy_server, toy_recipe,
+                                                                                  fk_home, tmp_path):
+    # FK_* variables are read at import time: a value the server did not start with is not served
+    proc = _client("run", str(toy_recipe), "--out", str(tmp_path / "run"), "-q",
+                   env=_env(fk_home, FK_RENDER_NO_NUMBA="1"))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 5  # the corrupt photo, as always
+    assert "fk server: environment differs from the server's (FK_RENDER_NO_NUMBA)" in err
+    assert (tmp_path / "run" / "manifest.json").is_file()
+    assert _served() == 0
+
+
+def test_bad_connections_change_nothing_and_stop_stops_the_server(toy_server, fk_home):
+    path = serve.socket_path()
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert oct(path.parent.stat().st_mode & 0o777) == "0o700"
+    for payload in (b"not json at all\n", b'{"run": ["run", "x.yaml"]}\n', b""):  # no terminals passed
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.connect(str(path))
+            conn.sendall(payload)
+    info = serve.request({"status": True})
+    assert info is not None
+    assert info["served"] == 0
+    assert info["pid"] == toy_server.pid
+    assert serve.request({"stop": True})["pid"] == toy_server.pid
+    assert toy_server.wait(30) == 0
+    assert not path.exists()
+    assert serve.request({"status": True}) is None
+
+
+def test_a_changed_source_file_or_plugin_set_is_seen(tmp_path, monkeypatch):
+    module_file = tmp_path / "fk_fingerprint_probe.py"
+    module_file.write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import fk_fingerprint_probe  # noqa: F401  (an fk_* top-level module: counted as fk code)
+
+    before = serve._code_fingerprint()
+    assert str(module_file) in before["files"]
+    assert serve._fingerprint_change(before, serve._code_fingerprint()) is None
+    os.utime(module_file, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert serve._fingerprint_change(before, serve._code_fingerprint()) == f"{module_file} changed"
+    assert serve._fingerprint_change(before, {**before, "plugins": [*before["plugins"], "x=y:z"]}) == \
+        "the installed fk plugins changed"
+
+
+def test_fk_serve_status_and_start_without_a_server(fk_home, tmp_path):
+    env = _env(fk_home)
+    status = subprocess.run([sys.executable, "-m", "fk.cli.main", "serve", "status"], capture_output=True,
+                            text=True, env=env, timeout=60)
+    assert status.returncode == 1
+    assert "no fk server is running" in status.stdout
+    start = subprocess.run([sys.executable, "-m", "fk.cli.main", "serve", "start",
+                            str(tmp_path / "nope.yaml")], capture_output=True, text=True, env=env, timeout=60)
+    # the recipe's one-line error, and no server started
+    assert start.returncode != 0
+    assert "nope.yaml" in start.stderr
+    assert not serve.socket_path().exists()
