@@ -164,16 +164,17 @@ if HAVE_NUMBA:
                 colour[i, ch] = float(np.float32(s)) / 255.0
         return _mirror_candidates(weight, canon, mirror_radius)
 
-    @numba.njit(cache=True, nogil=True, inline="always")
-    def _any_neighbour(marks, ca, cb, cc):  # pragma: no cover - compiled
-        """Whether a cell in the 3x3x3 block around (ca, cb, cc) is marked."""
+    @numba.njit(cache=True, nogil=True)
+    def _dilated(marks):  # pragma: no cover - compiled
+        """Cells with a marked cell in the 3x3x3 block around them."""
         na, nb, nc = marks.shape
-        for a in range(max(ca - 1, 0), min(ca + 2, na)):
-            for b in range(max(cb - 1, 0), min(cb + 2, nb)):
-                for c in range(max(cc - 1, 0), min(cc + 2, nc)):
+        out = np.zeros_like(marks)
+        for a in range(na):
+            for b in range(nb):
+                for c in range(nc):
                     if marks[a, b, c]:
-                        return True
-        return False
+                        out[max(a - 1, 0):a + 2, max(b - 1, 0):b + 2, max(c - 1, 0):c + 2] = True
+        return out
 
     @numba.njit(cache=True, nogil=True)
     def _mirror_candidates(weight, canon, radius):  # pragma: no cover - compiled
@@ -208,6 +209,7 @@ if HAVE_NUMBA:
                 cb = min(int((canon[i, 1] - lo[1]) / cell), dims[1] - 1)
                 cc = min(int((canon[i, 2] - lo[2]) / cell), dims[2] - 1)
                 has_donor[ca, cb, cc] = True
+        near_donor = _dilated(has_donor)
         has_query = np.zeros((dims[0], dims[1], dims[2]), np.bool_)
         queries = np.empty(n_needs, np.int64)
         n_queries = 0
@@ -222,7 +224,7 @@ if HAVE_NUMBA:
                 ca = min(max(int(fa), 0), dims[0] - 1)
                 cb = min(max(int(fb), 0), dims[1] - 1)
                 cc = min(max(int(fc), 0), dims[2] - 1)
-                if _any_neighbour(has_donor, ca, cb, cc):
+                if near_donor[ca, cb, cc]:
                     queries[n_queries] = i
                     n_queries += 1
                     has_query[ca, cb, cc] = True
@@ -233,6 +235,7 @@ if HAVE_NUMBA:
             query_points[j, 0] = canon[i, 0] * -1.0
             query_points[j, 1] = canon[i, 1]
             query_points[j, 2] = canon[i, 2]
+        near_query = _dilated(has_query)
         donors = np.empty(n_donors, np.int64)
         n_kept = 0
         for i in range(m):
@@ -240,7 +243,7 @@ if HAVE_NUMBA:
                 ca = min(int((canon[i, 0] - lo[0]) / cell), dims[0] - 1)
                 cb = min(int((canon[i, 1] - lo[1]) / cell), dims[1] - 1)
                 cc = min(int((canon[i, 2] - lo[2]) / cell), dims[2] - 1)
-                if _any_neighbour(has_query, ca, cb, cc):
+                if near_query[ca, cb, cc]:
                     donors[n_kept] = i
                     n_kept += 1
         donors = donors[:n_kept].copy()
@@ -251,63 +254,80 @@ if HAVE_NUMBA:
         return donors, donor_points, queries, query_points
 
     @numba.njit(cache=True, nogil=True)
-    def _pull_push_levels(img, wgt, levels, out):  # pragma: no cover - compiled
-        """Pull-push of ``img`` with weights ``wgt`` (both full resolution) into ``out``."""
+    def _pull_push_levels(img, wgt, levels, out, texture, composite):  # pragma: no cover - compiled
+        """Pull-push of ``img`` weighted by ``clip(wgt, 0, 1)``: into ``out`` (float64), or with
+        ``composite`` straight into ``texture`` as ``rint(255 (w img + (1 - w) filled))`` (uint8)."""
         h, w, nc = img.shape
-        # pull: level 0 is colour x weight; each next level sums 2x2 blocks, heavy blocks scaled to weight 1
-        cws = [np.empty((h, w, nc))]
-        wws = [np.empty((h, w))]
-        for r in range(h):
-            for q in range(w):
-                ww = min(max(wgt[r, q], 0.0), 1.0)
-                wws[0][r, q] = ww
-                for c in range(nc):
-                    cws[0][r, q, c] = img[r, q, c] * ww
-        for _ in range(levels):
-            pc = cws[-1]
-            pw = wws[-1]
-            ph, pwid = pw.shape
+        # pull: level 0 is colour x weight (computed where read); each next level sums 2x2 blocks,
+        # heavy blocks scaled to weight 1
+        cws = [np.empty((0, 0, nc))]
+        wws = [np.empty((0, 0))]
+        ph, pwid = h, w
+        for lev in range(levels):
             if min(ph, pwid) <= 1:
                 break
             h2 = (ph + 1) // 2
             w2 = (pwid + 1) // 2
             nc_ = np.empty((h2, w2, nc))
             nw_ = np.empty((h2, w2))
+            pc = cws[-1]
+            pw = wws[-1]
             for r in range(h2):
                 for q in range(w2):
                     ra, qa = 2 * r, 2 * q
                     rb_ok = ra + 1 < ph
                     qb_ok = qa + 1 < pwid
-                    w00 = pw[ra, qa]
-                    w01 = pw[ra, qa + 1] if qb_ok else 0.0
-                    w10 = pw[ra + 1, qa] if rb_ok else 0.0
-                    w11 = pw[ra + 1, qa + 1] if (rb_ok and qb_ok) else 0.0
+                    if lev == 0:
+                        w00 = min(max(wgt[ra, qa], 0.0), 1.0)
+                        w01 = min(max(wgt[ra, qa + 1], 0.0), 1.0) if qb_ok else 0.0
+                        w10 = min(max(wgt[ra + 1, qa], 0.0), 1.0) if rb_ok else 0.0
+                        w11 = min(max(wgt[ra + 1, qa + 1], 0.0), 1.0) if (rb_ok and qb_ok) else 0.0
+                    else:
+                        w00 = pw[ra, qa]
+                        w01 = pw[ra, qa + 1] if qb_ok else 0.0
+                        w10 = pw[ra + 1, qa] if rb_ok else 0.0
+                        w11 = pw[ra + 1, qa + 1] if (rb_ok and qb_ok) else 0.0
                     ws = (w00 + w01) + (w10 + w11)  # numpy's order for the (h2, 2, w2, 2) weight sum
                     scale = min(1.0, ws) / max(ws, 1e-12)
                     nw_[r, q] = ws * scale
                     for c in range(nc):
-                        v00 = pc[ra, qa, c]
-                        v01 = pc[ra, qa + 1, c] if qb_ok else 0.0
-                        v10 = pc[ra + 1, qa, c] if rb_ok else 0.0
-                        v11 = pc[ra + 1, qa + 1, c] if (rb_ok and qb_ok) else 0.0
+                        if lev == 0:
+                            v00 = img[ra, qa, c] * w00
+                            v01 = img[ra, qa + 1, c] * w01 if qb_ok else 0.0
+                            v10 = img[ra + 1, qa, c] * w10 if rb_ok else 0.0
+                            v11 = img[ra + 1, qa + 1, c] * w11 if (rb_ok and qb_ok) else 0.0
+                        else:
+                            v00 = pc[ra, qa, c]
+                            v01 = pc[ra, qa + 1, c] if qb_ok else 0.0
+                            v10 = pc[ra + 1, qa, c] if rb_ok else 0.0
+                            v11 = pc[ra + 1, qa + 1, c] if (rb_ok and qb_ok) else 0.0
                         nc_[r, q, c] = (((v00 + v01) + v10) + v11) * scale  # and for the colour sum
             cws.append(nc_)
             wws.append(nw_)
-        top_c = cws[-1]
-        top_w = wws[-1]
-        colour = np.empty(top_c.shape)
-        for r in range(top_c.shape[0]):
-            for q in range(top_c.shape[1]):
-                d = max(top_w[r, q], 1e-12)
-                for c in range(nc):
-                    colour[r, q, c] = top_c[r, q, c] / d
+            ph, pwid = h2, w2
+        n_levels = len(cws)
+        if n_levels == 1:  # nothing to pull: each pixel is its own weighted average
+            colour = np.empty((h, w, nc))
+            for r in range(h):
+                for q in range(w):
+                    ww = min(max(wgt[r, q], 0.0), 1.0)
+                    for c in range(nc):
+                        colour[r, q, c] = (img[r, q, c] * ww) / max(ww, 1e-12)
+        else:
+            top_c = cws[-1]
+            top_w = wws[-1]
+            colour = np.empty(top_c.shape)
+            for r in range(top_c.shape[0]):
+                for q in range(top_c.shape[1]):
+                    d = max(top_w[r, q], 1e-12)
+                    for c in range(nc):
+                        colour[r, q, c] = top_c[r, q, c] / d
         # push: each finer level takes its missing share 1 - w from the bilinearly upsampled coarser one
-        for lev in range(len(cws) - 2, -1, -1):
-            cw = cws[lev]
-            ww = wws[lev]
-            oh, ow = ww.shape
+        for lev in range(n_levels - 2, -1, -1):
+            oh = h if lev == 0 else wws[lev].shape[0]
+            ow = w if lev == 0 else wws[lev].shape[1]
             ih, iw = colour.shape[0], colour.shape[1]
-            dst = out if lev == 0 else np.empty((oh, ow, nc))
+            dst = np.empty((oh, ow, nc)) if lev > 0 else out
             sh = ih / oh
             sw = iw / ow
             for r in range(oh):
@@ -326,60 +346,74 @@ if HAVE_NUMBA:
                     a01 = ly0 * lx1
                     a10 = ly1 * lx0
                     a11 = ly1 * lx1
-                    miss = 1.0 - ww[r, q]
+                    ww = min(max(wgt[r, q], 0.0), 1.0) if lev == 0 else wws[lev][r, q]
+                    miss = 1.0 - ww
                     for c in range(nc):
                         up = ((colour[y0, x0, c] * a00 + colour[y0, x1, c] * a01)
                               + colour[y1, x0, c] * a10) + colour[y1, x1, c] * a11
-                        dst[r, q, c] = cw[r, q, c] + miss * up
+                        cw = img[r, q, c] * ww if lev == 0 else cws[lev][r, q, c]
+                        filled = cw + miss * up
+                        if lev > 0 or not composite:
+                            dst[r, q, c] = filled
+                        else:  # the final level: composite and round, as the reference's last two steps
+                            cf = wgt[r, q]
+                            v = np.rint((cf * img[r, q, c] + (1.0 - cf) * filled) * 255.0)
+                            texture[r, q, c] = np.uint8(min(max(v, 0.0), 255.0))
             colour = dst
-        if len(cws) == 1:
-            out[:] = colour
+        if n_levels == 1:
+            for r in range(h):
+                for q in range(w):
+                    for c in range(nc):
+                        if composite:
+                            cf = wgt[r, q]
+                            v = np.rint((cf * img[r, q, c] + (1.0 - cf) * colour[r, q, c]) * 255.0)
+                            texture[r, q, c] = np.uint8(min(max(v, 0.0), 255.0))
+                        else:
+                            out[r, q, c] = colour[r, q, c]
 
     @numba.njit(cache=True, nogil=True)
     def _pull_push_kernel(img, wgt, levels, out):  # pragma: no cover - compiled
-        _pull_push_levels(img, wgt, levels, out)
+        _pull_push_levels(img, wgt, levels, out, np.empty((0, 0, 0), np.uint8), False)
 
     @numba.njit(cache=True, nogil=True)
     def _fill_kernel(flat_index, colour, weight, queries, sources, fill, texture, conf_map, confidence,
                      share):  # pragma: no cover - compiled
         size = conf_map.shape[0]
         m = weight.shape[0]
-        # 4. the mirrored share of each query's colour (read from the photo colours, written to a copy)
-        blended = colour.copy()
+        # 4. the mirrored share of each query's colour (blended from the photo colours)
         share[:] = 0.0
         for j in range(queries.shape[0]):
-            src = sources[j]
-            if src < 0:
-                continue
-            dst = queries[j]
-            wd = weight[dst]
-            sh = (1.0 - wd) * weight[src]
-            den = max(wd + sh, 1e-12)
-            for c in range(3):
-                blended[dst, c] = (wd * colour[dst, c] + sh * colour[src, c]) / den
-            share[dst] = sh
-        for i in range(m):
-            confidence[i] = min(max(weight[i] + share[i], 0.0), 1.0)
+            if sources[j] >= 0:
+                dst = queries[j]
+                share[dst] = (1.0 - weight[dst]) * weight[sources[j]]
         # 5. scatter into the map, fill, composite and round
         tex = np.zeros((size, size, 3))
         conf_map[:] = 0.0
         for i in range(m):
             r = flat_index[i] // size
             q = flat_index[i] % size
+            confidence[i] = min(max(weight[i] + share[i], 0.0), 1.0)
             conf_map[r, q] = confidence[i]
             for c in range(3):
-                tex[r, q, c] = blended[i, c]
+                tex[r, q, c] = colour[i, c]
+        for j in range(queries.shape[0]):
+            src = sources[j]
+            if src < 0:
+                continue
+            dst = queries[j]
+            r = flat_index[dst] // size
+            q = flat_index[dst] % size
+            wd = weight[dst]
+            sh = share[dst]
+            den = max(wd + sh, 1e-12)
+            for c in range(3):  # colour holds the photo colours: a source that is also a query is unblended
+                tex[r, q, c] = (wd * colour[dst, c] + sh * colour[src, c]) / den
         if fill:
             levels = int(np.ceil(np.log2(size))) + 1
-            filled = np.empty_like(tex)
-            _pull_push_levels(tex, conf_map, levels, filled)
+            _pull_push_levels(tex, conf_map, levels, np.empty((0, 0, 3)), texture, True)
+        else:
             for r in range(size):
                 for q in range(size):
-                    cf = conf_map[r, q]
                     for c in range(3):
-                        tex[r, q, c] = cf * tex[r, q, c] + (1.0 - cf) * filled[r, q, c]
-        for r in range(size):
-            for q in range(size):
-                for c in range(3):
-                    v = np.rint(tex[r, q, c] * 255.0)
-                    texture[r, q, c] = np.uint8(min(max(v, 0.0), 255.0))
+                        v = np.rint(tex[r, q, c] * 255.0)
+                        texture[r, q, c] = np.uint8(min(max(v, 0.0), 255.0))
