@@ -202,15 +202,17 @@ def test_a_layout_is_rasterised_once_and_later_projections_match(turned):
 
 def test_a_new_process_reads_the_layout_from_fk_home_and_rebuilds_a_bad_file(turned, tmp_path, monkeypatch):
     """$FK_HOME/cache/uv_layouts keeps the texel map for the next process: the same arrays come back, and a
-    damaged file is rebuilt (and rewritten), never trusted."""
+    damaged or missing file is rebuilt (and rewritten), never trusted; an older version's file is removed."""
     from fk.render import uv_projection
 
     a, *_ = turned
     faces = np.asarray(a["triangles"], np.int64)
     monkeypatch.setenv("FK_HOME", str(tmp_path))
     monkeypatch.setattr(uv_projection, "_TEXEL_MAPS", {})
+    layouts = tmp_path / "cache" / "uv_layouts"
     built = uv_projection._layout_texels(a["uvs"], a["uv_faces"], faces, UV // 4, "cpu")
-    (cached,) = (tmp_path / "cache" / "uv_layouts").iterdir()
+    (cached,) = layouts.iterdir()
+    assert sorted(f.name for f in cached.iterdir()) == ["bary.npy", "covered.npy", "triangle.npy"]
     monkeypatch.setattr(uv_projection, "_TEXEL_MAPS", {})  # as a new process
     calls = []
     real = __import__("fk.geometry.uv", fromlist=["texel_map"]).texel_map
@@ -220,12 +222,25 @@ def test_a_new_process_reads_the_layout_from_fk_home_and_rebuilds_a_bad_file(tur
     for x, y in zip(built, read, strict=True):
         np.testing.assert_array_equal(x, y)
         assert x.dtype == y.dtype
-    cached.write_bytes(b"not an npz")
+    for damage in ("bad", "missing", "wrong shape"):
+        bary = cached / "bary.npy"
+        if damage == "bad":
+            bary.write_bytes(b"not an npy")
+        elif damage == "missing":
+            bary.unlink()
+        else:
+            np.save(bary, np.zeros((3, 3)))
+        monkeypatch.setattr(uv_projection, "_TEXEL_MAPS", {})
+        rebuilt = uv_projection._layout_texels(a["uvs"], a["uv_faces"], faces, UV // 4, "cpu")
+        np.testing.assert_array_equal(rebuilt[2], built[2])
+        np.testing.assert_array_equal(np.load(bary), built[2])  # rewritten
+    assert len(calls) == 3
+    old = cached.with_name(cached.name.replace("_v2", "_v1") + ".npz")
+    old.write_bytes(b"PK")  # a version-1 file of the same layout goes when the entry is rewritten
+    bary.unlink()
     monkeypatch.setattr(uv_projection, "_TEXEL_MAPS", {})
-    rebuilt = uv_projection._layout_texels(a["uvs"], a["uv_faces"], faces, UV // 4, "cpu")
-    assert calls == [1]
-    np.testing.assert_array_equal(rebuilt[2], built[2])
-    assert cached.read_bytes()[:2] == b"PK"  # rewritten as a valid npz
+    uv_projection._layout_texels(a["uvs"], a["uv_faces"], faces, UV // 4, "cpu")
+    assert not old.exists()
 
 
 def _assert_same_projection(compiled, reference, max_level_share: float = 1e-5):
