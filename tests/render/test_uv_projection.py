@@ -344,3 +344,33 @@ def test_the_mirror_candidates_keep_every_pair_closer_than_the_radius():
         np.testing.assert_array_equal(query_points, canon[queries] * [-1.0, 1.0, 1.0])
         if radius == 0.01:
             assert len(queries) < 0.8 * len(all_needs), "a small radius prunes queries"
+
+
+def test_the_kernels_k_d_tree_answers_as_ckdtree():
+    """nearest_within: each query's nearest point strictly closer than the radius, -1 where none is, as
+    scipy's cKDTree with distance_upper_bound; on surface samples, clustered and repeated points."""
+    from fk.render.cpu.uv_texture import nearest_within
+    from fk.render.uv_projection import _nearest_donors
+
+    rng = np.random.default_rng(11)
+    uv = rng.uniform(-1, 1, (30000, 2))
+    sheet = np.column_stack([uv, 0.2 * np.sin(4 * uv[:, 0])])
+    clusters = rng.normal(0, 1e-4, (3000, 3)) + rng.integers(0, 3, (3000, 1)) * 0.5
+    repeated = np.repeat(rng.uniform(-1, 1, (5, 3)), 100, axis=0)  # more equal points than a leaf holds
+    for points in (sheet, clusters, np.concatenate([sheet[:1000], repeated])):
+        queries = points[rng.integers(0, len(points), 4000)] + rng.normal(0, 0.02, (4000, 3))
+        for radius in (0.005, 0.05, 10.0):
+            got = nearest_within(points, queries, radius)
+            expected = _nearest_donors(points, queries, radius)
+            found = expected >= 0
+            np.testing.assert_array_equal(got >= 0, found)
+            # the same point, or (repeated points) one just as close
+            d_got = np.linalg.norm(points[got[found]] - queries[found], axis=1)
+            d_exp = np.linalg.norm(points[expected[found]] - queries[found], axis=1)
+            np.testing.assert_array_equal(d_got, d_exp)
+            if points is sheet:
+                np.testing.assert_array_equal(got, expected)
+    assert (nearest_within(np.zeros((0, 3)), queries, 1.0) == -1).all()
+    one = np.zeros((1, 3))
+    assert nearest_within(one, np.array([[1.0, 0, 0]]), 1.0)[0] == -1  # at the radius: outside, as cKDTree
+    assert nearest_within(one, np.array([[1.0, 0, 0]]), np.nextafter(1.0, 2.0))[0] == 0

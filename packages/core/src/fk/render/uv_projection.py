@@ -348,18 +348,13 @@ def _project_numpy(per_vertex, has_sym, corners, bary, K, depth, tolerance, phot
 
 def _project_compiled(per_vertex, has_sym, corners, bary, K, depth, tolerance, photo, mask, min_facing,
                       facing_ramp, radius, covered, fill):
-    """Steps 1-5 with the kernels of :mod:`fk.render.cpu.uv_texture` (the same numbers as
-    :func:`_project_numpy` but for the fill's rounding, see :func:`project_photo_to_uv`)."""
-    from fk.render.cpu.uv_texture import fill_texture, texel_samples
+    """Steps 1-5 in one kernel call (:func:`fk.render.cpu.uv_texture.project`): the numbers of
+    :func:`_project_numpy` but for the fill's rounding, see :func:`project_photo_to_uv`."""
+    from fk.render.cpu.uv_texture import project
 
-    weight, colour, _canon, (donors, donor_points, queries, query_points) = texel_samples(
-        per_vertex, has_sym, corners, bary, K, depth, tolerance, photo, mask, min_facing, facing_ramp,
-        radius if has_sym else 0.0)
-    nn = _nearest_donors(donor_points, query_points, radius)
-    sources = np.full(len(nn), -1, np.int64)  # the texel each query takes its mirrored share from
-    sources[nn >= 0] = donors[nn[nn >= 0]]
-    texture, conf_map, confidence, mirror_share = fill_texture(np.flatnonzero(covered), colour, weight,
-                                                               queries, sources, covered.shape[0], fill)
+    texture, conf_map, weight, mirror_share, confidence = project(
+        per_vertex, has_sym, corners, bary, K, depth, tolerance, photo, mask, min_facing, facing_ramp, radius,
+        np.flatnonzero(covered), covered.shape[0], fill)
     return texture, conf_map, confidence, mirror_share, weight
 
 
@@ -396,11 +391,11 @@ def project_photo_to_uv(
         fill: smooth-fill what neither the photo nor the mirror gives (False: leave it black).
         backend: rasteriser for the UV layout and the depth map (``fk.render`` backends).
         impl: ``numpy`` (the reference: numpy, scipy's ``map_coordinates`` and torch's upsampling),
-            ``compiled`` (two fused numba kernels, :mod:`fk.render.cpu.uv_texture`, for steps 1-3 and
-            5) or ``auto`` (compiled when numba imports). Steps 1-4 give the same numbers bit for bit,
-            so ``source`` and ``confidence`` are equal; the fill's upsampling differs from torch's by a
-            few ulps, so a texel whose value lands on a rounding boundary may differ by one level
-            (a few in a million on the demo; ``tests/render/test_uv_projection.py``).
+            ``compiled`` (one fused numba kernel, :mod:`fk.render.cpu.uv_texture`, with its own k-d
+            tree) or ``auto`` (compiled when numba imports). Steps 1-4 give the same numbers bit for
+            bit, so ``source`` and ``confidence`` are equal; the fill's upsampling differs from torch's
+            by a few ulps, so a texel whose value lands on a rounding boundary may differ by one level
+            (none on the demo; at most 1e-5 of the values, ``tests/render/test_uv_projection.py``).
     """
     from fk.io.mesh import vertex_normals
 

@@ -1,20 +1,24 @@
 """Compiled kernels of the photo -> UV projection (:mod:`fk.render.uv_projection`, ``impl="compiled"``).
 
-Two fused, single-threaded numba kernels (``cache=True``, ``nogil=True``; one thread on purpose: the
-projection runs once per face inside a batch that already fills the cores):
+One fused, single-threaded numba kernel (``cache=True``, ``nogil=True``; one thread on purpose: the
+projection runs once per face inside a batch that already fills the cores), :func:`project`, runs:
 
-- :func:`texel_samples` does steps 1-3 per covered texel: interpolate the posed point, the normal and
-  the unposed point from the texel's triangle corners, normalise, the facing ramp, the projection into
-  the photo, the z-buffer test, the optional photo-space mask and the bilinear photo sample.
-- :func:`fill_texture` does step 5: scatter the texels into the ``S x S`` map, the pull-push fill, the
-  confidence-weighted composite and the rounding to uint8.
+- the texel samples (steps 1-3, :func:`texel_samples`): per covered texel, the posed point, the normal
+  and the unposed point from the triangle's corners, the facing ramp, the projection into the photo, the
+  z-buffer test, the optional photo-space mask and the bilinear photo sample;
+- the mirrored fill's search (step 4): donors and mirrored queries pruned on a grid of cells as wide as
+  the search radius (a pair closer than the radius is in neighbouring cells), then each query's nearest
+  donor within the radius from a k-d tree (:func:`nearest_within`, cKDTree's answers);
+- the blend and the fill (steps 4-5): the mirrored share of each colour, the scatter into the ``S x S``
+  map, the pull-push fill (:func:`pull_push`), the confidence-weighted composite and the rounding.
 
 The arithmetic follows the numpy reference operation by operation (the same products and sums in the
-same order, scipy's order-1 spline weights ``1 - f, 1 - (1 - f)`` with ``v * w_y * w_x`` summed row-major
-and rounded to float32), so steps 1-3 give the reference's numbers bit for bit. The pull-push's coarse
-to fine upsampling is torch's bilinear (``align_corners=False``) in the reference, whose compiled
-summation order fk cannot reproduce exactly: filled values differ by a few ulps, which can move a texel
-that lands on a rounding boundary by one level (tested).
+same order; scipy's order-1 spline weights ``1 - f, 1 - (1 - f)`` with ``v * w_y * w_x`` summed row-major
+and rounded to float32), so weights, colours, the mirror's sources and the confidence equal the
+reference's bit for bit. The pull-push's coarse-to-fine upsampling is torch's bilinear
+(``align_corners=False``) in the reference, whose compiled summation order fk does not reproduce:
+filled values differ by a few ulps, which moves a texel that lands on a rounding boundary by one level
+(none of the demo's 3.1M values; tested to stay below 1e-5 of them).
 """
 
 from __future__ import annotations
@@ -28,56 +32,58 @@ HAVE_NUMBA = zbuffer.HAVE_NUMBA
 
 def texel_samples(per_vertex: np.ndarray, has_sym: bool, corners: np.ndarray, bary: np.ndarray,
                   K: np.ndarray, depth: np.ndarray, tolerance: float, photo: np.ndarray,
-                  mask: np.ndarray | None, min_facing: float, facing_ramp: float, mirror_radius: float = 0.0):
-    """Steps 1-3 for every covered texel, and the mirrored fill's search candidates.
+                  mask: np.ndarray | None, min_facing: float, facing_ramp: float):
+    """Steps 1-3 for every covered texel: ``weight (M,)``, ``colour (M, 3)`` in [0, 1] and ``canon (M, 3)``
+    (the unposed points; (0, 3) without ``has_sym``).
 
     ``per_vertex (N, 6|9)``: posed points, unit normals (and unposed points when ``has_sym``);
     ``corners (M, 3)`` int32 and ``bary (M, 3)``: the texels' triangle corners and barycentrics;
     ``K`` the photo's intrinsics; ``depth (dh, dw)`` the z-buffer (0 where empty) of the photo shrunk
     to ``(dh, dw)``; ``tolerance`` the absolute depth slack; ``mask`` an (H, W) float64 weight or None.
-
-    Returns ``weight (M,)``, ``colour (M, 3)`` in [0, 1], ``canon (M, 3)`` (the unposed points; (0, 3)
-    without ``has_sym``) and the mirror search's ``(donors, donor_points, queries, query_points)``:
-    the texels that may give (weight >= 0.5) and need (weight < 1) a colour, with their unposed and
-    mirrored (x -> -x) points, both pruned to those with a partner in a neighbouring cell of a grid of
-    cells at least ``mirror_radius`` wide. Every pair closer than the radius survives, so a nearest
-    search within the radius over the survivors answers as one over all texels. Empty when
-    ``mirror_radius`` is 0 or there is no ``has_sym``.
     """
     m = len(bary)
-    weight = np.empty(m)
-    colour = np.empty((m, 3))
-    canon = np.empty((m if has_sym else 0, 3))
-    use_mask = mask is not None
-    mask_arr = np.ascontiguousarray(mask, np.float64) if use_mask else np.zeros((1, 1))
-    candidates = _texel_kernel(
-        np.ascontiguousarray(per_vertex, np.float64), has_sym, np.ascontiguousarray(corners),
-        np.ascontiguousarray(bary, np.float64), np.ascontiguousarray(K, np.float64).ravel(),
-        np.ascontiguousarray(depth, np.float64), float(tolerance), np.ascontiguousarray(photo), use_mask,
-        mask_arr, float(min_facing), float(facing_ramp), float(mirror_radius) if has_sym else 0.0, weight,
-        colour, canon)
-    return weight, colour, canon, candidates
+    weight, colour, canon = np.empty(m), np.empty((m, 3)), np.empty((m if has_sym else 0, 3))
+    _texel_kernel(*_texel_args(per_vertex, has_sym, corners, bary, K, depth, tolerance, photo, mask,
+                               min_facing, facing_ramp), weight, colour, canon)
+    return weight, colour, canon
 
 
-def fill_texture(flat_index: np.ndarray, colour: np.ndarray, weight: np.ndarray, queries: np.ndarray,
-                 sources: np.ndarray, size: int, fill: bool):
-    """Step 4's blend and step 5: ``(texture (S, S, 3) uint8, confidence map (S, S), confidence (M,),
-    mirror share (M,))``.
+def project(per_vertex: np.ndarray, has_sym: bool, corners: np.ndarray, bary: np.ndarray, K: np.ndarray,
+            depth: np.ndarray, tolerance: float, photo: np.ndarray, mask: np.ndarray | None,
+            min_facing: float, facing_ramp: float, mirror_radius: float, flat_index: np.ndarray, size: int,
+            fill: bool):
+    """Steps 1-5 in one kernel call: ``(texture (S, S, 3) uint8, confidence map (S, S), weight (M,),
+    mirror share (M,), confidence (M,))`` (see :func:`fk.render.uv_projection.project_photo_to_uv`).
 
-    ``flat_index (M,)``: the covered texels' row-major indices in the ``S x S`` map; ``colour (M, 3)``
-    and ``weight (M,)`` their photo colours and visibility; ``queries`` texels that take a share
-    ``(1 - w) * w_source`` of the colour of texel ``sources`` (their mirror's nearest donor). With
-    ``fill`` the map is pull-push filled and each texel is ``c * colour + (1 - c) * filled``; without,
-    uncovered texels stay black.
+    The arguments are :func:`texel_samples`'s, the mirror search's radius (0: no mirrored fill; it needs
+    ``has_sym``), the covered texels' row-major indices ``flat_index (M,)`` in the ``S x S`` map and
+    whether to fill the rest.
     """
-    texture = np.empty((size, size, 3), np.uint8)
-    conf_map = np.empty((size, size))
-    confidence = np.empty(len(weight))
-    share = np.empty(len(weight))
-    _fill_kernel(np.ascontiguousarray(flat_index, np.int64), np.ascontiguousarray(colour, np.float64),
-                 np.ascontiguousarray(weight, np.float64), np.ascontiguousarray(queries, np.int64),
-                 np.ascontiguousarray(sources, np.int64), bool(fill), texture, conf_map, confidence, share)
-    return texture, conf_map, confidence, share
+    m = len(bary)
+    texture, conf_map = np.empty((size, size, 3), np.uint8), np.empty((size, size))
+    weight, share, confidence = np.empty(m), np.empty(m), np.empty(m)
+    _project_kernel(*_texel_args(per_vertex, has_sym, corners, bary, K, depth, tolerance, photo, mask,
+                                 min_facing, facing_ramp),
+                    float(mirror_radius) if has_sym else 0.0, np.ascontiguousarray(flat_index, np.int64),
+                    bool(fill), texture, conf_map, weight, share, confidence)
+    return texture, conf_map, weight, share, confidence
+
+
+def nearest_within(points: np.ndarray, queries: np.ndarray, radius: float) -> np.ndarray:
+    """Index of each query's nearest point closer than ``radius`` (``-1`` where none is): the kernels'
+    k-d tree, the same answers as ``scipy.spatial.cKDTree.query(..., distance_upper_bound=radius)``."""
+    points = np.ascontiguousarray(points, np.float64).reshape(-1, 3)
+    return _nearest_within(points, np.ascontiguousarray(queries, np.float64).reshape(-1, 3), float(radius))
+
+
+def _texel_args(per_vertex, has_sym, corners, bary, K, depth, tolerance, photo, mask, min_facing,
+                facing_ramp) -> tuple:
+    use_mask = mask is not None
+    return (np.ascontiguousarray(per_vertex, np.float64), bool(has_sym), np.ascontiguousarray(corners),
+            np.ascontiguousarray(bary, np.float64), np.ascontiguousarray(K, np.float64).ravel(),
+            np.ascontiguousarray(depth, np.float64), float(tolerance), np.ascontiguousarray(photo), use_mask,
+            np.ascontiguousarray(mask, np.float64) if use_mask else np.zeros((1, 1)), float(min_facing),
+            float(facing_ramp))
 
 
 def pull_push(image: np.ndarray, weight: np.ndarray, levels: int) -> np.ndarray:
@@ -96,7 +102,7 @@ if HAVE_NUMBA:
 
     @numba.njit(cache=True, nogil=True)
     def _texel_kernel(per_vertex, has_sym, corners, bary, K, depth, tolerance, photo, use_mask, mask,
-                      min_facing, facing_ramp, mirror_radius, weight, colour, canon):  # pragma: no cover
+                      min_facing, facing_ramp, weight, colour, canon):  # pragma: no cover - compiled
         h, w = photo.shape[0], photo.shape[1]
         dh, dw = depth.shape[0], depth.shape[1]
         ox = 0.5 * dw / w  # the reference's px * dw / w + 0.5 * dw / w - 0.5, in that order
@@ -162,7 +168,6 @@ if HAVE_NUMBA:
                 s += float(photo[r1, q0, ch]) * wy1 * wx0
                 s += float(photo[r1, q1, ch]) * wy1 * wx1
                 colour[i, ch] = float(np.float32(s)) / 255.0
-        return _mirror_candidates(weight, canon, mirror_radius)
 
     @numba.njit(cache=True, nogil=True)
     def _dilated(marks):  # pragma: no cover - compiled
@@ -252,6 +257,147 @@ if HAVE_NUMBA:
             for k in range(3):
                 donor_points[j, k] = canon[donors[j], k]
         return donors, donor_points, queries, query_points
+
+    # The mirror search's k-d tree: leaves of at most 32 points (16 and 8 were slower on the demo), split
+    # at the midpoint of the widest side of the node's tight box, searched depth-first nearest side first.
+    _LEAF = 32
+
+    @numba.njit(cache=True, nogil=True)
+    def _kd_build(points, leaf_size):  # pragma: no cover - compiled
+        """(order, start, end, left, right, lo, hi): node ``k`` holds ``order[start[k]:end[k]]`` in the box
+        ``[lo[k], hi[k]]``; its children are ``left[k]`` and ``right[k]`` (-1 for a leaf)."""
+        n = points.shape[0]
+        order = np.arange(n)
+        cap = 2 * (n // max(leaf_size // 2, 1)) + 16
+        start = np.empty(cap, np.int64)
+        end = np.empty(cap, np.int64)
+        left = np.full(cap, -1, np.int64)
+        right = np.full(cap, -1, np.int64)
+        lo = np.empty((cap, 3))
+        hi = np.empty((cap, 3))
+        todo = [0]
+        start[0] = 0
+        end[0] = n
+        n_nodes = 1
+        while len(todo) > 0:
+            nd = todo.pop()
+            s, e = start[nd], end[nd]
+            for k in range(3):
+                lo[nd, k] = np.inf
+                hi[nd, k] = -np.inf
+            for i in range(s, e):
+                for k in range(3):
+                    v = points[order[i], k]
+                    lo[nd, k] = min(lo[nd, k], v)
+                    hi[nd, k] = max(hi[nd, k], v)
+            if e - s <= leaf_size:
+                continue
+            dim = 0
+            for k in range(1, 3):
+                if hi[nd, k] - lo[nd, k] > hi[nd, dim] - lo[nd, dim]:
+                    dim = k
+            extent = hi[nd, dim] - lo[nd, dim]
+            if not extent > 0:
+                continue  # all points equal (or not numbers): a leaf
+            split = lo[nd, dim] + 0.5 * extent
+            i, j = s, e - 1
+            while i <= j:
+                if points[order[i], dim] < split:
+                    i += 1
+                else:
+                    order[i], order[j] = order[j], order[i]
+                    j -= 1
+            if i == s or i == e:
+                continue
+            if n_nodes + 2 > cap:  # thin slivers split off: grow
+                more = cap
+                start = np.concatenate((start, np.empty(more, np.int64)))
+                end = np.concatenate((end, np.empty(more, np.int64)))
+                left = np.concatenate((left, np.full(more, -1, np.int64)))
+                right = np.concatenate((right, np.full(more, -1, np.int64)))
+                lo = np.concatenate((lo, np.empty((more, 3))))
+                hi = np.concatenate((hi, np.empty((more, 3))))
+                cap += more
+            a, b = n_nodes, n_nodes + 1
+            n_nodes += 2
+            start[a], end[a], start[b], end[b] = s, i, i, e
+            left[nd], right[nd] = a, b
+            todo.append(a)
+            todo.append(b)
+        return order, start, end, left, right, lo, hi
+
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _box_d2(lo, hi, nd, q0, q1, q2):  # pragma: no cover - compiled
+        t0 = max(lo[nd, 0] - q0, 0.0, q0 - hi[nd, 0])
+        t1 = max(lo[nd, 1] - q1, 0.0, q1 - hi[nd, 1])
+        t2 = max(lo[nd, 2] - q2, 0.0, q2 - hi[nd, 2])
+        return (t0 * t0 + t1 * t1) + t2 * t2
+
+    @numba.njit(cache=True, nogil=True)
+    def _nearest_within(points, queries, radius):  # pragma: no cover - compiled
+        """Each query's nearest point with squared distance below ``radius**2`` (strictly, as cKDTree's
+        ``distance_upper_bound``), -1 where none is."""
+        order, start, end, left, right, lo, hi = _kd_build(points, _LEAF)
+        out = np.full(queries.shape[0], -1, np.int64)
+        if points.shape[0] == 0:
+            return out
+        stack = np.empty(left.shape[0] + 1, np.int64)
+        prev = -1
+        for j in range(queries.shape[0]):
+            q0, q1, q2 = queries[j, 0], queries[j, 1], queries[j, 2]
+            best = radius * radius
+            found = -1
+            if prev >= 0:  # the last answer bounds the search: queries come in texel order, close together
+                d0, d1, d2 = points[prev, 0] - q0, points[prev, 1] - q1, points[prev, 2] - q2
+                dd = (d0 * d0 + d1 * d1) + d2 * d2
+                if dd < best:
+                    best, found = dd, prev
+            stack[0] = 0
+            top = 1
+            while top > 0:
+                top -= 1
+                nd = stack[top]
+                if _box_d2(lo, hi, nd, q0, q1, q2) >= best:
+                    continue
+                a = left[nd]
+                if a < 0:
+                    for i in range(start[nd], end[nd]):
+                        p = order[i]
+                        d0, d1, d2 = points[p, 0] - q0, points[p, 1] - q1, points[p, 2] - q2
+                        dd = (d0 * d0 + d1 * d1) + d2 * d2
+                        if dd < best:
+                            best, found = dd, p
+                    continue
+                b = right[nd]
+                da = _box_d2(lo, hi, a, q0, q1, q2)
+                db = _box_d2(lo, hi, b, q0, q1, q2)
+                near, far, dnear, dfar = (a, b, da, db) if da <= db else (b, a, db, da)
+                if dfar < best:
+                    stack[top] = far
+                    top += 1
+                if dnear < best:
+                    stack[top] = near
+                    top += 1
+            out[j] = found
+            prev = found
+        return out
+
+    @numba.njit(cache=True, nogil=True)
+    def _project_kernel(per_vertex, has_sym, corners, bary, K, depth, tolerance, photo, use_mask, mask,
+                        min_facing, facing_ramp, radius, flat_index, fill, texture, conf_map, weight, share,
+                        confidence):  # pragma: no cover - compiled
+        m = bary.shape[0]
+        colour = np.empty((m, 3))
+        canon = np.empty((m if has_sym else 0, 3))
+        _texel_kernel(per_vertex, has_sym, corners, bary, K, depth, tolerance, photo, use_mask, mask,
+                      min_facing, facing_ramp, weight, colour, canon)
+        donors, donor_points, queries, query_points = _mirror_candidates(weight, canon, radius)
+        nn = _nearest_within(donor_points, query_points, radius)
+        sources = np.full(queries.shape[0], -1, np.int64)
+        for j in range(queries.shape[0]):
+            if nn[j] >= 0:
+                sources[j] = donors[nn[j]]
+        _fill_kernel(flat_index, colour, weight, queries, sources, fill, texture, conf_map, confidence, share)
 
     @numba.njit(cache=True, nogil=True)
     def _pull_push_levels(img, wgt, levels, out, texture, composite):  # pragma: no cover - compiled
