@@ -225,3 +225,36 @@ def test_save_image_round_trip_and_atomic(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "sub"]
     with pytest.raises(InputError, match="unknown image suffix"):
         save_image(tmp_path / "x.gifx", rgb)
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (37, 53, 3), (37, 53, 4), (1, 1, 3), (5, 1, 4), (64, 64, 3)])
+def test_png_bytes_read_back_as_the_same_pixels(shape):
+    import io
+
+    from fk.io.image import png_bytes
+
+    rng = np.random.default_rng(sum(shape))
+    img = rng.integers(0, 256, shape, dtype=np.uint8)
+    img[: shape[0] // 2] = 255  # flat rows beside noisy ones, and wrap-around in the sub filter
+    for level in (0, 1, 6):
+        data = png_bytes(img, level)
+        with Image.open(io.BytesIO(data)) as im:
+            assert im.mode == {2: "L", 3: "RGB", 4: "RGBA"}[len(shape) if len(shape) == 2 else shape[2]]
+            np.testing.assert_array_equal(np.asarray(im), img)
+    with pytest.raises(ShapeError, match="png_bytes"):
+        png_bytes(img.astype(np.float32))
+
+
+def test_a_png_with_only_a_compress_level_goes_through_fk_s_encoder(tmp_path):
+    """Same pixels as Pillow's encoder, in fk's (sub-filtered) stream; other options still go to Pillow."""
+    rng = np.random.default_rng(5)
+    img = rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    fast = save_image(tmp_path / "fast.png", img, compress_level=1)
+    pil = save_image(tmp_path / "pil.png", img, compress_level=1, optimize=False)
+    for path in (fast, pil):
+        with Image.open(path) as im:
+            np.testing.assert_array_equal(np.asarray(im), img)
+    assert fast.read_bytes() != pil.read_bytes()
+    rgba = save_image(tmp_path / "rgba.png", np.dstack([img, img[..., :1]]), compress_level=1)
+    with Image.open(rgba) as im:
+        assert im.mode == "RGBA"
