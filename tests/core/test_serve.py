@@ -47,20 +47,30 @@ def _digests(out: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def toy_server(toy_recipe: Path, fk_home: Path):
-    """A warm toy server under a fresh FK_HOME (the fk_home fixture sets it for this process too)."""
-    proc = subprocess.Popen([sys.executable, "-P", str(TOY_SERVE), str(toy_recipe), "--idle-minutes", "10"],
+def _start_toy_server(fk_home: Path, *recipes: Path) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-P", str(TOY_SERVE), *map(str, recipes), "--idle-minutes",
+                             "10"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(fk_home))
     _wait_for(lambda: proc.poll() is not None or serve.request({"status": True}) is not None, "the server")
     assert proc.poll() is None, proc.stdout.read()
-    yield proc
+    return proc
+
+
+def _stop(proc: subprocess.Popen) -> None:
     serve.request({"stop": True})
     try:
         proc.wait(30)
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.fixture
+def toy_server(toy_recipe: Path, fk_home: Path):
+    """A warm toy server under a fresh FK_HOME (the fk_home fixture sets it for this process too)."""
+    proc = _start_toy_server(fk_home, toy_recipe)
+    yield proc
+    _stop(proc)
 
 
 def _client(*args: str, env: dict[str, str], **kw) -> subprocess.Popen:
@@ -176,3 +186,30 @@ def test_fk_serve_status_and_start_without_a_server(fk_home, tmp_path):
     assert start.returncode != 0
     assert "nope.yaml" in start.stderr
     assert not serve.socket_path().exists()
+
+
+def test_a_server_started_bare_warms_each_recipe_after_its_first_served_run(toy_recipe, fk_home, tmp_path):
+    proc = _start_toy_server(fk_home)
+    try:
+        assert serve.request({"status": True})["warmed"] == []
+        env = _env(fk_home)
+        for name in ("first", "second"):
+            run = _client("run", str(toy_recipe.name), "--out", str(tmp_path / name), "-q", env=env,
+                          cwd=toy_recipe.parent)  # a relative recipe: the server resolves it in the run's cwd
+            _, err = run.communicate(timeout=120)
+            assert run.returncode == 5, err
+            assert "fk server:" not in err  # served, not refused
+        info = serve.request({"status": True})
+        assert info["served"] == 2
+        assert info["warmed"] == [f"toy ({toy_recipe})"]
+        assert _digests(tmp_path / "first") == _digests(tmp_path / "second")
+    finally:
+        _stop(proc)
+
+
+def test_the_recipe_and_set_values_of_a_run_command_line():
+    argv = ["run", "r.yaml", "--set", "fit.iterations=5", "--out", "o", "-q", "--workers=2", "--set=a=b"]
+    assert serve._recipe_of(argv) == ("r.yaml", ["fit.iterations=5", "a=b"])
+    assert serve._recipe_of(["run", "--out", "r.yaml", "s.yaml"]) == ("s.yaml", [])  # --out takes a value
+    assert serve._recipe_of(["run", "--json"]) is None
+    assert serve._recipe_of(["doctor"]) is None

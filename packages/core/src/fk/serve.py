@@ -44,7 +44,10 @@ IMPORT_ENV_PREFIXES = ("FK_", "NUMBA_", "OMP_", "MKL_", "OPENBLAS_", "VECLIB_", 
                        "CUDA_", "TORCH_", "PYTORCH_", "PYTHON", "LD_", "NVIDIA_")
 # ... except these, which fk sets per process or which only name this request
 _PER_RUN_ENV = frozenset({SERVED_ENV, NO_SERVER_ENV, "FK_DEBUG", "PYTHONUNBUFFERED"})
-_CLIENT_TIMEOUT_S = 2.0
+_CONNECT_TIMEOUT_S = 2.0
+# the server answers after a fork (milliseconds), or after warming the previous run's recipe (seconds)
+_REPLY_TIMEOUT_S = 60.0
+MAX_WARM_PLANS = 8  # recipes (with their --set values) a server keeps loaded
 
 
 def serve_dir() -> Path:
@@ -97,23 +100,24 @@ class _Lines:
         return json.loads(line), fds
 
 
-def _connect(timeout: float = _CLIENT_TIMEOUT_S) -> socket.socket | None:
+def _connect() -> socket.socket | None:
     path = socket_path()
     if not sys.platform.startswith("linux") or not path.exists():
         return None
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    conn.settimeout(timeout)
+    conn.settimeout(_CONNECT_TIMEOUT_S)
     try:
         conn.connect(str(path))
     except OSError:  # a socket file left by a server that died: run in-process
         conn.close()
         return None
+    conn.settimeout(_REPLY_TIMEOUT_S)
     return conn
 
 
-def request(message: dict[str, Any], timeout: float = _CLIENT_TIMEOUT_S) -> dict[str, Any] | None:
+def request(message: dict[str, Any]) -> dict[str, Any] | None:
     """One control request (``status``, ``stop``) to the running server; None when none answers."""
-    conn = _connect(timeout)
+    conn = _connect()
     if conn is None:
         return None
     with conn:
@@ -204,6 +208,29 @@ def _fingerprint_change(before: dict[str, Any], now: dict[str, Any]) -> str | No
     return None
 
 
+def _recipe_of(argv: list[str]) -> tuple[str, list[str]] | None:
+    """The recipe and ``--set`` values of ``fk run ...``, read with the ``run`` command's own option table."""
+    import typer.main
+
+    from fk.cli.main import app
+
+    command = typer.main.get_command(app).commands.get("run")  # type: ignore[attr-defined]
+    if command is None or not argv or argv[0] != "run":
+        return None
+    takes_value = {opt for p in command.params
+                   if p.param_type_name == "option" and not getattr(p, "is_flag", False) for opt in p.opts}
+    recipe, overrides, args = None, [], iter(argv[1:])
+    for arg in args:
+        name, eq, value = arg.partition("=")
+        if name in takes_value:
+            value = value if eq else next(args, "")
+            if name == "--set":
+                overrides.append(value)
+        elif not arg.startswith("-") and recipe is None:
+            recipe = arg
+    return (recipe, overrides) if recipe else None
+
+
 class Server:
     """The warm process: ``warm`` recipes, then ``serve`` until stopped or idle for ``idle_s``."""
 
@@ -214,8 +241,10 @@ class Server:
         self.argv = argv  # to restart itself with, when its code changed
         self.started = time.time()
         self.warmed: list[str] = []
+        self.warmed_digests: set[str] = set()
+        self.to_learn: list[dict[str, Any]] = []
         self.served = 0
-        self.children: dict[int, socket.socket] = {}
+        self.children: dict[int, tuple[socket.socket, dict[str, Any]]] = {}
         self.path_at_start = _import_path()
         self.env_at_start = import_env(os.environ)
         self.torch_threads: int | None = None
@@ -223,26 +252,36 @@ class Server:
 
     # -- warming
     def warm(self) -> None:
-        """Import and load what the recipes' steps need, leaving no thread and no OpenMP team behind."""
-        import threading
-
+        """Import what every run needs and warm the recipes given at start, leaving no thread and no OpenMP
+        team behind."""
         os.environ["NUMBA_THREADING_LAYER"] = "workqueue"  # GNU OpenMP cannot be used again in a fork
         import torch
 
         self.torch_threads = torch.get_num_threads()
         torch.set_num_threads(1)  # no OpenMP team in the server: each child sizes its own
         import fk.cli.main  # noqa: F401  (typer, rich, the commands: a child only calls main())
+
+        for recipe in self.recipes:
+            self.warm_plan(Path(recipe), self.overrides)
+        self.fingerprint = _code_fingerprint()
+
+    def warm_plan(self, recipe: Path, overrides: list[str]) -> bool:
+        """Build a recipe's runners and load what they need (models, compiled kernels) in this process, where
+        every later child finds them; True when it was not warm yet."""
+        import gc
+        import threading
+
         from fk.engine.executors.resources import SHARE_ENV
         from fk.engine.runner import warm_runners
         from fk.recipe import load_recipe
 
+        plan = load_recipe(recipe, overrides)
+        if plan.digest() in self.warmed_digests:
+            return False
         saved = os.environ.get(SHARE_ENV)
         os.environ[SHARE_ENV] = "1"  # runners load in this process (dlib: no helper process to share)
         try:
-            for recipe in self.recipes:
-                plan = load_recipe(Path(recipe), self.overrides)
-                warm_runners(plan)
-                self.warmed.append(f"{plan.name} ({recipe})")
+            warm_runners(plan)
         finally:
             if saved is None:
                 os.environ.pop(SHARE_ENV, None)
@@ -251,11 +290,25 @@ class Server:
         for thread in threading.enumerate():  # background loads (dlib's models) finish before any fork
             if thread is not threading.main_thread():
                 thread.join()
-        self.fingerprint = _code_fingerprint()
-        import gc
-
+        self.warmed_digests.add(plan.digest())
+        self.warmed.append(f"{plan.name} ({recipe})")
         gc.collect()
         gc.freeze()  # a child's collections then skip the server's objects instead of copying their pages
+        return True
+
+    def learn(self, message: dict[str, Any]) -> None:
+        """After a served run: warm its recipe, with its ``--set`` values, for the next such run."""
+        if len(self.warmed_digests) >= MAX_WARM_PLANS:
+            return
+        parsed = _recipe_of(message.get("run") or [])
+        if parsed is None:
+            return
+        recipe = Path(message.get("cwd") or ".", parsed[0])
+        try:
+            if self.warm_plan(recipe, parsed[1]):
+                print(f"fk server: warmed {recipe} for the next runs", flush=True)
+        except Exception as exc:  # noqa: BLE001 - the run itself reported it to its caller
+            print(f"fk server: did not warm {recipe}: {exc}", flush=True)
 
     # -- serving
     def refusal(self, message: dict[str, Any]) -> tuple[str | None, bool]:
@@ -327,6 +380,8 @@ class Server:
                             sel.unregister(key.fileobj)
                             self._signal(pid, signal.SIGTERM)
                 self._reap(sel)
+                while self.to_learn:  # after the caller has its exit status
+                    self.learn(self.to_learn.pop(0))
                 if self.children:
                     last_active = time.monotonic()
         finally:
@@ -358,12 +413,15 @@ class Server:
                 return
             if pid == 0:
                 return
-            conn = self.children.pop(pid, None)
-            if conn is None:
+            child = self.children.pop(pid, None)
+            if child is None:
                 continue
+            conn, message = child
             code = os.waitstatus_to_exitcode(status)
             if code < 0:  # killed by a signal: the shell's convention
                 code = 128 - code
+            if code in (0, 5):  # it ran (5: some items failed): its recipe is worth keeping warm
+                self.to_learn.append(message)
             if sel is not None:
                 try:
                     sel.unregister(conn)
@@ -382,7 +440,7 @@ class Server:
         import selectors
         import struct
 
-        conn.settimeout(_CLIENT_TIMEOUT_S)
+        conn.settimeout(_CONNECT_TIMEOUT_S)
         try:
             peer_uid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
                                                            struct.calcsize("3i")))[1]
@@ -412,7 +470,7 @@ class Server:
                 listener.close()
                 self._run_child(conn, fds, message)
             self.served += 1
-            self.children[pid] = conn
+            self.children[pid] = (conn, message)
             _send_json(conn, {"pid": pid})
             conn.settimeout(None)
             sel.register(conn, selectors.EVENT_READ, pid)

@@ -39,7 +39,8 @@ def start(
     json_: JsonOpt = False,
 ) -> None:
     """Start the server in the background and wait until it is warm: `fk run` then uses it (same outputs,
-    no start-up cost). FK_NO_SERVER=1 runs without it; `fk serve stop` stops it."""
+    no start-up cost). After a served run it also warms that run's recipe for the next one (up to 8).
+    FK_NO_SERVER=1 runs without it; `fk serve stop` stops it."""
     from fk import serve
     from fk.recipe import load_recipe
 
@@ -79,8 +80,9 @@ def start(
     if json_:
         out.json({"ok": True, "seconds": round(time.perf_counter() - t0, 2), "log": str(log), **info})
         return
-    out.text(f"[green]✓[/] fk server ready in {time.perf_counter() - t0:.1f} s (pid {info['pid']}), "
-             f"warmed: {', '.join(info['warmed']) or 'nothing'}")
+    warmed = ", ".join(info["warmed"]) or "nothing yet (each recipe is warmed after its first served run)"
+    seconds = time.perf_counter() - t0
+    out.text(f"[green]✓[/] fk server ready in {seconds:.1f} s (pid {info['pid']}), warmed: {warmed}")
     out.text(f"`fk run` now runs in it; `fk serve stop` stops it; log: {log}")
 
 
