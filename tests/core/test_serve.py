@@ -172,6 +172,15 @@ def test_a_changed_source_file_or_plugin_set_is_seen(tmp_path, monkeypatch):
     assert serve._fingerprint_change(before, serve._code_fingerprint()) == f"{module_file} changed"
     assert serve._fingerprint_change(before, {**before, "plugins": [*before["plugins"], "x=y:z"]}) == \
         "the installed fk plugins changed"
+    # a module imported later (a recipe warmed after a run) joins with its stamp of now; an old one keeps
+    # the stamp from before, so its change is still seen
+    (tmp_path / "fk_fingerprint_later.py").write_text("Y = 2\n")
+    import fk_fingerprint_later  # noqa: F401
+
+    extended = serve._with_new_files(before)
+    assert str(tmp_path / "fk_fingerprint_later.py") in extended["files"]
+    assert extended["files"][str(module_file)] == before["files"][str(module_file)]
+    assert serve._fingerprint_change(extended, serve._code_fingerprint()) == f"{module_file} changed"
 
 
 def test_fk_serve_status_and_start_without_a_server(fk_home, tmp_path):

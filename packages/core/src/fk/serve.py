@@ -21,8 +21,8 @@ before its first parallel region), and numba's parallel kernels use the ``workqu
 there (GNU OpenMP refuses to run in a child forked after it started). Linux only (``SO_PEERCRED``, fork
 without exec); elsewhere ``fk serve start`` says so.
 
-The client half of this module (:func:`try_served`) imports nothing but the standard library: it runs
-before ``fk``'s CLI is imported.
+The client half of this module (:func:`try_served`) imports nothing but the standard library (and
+``fk.assets``): it runs before ``fk``'s CLI is imported.
 """
 
 from __future__ import annotations
@@ -52,8 +52,9 @@ MAX_WARM_PLANS = 8  # recipes (with their --set values) a server keeps loaded
 
 def serve_dir() -> Path:
     """``$FK_HOME/serve`` (the socket, the server's log), private to this user."""
-    home = Path(os.environ.get("FK_HOME") or Path.home() / ".fk").expanduser()  # fk.assets.fk_home, no import
-    return home / "serve"
+    from fk.assets import fk_home  # standard library only
+
+    return fk_home() / "serve"
 
 
 def socket_path() -> Path:
@@ -160,12 +161,9 @@ def try_served(argv: list[str]) -> int | None:
 
         saved = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         try:
-            while True:
-                try:
-                    done, _ = lines.read()
-                    break
-                except InterruptedError:  # pragma: no cover - PEP 475 retries; kept for old kernels
-                    continue
+            done, _ = lines.read()  # the child's exit status, sent by the server once it reaped the child
+        except OSError:
+            done = None
         finally:
             for s, handler in saved.items():
                 signal.signal(s, handler)
@@ -197,6 +195,13 @@ def _code_fingerprint() -> dict[str, Any]:
             files[path] = (st.st_mtime_ns, st.st_size)
     plugins = sorted(f"{ep.name}={ep.value}" for ep in entry_points(group="fk.plugins"))
     return {"plugins": plugins, "files": files}
+
+
+def _with_new_files(before: dict[str, Any]) -> dict[str, Any]:
+    """``before`` plus the fk source files imported since (a warmed recipe's plugin modules): a file already
+    in it keeps its old stamp, so a change made meanwhile is still seen."""
+    now = _code_fingerprint()
+    return {"plugins": before["plugins"], "files": {**now["files"], **before["files"]}}
 
 
 def _fingerprint_change(before: dict[str, Any], now: dict[str, Any]) -> str | None:
@@ -306,6 +311,7 @@ class Server:
         recipe = Path(message.get("cwd") or ".", parsed[0])
         try:
             if self.warm_plan(recipe, parsed[1]):
+                self.fingerprint = _with_new_files(self.fingerprint)
                 print(f"fk server: warmed {recipe} for the next runs", flush=True)
         except Exception as exc:  # noqa: BLE001 - the run itself reported it to its caller
             print(f"fk server: did not warm {recipe}: {exc}", flush=True)
