@@ -152,3 +152,25 @@ def test_swing_frames_are_all_distinct_and_end_mirrored(frames):
     # −60° and +60° are mirror images of each other (the demo head is symmetric).
     first, last = out[0].astype(float), out[-1][:, ::-1].astype(float)
     assert np.mean(np.abs(first - last) > 40) < 0.05
+
+
+def test_swing_renders_its_frames_in_one_call_with_each_frame_s_own_pixels():
+    """The batched render gives every frame exactly what rendering that pose alone gives."""
+    from fk_deep3d import views
+    from fk.cameras.deep3d import CAMERA_DISTANCE, opencv_from_deep3d_camera, to_camera
+    from fk.geometry.rotations import euler_to_matrix
+
+    recon = _demo_recon(yaw=20.0)
+    size, frames = 64, 4
+    out = views.swing(recon, frames=frames, size=size, renderer="cpu")
+    verts = views.canonical_vertices(recon)
+    centre = verts.mean(0)
+    focal = 0.42 * size * CAMERA_DISTANCE / np.linalg.norm(verts - centre, axis=1).max()
+    K = np.array([[focal, 0, size / 2 - 0.5], [0, focal, size / 2 - 0.5], [0, 0, 1.0]])
+    for frame, yaw in zip(out, np.deg2rad(60.0) * -np.cos(np.linspace(0.0, np.pi, frames)), strict=True):
+        rot = euler_to_matrix(np.array([0.0, yaw, 0.0]), "xyz")
+        cam = opencv_from_deep3d_camera(to_camera((verts - centre) @ rot.T))
+        rgb, mask = views.render_colors(cam, recon.triangles, recon.colors, K, (size, size), "cpu")
+        alone = (np.where(mask[..., None], rgb, np.float32(0.93)) * 255 + 0.5).astype(np.uint8)
+        np.testing.assert_array_equal(frame, alone)
+        assert mask.mean() > 0.2

@@ -15,17 +15,21 @@ from fk.geometry.rotations import euler_to_matrix
 
 def render_colors(vertices_cv: np.ndarray, triangles: np.ndarray, colors: np.ndarray, K: np.ndarray,
                   size: tuple[int, int], renderer: str = "auto") -> tuple[np.ndarray, np.ndarray]:
-    """Render one mesh with vertex colours: (H, W, 3) float RGB in [0, 1] and (H, W) bool mask."""
+    """Render one mesh with vertex colours: (H, W, 3) float RGB in [0, 1] and (H, W) bool mask; or, for
+    ``vertices_cv (B, N, 3)`` (B poses of one mesh, one call), (B, H, W, 3) and (B, H, W)."""
     import torch
 
     from fk.render.mesh import render_mesh
 
+    verts = torch.as_tensor(vertices_cv, dtype=torch.float32)
+    single = verts.ndim == 2
     with torch.no_grad():
-        out = render_mesh(torch.as_tensor(vertices_cv, dtype=torch.float32)[None], np.asarray(triangles),
+        out = render_mesh(verts[None] if single else verts, np.asarray(triangles),
                           torch.as_tensor(K, dtype=torch.float32), tuple(int(s) for s in size),
                           vertex_colors=torch.as_tensor(np.clip(colors, 0, 1), dtype=torch.float32)[None],
                           backend=renderer)
-    return out.rgb[0].clamp(0, 1).numpy(), out.mask[0].numpy()
+    rgb, mask = out.rgb.clamp(0, 1).numpy(), out.mask.numpy()
+    return (rgb[0], mask[0]) if single else (rgb, mask)
 
 
 def opencv_vertices(recon) -> np.ndarray:
@@ -131,11 +135,12 @@ def swing(recon, frames: int = 12, size: int = 256, swing_deg: float = 60.0,
     focal = 0.42 * size * CAMERA_DISTANCE / max(radius, 1e-6)
     K = np.array([[focal, 0, size / 2 - 0.5], [0, focal, size / 2 - 0.5], [0, 0, 1.0]])
     eased = -np.cos(np.linspace(0.0, np.pi, max(int(frames), 1))) if frames > 1 else np.zeros(1)
-    out = []
+    cams = []
     for yaw in np.deg2rad(swing_deg) * eased:
         rot = euler_to_matrix(np.array([0.0, yaw, 0.0]), "xyz")
-        cam = opencv_from_deep3d_camera(to_camera((verts - centre) @ rot.T))  # camera at (0, 0, 10)
-        rgb, mask = render_colors(cam, recon.triangles, recon.colors, K, (size, size), renderer)
-        bg = np.full((size, size, 3), 0.93, np.float32)
-        out.append((np.where(mask[..., None], rgb, bg) * 255 + 0.5).astype(np.uint8))
-    return out
+        cams.append(opencv_from_deep3d_camera(to_camera((verts - centre) @ rot.T)))  # camera at (0, 0, 10)
+    # all frames in one render call: the same pixels as one call per frame, less per-call overhead
+    rgb, mask = render_colors(np.stack(cams), recon.triangles, recon.colors, K, (size, size), renderer)
+    bg = np.full((size, size, 3), 0.93, np.float32)
+    return [(np.where(m[..., None], c, bg) * 255 + 0.5).astype(np.uint8)
+            for c, m in zip(rgb, mask, strict=True)]
