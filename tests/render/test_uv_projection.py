@@ -184,9 +184,8 @@ def test_a_layout_is_rasterised_once_and_later_projections_match(turned):
     from fk.render import uv_projection
 
     a, canon, cam, K, _tex, photo, proj = turned
-    faces = np.asarray(a["triangles"], np.int64)
-    first = uv_projection._layout_texels(a["uvs"], a["uv_faces"], faces, UV, "cpu")
-    again = uv_projection._layout_texels(np.array(a["uvs"]), np.array(a["uv_faces"]), faces.copy(), UV, "cpu")
+    first = uv_projection._layout_texels(a["uvs"], a["uv_faces"], UV, "cpu")
+    again = uv_projection._layout_texels(np.array(a["uvs"]), np.array(a["uv_faces"]), UV, "cpu")
     assert all(x is y for x, y in zip(first, again, strict=True))
     assert not first[1].flags.writeable
     assert not first[2].flags.writeable
@@ -195,7 +194,7 @@ def test_a_layout_is_rasterised_once_and_later_projections_match(turned):
     )
     np.testing.assert_array_equal(second.texture, proj.texture)
     np.testing.assert_array_equal(second.source, proj.source)
-    other = uv_projection._layout_texels(a["uvs"], a["uv_faces"], faces, UV // 2, "cpu")
+    other = uv_projection._layout_texels(a["uvs"], a["uv_faces"], UV // 2, "cpu")
     assert other[0] is not first[0]
     assert other[0].shape == (UV // 2, UV // 2)
 
@@ -206,18 +205,17 @@ def test_a_new_process_reads_the_layout_from_fk_home_and_rebuilds_a_bad_file(tur
     from fk.render import uv_projection
 
     a, *_ = turned
-    faces = np.asarray(a["triangles"], np.int64)
     monkeypatch.setenv("FK_HOME", str(tmp_path))
     monkeypatch.setattr(uv_projection, "_TEXEL_MAPS", {})
     layouts = tmp_path / "cache" / "uv_layouts"
-    built = uv_projection._layout_texels(a["uvs"], a["uv_faces"], faces, UV // 4, "cpu")
+    built = uv_projection._layout_texels(a["uvs"], a["uv_faces"], UV // 4, "cpu")
     (cached,) = layouts.iterdir()
     assert sorted(f.name for f in cached.iterdir()) == ["bary.npy", "covered.npy", "triangle.npy"]
     monkeypatch.setattr(uv_projection, "_TEXEL_MAPS", {})  # as a new process
     calls = []
     real = __import__("fk.geometry.uv", fromlist=["texel_map"]).texel_map
     monkeypatch.setattr("fk.geometry.uv.texel_map", lambda *args, **kw: calls.append(1) or real(*args, **kw))
-    read = uv_projection._layout_texels(a["uvs"], a["uv_faces"], faces, UV // 4, "cpu")
+    read = uv_projection._layout_texels(a["uvs"], a["uv_faces"], UV // 4, "cpu")
     assert calls == []
     for x, y in zip(built, read, strict=True):
         np.testing.assert_array_equal(x, y)
@@ -231,7 +229,7 @@ def test_a_new_process_reads_the_layout_from_fk_home_and_rebuilds_a_bad_file(tur
         else:
             np.save(bary, np.zeros((3, 3)))
         monkeypatch.setattr(uv_projection, "_TEXEL_MAPS", {})
-        rebuilt = uv_projection._layout_texels(a["uvs"], a["uv_faces"], faces, UV // 4, "cpu")
+        rebuilt = uv_projection._layout_texels(a["uvs"], a["uv_faces"], UV // 4, "cpu")
         np.testing.assert_array_equal(rebuilt[2], built[2])
         np.testing.assert_array_equal(np.load(bary), built[2])  # rewritten
     assert len(calls) == 3
@@ -239,7 +237,7 @@ def test_a_new_process_reads_the_layout_from_fk_home_and_rebuilds_a_bad_file(tur
     old.write_bytes(b"PK")  # a version-1 file of the same layout goes when the entry is rewritten
     bary.unlink()
     monkeypatch.setattr(uv_projection, "_TEXEL_MAPS", {})
-    uv_projection._layout_texels(a["uvs"], a["uv_faces"], faces, UV // 4, "cpu")
+    uv_projection._layout_texels(a["uvs"], a["uv_faces"], UV // 4, "cpu")
     assert not old.exists()
 
 
@@ -284,15 +282,15 @@ def test_the_compiled_texel_samples_equal_the_numpy_steps_bit_for_bit(turned):
 
     a, canon, cam, K, _tex, photo, _ = turned
     faces = np.asarray(a["triangles"], np.int64)
-    _covered, corners, bary = uv_projection._layout_texels(a["uvs"], a["uv_faces"], faces, UV, "cpu")
+    _covered, triangle, bary = uv_projection._layout_texels(a["uvs"], a["uv_faces"], UV, "cpu")
     per_vertex = np.concatenate([cam, vertex_normals(cam, faces), canon], 1)
     depth = uv_projection._depth_map(cam, faces, K, photo.shape[:2], "cpu")
     rng = np.random.default_rng(3)
     mask = rng.random(photo.shape[:2])
     for m in (None, mask):
-        got = texel_samples(per_vertex, True, corners, bary, K, depth, 0.02, photo, m, 0.1, 0.25)
-        ref = uv_projection._texel_samples_numpy(per_vertex, corners, bary, K, depth, 0.02, photo, m, 0.1,
-                                                 0.25)
+        got = texel_samples(per_vertex, True, faces, triangle, bary, K, depth, 0.02, photo, m, 0.1, 0.25)
+        ref = uv_projection._texel_samples_numpy(per_vertex, faces[triangle], bary, K, depth, 0.02, photo, m,
+                                                 0.1, 0.25)
         for x, y in zip(got[:3], ref, strict=True):
             np.testing.assert_array_equal(x, y)
         assert (got[0] > 0).mean() > 0.2

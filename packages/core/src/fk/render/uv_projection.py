@@ -133,7 +133,7 @@ def pull_push_fill(image: np.ndarray, weight: np.ndarray, levels: int | None = N
 
 
 # A texel map is a property of a model's UV layout, the same for every face fitted with it: what the
-# projection needs of it (which texels are covered, their triangles' corners and barycentrics, about
+# projection needs of it (which texels are covered, their triangles and barycentrics, about
 # 40 MiB at 1024²) is kept for the last few layouts, keyed by the layout's bytes.
 _TEXEL_MAPS: dict[tuple[str, int, str], dict[str, Any]] = {}
 _TEXEL_MAPS_KEPT = 4
@@ -167,7 +167,7 @@ def _read_layout_cache(key: tuple[str, int, str]) -> dict[str, Any] | None:
     if (covered.shape != (size, size) or covered.dtype != np.bool_ or triangle.shape != (m,)
             or triangle.dtype != np.int32 or bary.shape != (m, 3) or bary.dtype != np.float64):
         return None
-    return {"covered": covered, "triangle": triangle, "bary": bary, "corners": {}}
+    return {"covered": covered, "triangle": triangle, "bary": bary}
 
 
 def _write_layout_cache(key: tuple[str, int, str], entry: dict[str, Any]) -> None:
@@ -187,8 +187,8 @@ def _write_layout_cache(key: tuple[str, int, str], entry: dict[str, Any]) -> Non
         pass
 
 
-def _layout_texels(uvs: Any, uv_faces: Any, faces: np.ndarray, size: int, backend: str):
-    """(covered (S, S) bool, covered texels' (M, 3) mesh corners, (M, 3) barycentrics) of a UV layout."""
+def _layout_texels(uvs: Any, uv_faces: Any, size: int, backend: str):
+    """(covered (S, S) bool, covered texels' (M,) int32 triangles, (M, 3) barycentrics) of a UV layout."""
     import hashlib
 
     from fk.geometry.uv import texel_map
@@ -204,7 +204,7 @@ def _layout_texels(uvs: Any, uv_faces: Any, faces: np.ndarray, size: int, backen
         tmap = texel_map(uv, uvf, size, backend=backend)
         covered = tmap.covered
         entry = {"covered": covered, "triangle": tmap.triangle[covered].astype(np.int32),
-                 "bary": tmap.barycentric[covered], "corners": {}}
+                 "bary": tmap.barycentric[covered]}
         _write_layout_cache(key, entry)
     if key not in _TEXEL_MAPS:
         for name in ("covered", "triangle", "bary"):
@@ -212,12 +212,7 @@ def _layout_texels(uvs: Any, uv_faces: Any, faces: np.ndarray, size: int, backen
         while len(_TEXEL_MAPS) >= _TEXEL_MAPS_KEPT:
             _TEXEL_MAPS.pop(next(iter(_TEXEL_MAPS)))
         _TEXEL_MAPS[key] = entry
-    faces_key = hashlib.sha1(np.ascontiguousarray(faces).tobytes()).hexdigest()
-    corners = entry["corners"].get(faces_key)
-    if corners is None:
-        corners = entry["corners"][faces_key] = faces[entry["triangle"]].astype(np.int32)
-        corners.setflags(write=False)
-    return entry["covered"], corners, entry["bary"]
+    return entry["covered"], entry["triangle"], entry["bary"]
 
 
 def _depth_map(
@@ -303,9 +298,10 @@ def _nearest_donors(donor_points: np.ndarray, query_points: np.ndarray, radius: 
     return np.where(np.isfinite(dist), nn, -1)
 
 
-def _project_numpy(per_vertex, has_sym, corners, bary, K, depth, tolerance, photo, mask, min_facing,
+def _project_numpy(per_vertex, has_sym, faces, triangle, bary, K, depth, tolerance, photo, mask, min_facing,
                    facing_ramp, radius, covered, fill):
     """Steps 1-5 in numpy, scipy and torch: the reference of :func:`_project_compiled`."""
+    corners = faces[triangle]
     weight, colour, canon = _texel_samples_numpy(per_vertex, corners, bary, K, depth, tolerance, photo, mask,
                                                  min_facing, facing_ramp)
 
@@ -346,15 +342,15 @@ def _project_numpy(per_vertex, has_sym, corners, bary, K, depth, tolerance, phot
     return texture, conf_map, confidence, mirror_share, weight
 
 
-def _project_compiled(per_vertex, has_sym, corners, bary, K, depth, tolerance, photo, mask, min_facing,
-                      facing_ramp, radius, covered, fill):
+def _project_compiled(per_vertex, has_sym, faces, triangle, bary, K, depth, tolerance, photo, mask,
+                      min_facing, facing_ramp, radius, covered, fill):
     """Steps 1-5 in one kernel call (:func:`fk.render.cpu.uv_texture.project`): the numbers of
     :func:`_project_numpy` but for the fill's rounding, see :func:`project_photo_to_uv`."""
     from fk.render.cpu.uv_texture import project
 
     texture, conf_map, weight, mirror_share, confidence = project(
-        per_vertex, has_sym, corners, bary, K, depth, tolerance, photo, mask, min_facing, facing_ramp, radius,
-        np.flatnonzero(covered), covered.shape[0], fill)
+        per_vertex, has_sym, faces, triangle, bary, K, depth, tolerance, photo, mask, min_facing, facing_ramp,
+        radius, np.flatnonzero(covered), covered.shape[0], fill)
     return texture, conf_map, confidence, mirror_share, weight
 
 
@@ -411,7 +407,7 @@ def project_photo_to_uv(
         raise ShapeError(f"K: expected (3, 3), got {K.shape}")
     size = int(uv_size)
     ctx_backend = "cpu" if backend == "auto" else backend
-    covered, corners, bary = _layout_texels(uvs, uv_faces, faces, size, ctx_backend)
+    covered, triangle, bary = _layout_texels(uvs, uv_faces, size, ctx_backend)
     n_cov = len(bary)
     diag = float(np.linalg.norm(verts.max(0) - verts.min(0)))
     sym = None
@@ -437,11 +433,11 @@ def project_photo_to_uv(
         radius = mirror_tolerance * float(np.linalg.norm(sym.max(0) - sym.min(0)))
     if compiled:
         texture, conf_map, confidence, mirror_share, weight = _project_compiled(
-            per_vertex, sym is not None, corners, bary, K, depth, tolerance, photo, mask, min_facing,
+            per_vertex, sym is not None, faces, triangle, bary, K, depth, tolerance, photo, mask, min_facing,
             facing_ramp, radius, covered, fill)
     else:
         texture, conf_map, confidence, mirror_share, weight = _project_numpy(
-            per_vertex, sym is not None, corners, bary, K, depth, tolerance, photo, mask, min_facing,
+            per_vertex, sym is not None, faces, triangle, bary, K, depth, tolerance, photo, mask, min_facing,
             facing_ramp, radius, covered, fill)
 
     source = np.zeros((size, size), np.uint8)

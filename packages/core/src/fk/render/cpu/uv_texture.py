@@ -30,28 +30,28 @@ from fk.render.cpu import zbuffer
 HAVE_NUMBA = zbuffer.HAVE_NUMBA
 
 
-def texel_samples(per_vertex: np.ndarray, has_sym: bool, corners: np.ndarray, bary: np.ndarray,
-                  K: np.ndarray, depth: np.ndarray, tolerance: float, photo: np.ndarray,
+def texel_samples(per_vertex: np.ndarray, has_sym: bool, faces: np.ndarray, triangle: np.ndarray,
+                  bary: np.ndarray, K: np.ndarray, depth: np.ndarray, tolerance: float, photo: np.ndarray,
                   mask: np.ndarray | None, min_facing: float, facing_ramp: float):
     """Steps 1-3 for every covered texel: ``weight (M,)``, ``colour (M, 3)`` in [0, 1] and ``canon (M, 3)``
     (the unposed points; (0, 3) without ``has_sym``).
 
     ``per_vertex (N, 6|9)``: posed points, unit normals (and unposed points when ``has_sym``);
-    ``corners (M, 3)`` int32 and ``bary (M, 3)``: the texels' triangle corners and barycentrics;
+    ``faces (F, 3)``; ``triangle (M,)`` and ``bary (M, 3)``: the texels' triangles and barycentrics;
     ``K`` the photo's intrinsics; ``depth (dh, dw)`` the z-buffer (0 where empty) of the photo shrunk
     to ``(dh, dw)``; ``tolerance`` the absolute depth slack; ``mask`` an (H, W) float64 weight or None.
     """
     m = len(bary)
     weight, colour, canon = np.empty(m), np.empty((m, 3)), np.empty((m if has_sym else 0, 3))
-    _texel_kernel(*_texel_args(per_vertex, has_sym, corners, bary, K, depth, tolerance, photo, mask,
+    _texel_kernel(*_texel_args(per_vertex, has_sym, faces, triangle, bary, K, depth, tolerance, photo, mask,
                                min_facing, facing_ramp), weight, colour, canon)
     return weight, colour, canon
 
 
-def project(per_vertex: np.ndarray, has_sym: bool, corners: np.ndarray, bary: np.ndarray, K: np.ndarray,
-            depth: np.ndarray, tolerance: float, photo: np.ndarray, mask: np.ndarray | None,
-            min_facing: float, facing_ramp: float, mirror_radius: float, flat_index: np.ndarray, size: int,
-            fill: bool):
+def project(per_vertex: np.ndarray, has_sym: bool, faces: np.ndarray, triangle: np.ndarray,
+            bary: np.ndarray, K: np.ndarray, depth: np.ndarray, tolerance: float, photo: np.ndarray,
+            mask: np.ndarray | None, min_facing: float, facing_ramp: float, mirror_radius: float,
+            flat_index: np.ndarray, size: int, fill: bool):
     """Steps 1-5 in one kernel call: ``(texture (S, S, 3) uint8, confidence map (S, S), weight (M,),
     mirror share (M,), confidence (M,))`` (see :func:`fk.render.uv_projection.project_photo_to_uv`).
 
@@ -62,7 +62,7 @@ def project(per_vertex: np.ndarray, has_sym: bool, corners: np.ndarray, bary: np
     m = len(bary)
     texture, conf_map = np.empty((size, size, 3), np.uint8), np.empty((size, size))
     weight, share, confidence = np.empty(m), np.empty(m), np.empty(m)
-    _project_kernel(*_texel_args(per_vertex, has_sym, corners, bary, K, depth, tolerance, photo, mask,
+    _project_kernel(*_texel_args(per_vertex, has_sym, faces, triangle, bary, K, depth, tolerance, photo, mask,
                                  min_facing, facing_ramp),
                     float(mirror_radius) if has_sym else 0.0, np.ascontiguousarray(flat_index, np.int64),
                     bool(fill), texture, conf_map, weight, share, confidence)
@@ -76,10 +76,11 @@ def nearest_within(points: np.ndarray, queries: np.ndarray, radius: float) -> np
     return _nearest_within(points, np.ascontiguousarray(queries, np.float64).reshape(-1, 3), float(radius))
 
 
-def _texel_args(per_vertex, has_sym, corners, bary, K, depth, tolerance, photo, mask, min_facing,
+def _texel_args(per_vertex, has_sym, faces, triangle, bary, K, depth, tolerance, photo, mask, min_facing,
                 facing_ramp) -> tuple:
     use_mask = mask is not None
-    return (np.ascontiguousarray(per_vertex, np.float64), bool(has_sym), np.ascontiguousarray(corners),
+    return (np.ascontiguousarray(per_vertex, np.float64), bool(has_sym),
+            np.ascontiguousarray(faces, np.int64), np.ascontiguousarray(triangle, np.int64),
             np.ascontiguousarray(bary, np.float64), np.ascontiguousarray(K, np.float64).ravel(),
             np.ascontiguousarray(depth, np.float64), float(tolerance), np.ascontiguousarray(photo), use_mask,
             np.ascontiguousarray(mask, np.float64) if use_mask else np.zeros((1, 1)), float(min_facing),
@@ -101,7 +102,7 @@ if HAVE_NUMBA:
     numba = zbuffer.numba
 
     @numba.njit(cache=True, nogil=True)
-    def _texel_kernel(per_vertex, has_sym, corners, bary, K, depth, tolerance, photo, use_mask, mask,
+    def _texel_kernel(per_vertex, has_sym, faces, triangle, bary, K, depth, tolerance, photo, use_mask, mask,
                       min_facing, facing_ramp, weight, colour, canon):  # pragma: no cover - compiled
         h, w = photo.shape[0], photo.shape[1]
         dh, dw = depth.shape[0], depth.shape[1]
@@ -111,9 +112,10 @@ if HAVE_NUMBA:
         n_cols = 9 if has_sym else 6
         acc = np.empty(9)
         for i in range(bary.shape[0]):
-            c0 = corners[i, 0]
-            c1 = corners[i, 1]
-            c2 = corners[i, 2]
+            tri = triangle[i]
+            c0 = faces[tri, 0]
+            c1 = faces[tri, 1]
+            c2 = faces[tri, 2]
             b0 = bary[i, 0]
             b1 = bary[i, 1]
             b2 = bary[i, 2]
@@ -383,13 +385,13 @@ if HAVE_NUMBA:
         return out
 
     @numba.njit(cache=True, nogil=True)
-    def _project_kernel(per_vertex, has_sym, corners, bary, K, depth, tolerance, photo, use_mask, mask,
-                        min_facing, facing_ramp, radius, flat_index, fill, texture, conf_map, weight, share,
-                        confidence):  # pragma: no cover - compiled
+    def _project_kernel(per_vertex, has_sym, faces, triangle, bary, K, depth, tolerance, photo, use_mask,
+                        mask, min_facing, facing_ramp, radius, flat_index, fill, texture, conf_map, weight,
+                        share, confidence):  # pragma: no cover - compiled
         m = bary.shape[0]
         colour = np.empty((m, 3))
         canon = np.empty((m if has_sym else 0, 3))
-        _texel_kernel(per_vertex, has_sym, corners, bary, K, depth, tolerance, photo, use_mask, mask,
+        _texel_kernel(per_vertex, has_sym, faces, triangle, bary, K, depth, tolerance, photo, use_mask, mask,
                       min_facing, facing_ramp, weight, colour, canon)
         donors, donor_points, queries, query_points = _mirror_candidates(weight, canon, radius)
         nn = _nearest_within(donor_points, query_points, radius)
