@@ -401,6 +401,15 @@ if HAVE_NUMBA:
                 sources[j] = donors[nn[j]]
         _fill_kernel(flat_index, colour, weight, queries, sources, fill, texture, conf_map, confidence, share)
 
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _linear_source(scale, i, n_in):  # pragma: no cover - compiled
+        """Bilinear upsampling's source pixels and weights for output pixel ``i`` (``align_corners=False``,
+        the source index clamped at 0, as torch computes them)."""
+        src = max(scale * (i + 0.5) - 0.5, 0.0)
+        i0 = min(int(np.floor(src)), n_in - 1)
+        l1 = min(max(src - i0, 0.0), 1.0)
+        return i0, i0 + 1 if i0 < n_in - 1 else i0, 1.0 - l1, l1
+
     @numba.njit(cache=True, nogil=True)
     def _pull_push_levels(img, wgt, levels, out, texture, composite):  # pragma: no cover - compiled
         """Pull-push of ``img`` weighted by ``clip(wgt, 0, 1)``: into ``out`` (float64), or with
@@ -479,17 +488,9 @@ if HAVE_NUMBA:
             sh = ih / oh
             sw = iw / ow
             for r in range(oh):
-                sy = max(sh * (r + 0.5) - 0.5, 0.0)
-                y0 = min(int(np.floor(sy)), ih - 1)
-                ly1 = min(max(sy - y0, 0.0), 1.0)
-                ly0 = 1.0 - ly1
-                y1 = y0 + 1 if y0 < ih - 1 else y0
+                y0, y1, ly0, ly1 = _linear_source(sh, r, ih)
                 for q in range(ow):
-                    sx = max(sw * (q + 0.5) - 0.5, 0.0)
-                    x0 = min(int(np.floor(sx)), iw - 1)
-                    lx1 = min(max(sx - x0, 0.0), 1.0)
-                    lx0 = 1.0 - lx1
-                    x1 = x0 + 1 if x0 < iw - 1 else x0
+                    x0, x1, lx0, lx1 = _linear_source(sw, q, iw)
                     a00 = ly0 * lx0
                     a01 = ly0 * lx1
                     a10 = ly1 * lx0
