@@ -179,6 +179,18 @@ def test_bad_inputs_name_the_argument():
         )
 
 
+def test_faces_that_do_not_fit_the_vertices_or_the_uv_faces_are_refused(turned):
+    """The kernel reads without bounds checks: bad indices are a clear error before it runs."""
+    from fk.errors import ShapeError
+
+    a, canon, cam, K, _tex, photo, _ = turned
+    faces = np.array(a["triangles"])
+    for bad, match in ((np.where(faces == faces.max(), len(cam), faces), "faces"), (faces[:-1], "uv_faces"),
+                       (faces - faces.max() - 1, "faces")):
+        with pytest.raises(ShapeError, match=match):
+            project_photo_to_uv(photo, cam, bad, a["uvs"], a["uv_faces"], K, 16)
+
+
 def test_a_layout_is_rasterised_once_and_later_projections_match(turned):
     """The texel map is a property of the UV layout: kept (read-only) for the next face, same results."""
     from fk.render import uv_projection

@@ -405,6 +405,12 @@ def project_photo_to_uv(
         raise ShapeError(f"vertices: expected (N, 3), got {verts.shape}")
     if K.shape != (3, 3):
         raise ShapeError(f"K: expected (3, 3), got {K.shape}")
+    # the kernel indexes without bounds checks: faces must name vertices, uv_faces pair with faces
+    if faces.ndim != 2 or faces.shape[1] != 3 or (faces.size and not 0 <= faces.min() <= faces.max()
+                                                   < len(verts)):
+        raise ShapeError(f"faces: expected (F, 3) indices into the {len(verts)} vertices")
+    if np.shape(uv_faces) != faces.shape:
+        raise ShapeError(f"uv_faces: expected {faces.shape} like faces, got {np.shape(uv_faces)}")
     size = int(uv_size)
     ctx_backend = "cpu" if backend == "auto" else backend
     covered, triangle, bary = _layout_texels(uvs, uv_faces, size, ctx_backend)
