@@ -189,6 +189,10 @@ def test_faces_that_do_not_fit_the_vertices_or_the_uv_faces_are_refused(turned):
                        (faces - faces.max() - 1, "faces")):
         with pytest.raises(ShapeError, match=match):
             project_photo_to_uv(photo, cam, bad, a["uvs"], a["uv_faces"], K, 16)
+    nan_canon = canon.copy()
+    nan_canon[5, 1] = np.nan
+    with pytest.raises(ShapeError, match="symmetry_vertices: not all finite"):
+        project_photo_to_uv(photo, cam, faces, a["uvs"], a["uv_faces"], K, 16, symmetry_vertices=nan_canon)
 
 
 def test_a_layout_is_rasterised_once_and_later_projections_match(turned):

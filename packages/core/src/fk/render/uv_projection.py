@@ -421,6 +421,9 @@ def project_photo_to_uv(
         sym = np.asarray(symmetry_vertices, np.float64)
         if sym.shape != verts.shape:
             raise ShapeError(f"symmetry_vertices: expected {verts.shape}, got {sym.shape}")
+    for name, arr in (("vertices", verts), ("symmetry_vertices", sym), ("K", K)):
+        if arr is not None and not np.isfinite(arr).all():
+            raise ShapeError(f"{name}: not all finite (NaN or inf)")
 
     compiled = _use_compiled(impl)
     h, w = photo.shape[:2]
