@@ -388,3 +388,20 @@ def test_the_kernels_k_d_tree_answers_as_ckdtree():
     one = np.zeros((1, 3))
     assert nearest_within(one, np.array([[1.0, 0, 0]]), 1.0)[0] == -1  # at the radius: outside, as cKDTree
     assert nearest_within(one, np.array([[1.0, 0, 0]]), np.nextafter(1.0, 2.0))[0] == 0
+
+
+def test_warming_loads_the_one_kernel_every_projection_uses(turned):
+    """`uv_texture.warm()` (the export step's warm-up, and a warm server's) loads the kernel version a real
+    projection runs, read-only inputs (the layout cache's) or writable ones (a mask, a caller's arrays)."""
+    from fk.render.cpu import uv_texture
+
+    a, canon, cam, K, _tex, photo, _ = turned
+    uv_texture.warm()
+    loaded = list(uv_texture._project_kernel.signatures)
+    yy, xx = np.mgrid[0 : photo.shape[0], 0 : photo.shape[1]]
+    mask = np.clip(1.5 - np.hypot(xx - 150.0, yy - 170.0) / 60.0, 0.0, 1.0)
+    for kw in ({}, {"mask": mask}, {"fill": False}):
+        project_photo_to_uv(photo, cam, a["triangles"], a["uvs"], a["uv_faces"], K, UV,
+                            symmetry_vertices=canon, backend="cpu", impl="compiled", **kw)
+    assert len(loaded) == 1
+    assert list(uv_texture._project_kernel.signatures) == loaded

@@ -264,7 +264,9 @@ class Server:
 
         self.torch_threads = torch.get_num_threads()
         torch.set_num_threads(1)  # no OpenMP team in the server: each child sizes its own
-        import fk.cli.main  # noqa: F401  (typer, rich, the commands: a child only calls main())
+        import fk.cli.main  # typer, rich, the commands: a child only calls main()
+
+        fk.cli.main._mount_extensions()  # the plugins' commands
 
         for recipe in self.recipes:
             self.warm_plan(Path(recipe), self.overrides)

@@ -69,6 +69,14 @@ class Deep3DExporter:
         self.size = int(swing_size)
         self.renderer = renderer or "auto"
 
+    def warm(self) -> None:
+        """Before the first item (the engine calls this once per process): the photo texture's compiled
+        kernel, when meshes with a texture are written."""
+        if self.texture and {"obj", "glb"} & set(self.formats):
+            from fk.render.cpu.uv_texture import warm
+
+            warm()
+
     def __call__(self, inputs: dict[str, Any], ctx) -> dict[str, Any]:
         from fk_deep3d import views
         from fk.cameras.deep3d import eg3d_label_from_deep3d

@@ -273,8 +273,17 @@ def doctor(json_: JsonOpt = False) -> None:
         show(report, Output())
 
 
+_mounted_for: object = None  # the plugin manager whose commands are mounted
+
+
 def _mount_extensions() -> None:
-    """Core's `fk models` sub-app, then every plugin's `fk_cli` additions."""
+    """Core's `fk models` sub-app, then every plugin's `fk_cli` additions; once per plugin manager (a run
+    forked from the warm server, fk.serve, finds them mounted: 0.09 s)."""
+    global _mounted_for
+    pm = _pm()
+    if _mounted_for is pm:
+        return
+    _mounted_for = pm
     try:
         from fk.cli.models import app as models_app
 
@@ -282,7 +291,7 @@ def _mount_extensions() -> None:
     except ImportError:
         pass
     try:
-        _pm().add_cli_commands(app)
+        pm.add_cli_commands(app)
     except FkError as exc:
         print_error(str(exc), exc.hint)
 

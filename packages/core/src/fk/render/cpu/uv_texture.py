@@ -23,6 +23,8 @@ filled values differ by a few ulps, which moves a texel that lands on a rounding
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from fk.render.cpu import zbuffer
@@ -64,9 +66,23 @@ def project(per_vertex: np.ndarray, has_sym: bool, faces: np.ndarray, triangle: 
     weight, share, confidence = np.empty(m), np.empty(m), np.empty(m)
     _project_kernel(*_texel_args(per_vertex, has_sym, faces, triangle, bary, K, depth, tolerance, photo, mask,
                                  min_facing, facing_ramp),
-                    float(mirror_radius) if has_sym else 0.0, np.ascontiguousarray(flat_index, np.int64),
+                    float(mirror_radius) if has_sym else 0.0, _read_only(flat_index, np.int64),
                     bool(fill), texture, conf_map, weight, share, confidence)
     return texture, conf_map, weight, share, confidence
+
+
+def warm() -> None:
+    """Load the fused kernel from numba's cache (compile it on the very first run) with a one-triangle
+    call: :func:`_texel_args` gives every call the same argument types, so the first photo then finds it
+    loaded (~0.1 s otherwise; a warm server keeps it for every run it forks)."""
+    if not HAVE_NUMBA:
+        return
+    per_vertex = np.zeros((3, 9))
+    per_vertex[:, 0:3] = per_vertex[:, 6:9] = [[-1.0, -1.0, 5.0], [1.0, -1.0, 5.0], [0.0, 1.0, 5.0]]
+    per_vertex[:, 5] = -1.0  # normals facing the camera
+    project(per_vertex, True, np.array([[0, 1, 2]]), np.zeros(1, np.int64), np.full((1, 3), 1.0 / 3.0),
+            np.array([[2.0, 0, 2], [0, 2.0, 2], [0, 0, 1]]), np.full((4, 4), 5.0), 0.1,
+            np.zeros((4, 4, 3), np.uint8), None, 0.1, 0.25, 0.05, np.array([0]), 2, True)
 
 
 def nearest_within(points: np.ndarray, queries: np.ndarray, radius: float) -> np.ndarray:
@@ -76,14 +92,21 @@ def nearest_within(points: np.ndarray, queries: np.ndarray, radius: float) -> np
     return _nearest_within(points, np.ascontiguousarray(queries, np.float64).reshape(-1, 3), float(radius))
 
 
+def _read_only(array: np.ndarray, dtype: Any = None) -> np.ndarray:
+    """A C-contiguous read-only view (a copy only when the dtype or layout differs): numba compiles one
+    version of a kernel per argument type, read-only included, so every caller's inputs get the same one."""
+    view = np.ascontiguousarray(array, dtype).view()
+    view.setflags(write=False)
+    return view
+
+
 def _texel_args(per_vertex, has_sym, faces, triangle, bary, K, depth, tolerance, photo, mask, min_facing,
                 facing_ramp) -> tuple:
     use_mask = mask is not None
-    return (np.ascontiguousarray(per_vertex, np.float64), bool(has_sym),
-            np.ascontiguousarray(faces, np.int64), np.ascontiguousarray(triangle, np.int64),
-            np.ascontiguousarray(bary, np.float64), np.ascontiguousarray(K, np.float64).ravel(),
-            np.ascontiguousarray(depth, np.float64), float(tolerance), np.ascontiguousarray(photo), use_mask,
-            np.ascontiguousarray(mask, np.float64) if use_mask else np.zeros((1, 1)), float(min_facing),
+    return (_read_only(per_vertex, np.float64), bool(has_sym), _read_only(faces, np.int64),
+            _read_only(triangle, np.int64), _read_only(bary, np.float64), _read_only(np.ravel(K), np.float64),
+            _read_only(depth, np.float64), float(tolerance), _read_only(photo, np.uint8), use_mask,
+            _read_only(mask if use_mask else np.zeros((1, 1)), np.float64), float(min_facing),
             float(facing_ramp))
 
 
