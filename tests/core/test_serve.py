@@ -222,3 +222,18 @@ def test_the_recipe_and_set_values_of_a_run_command_line():
     assert serve._recipe_of(["run", "--out", "r.yaml", "s.yaml"]) == ("s.yaml", [])  # --out takes a value
     assert serve._recipe_of(["run", "--json"]) is None
     assert serve._recipe_of(["doctor"]) is None
+
+
+def test_a_server_holding_a_cuda_context_serves_nothing(monkeypatch):
+    """A CUDA context does not survive a fork: once warming made one, every run runs in its own process."""
+    import torch
+
+    server = serve.Server([], [], 60.0, [])
+    message = {"run": ["run", "r.yaml"], "executable": sys.executable, "path": serve._import_path(),
+               "env": dict(os.environ)}
+    server.fingerprint = serve._code_fingerprint()
+    assert server.refusal(message) == (None, False)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    why, restart = server.refusal(message)
+    assert "CUDA context" in why
+    assert not restart

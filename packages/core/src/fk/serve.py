@@ -213,6 +213,12 @@ def _fingerprint_change(before: dict[str, Any], now: dict[str, Any]) -> str | No
     return None
 
 
+def _cuda_initialized() -> bool:
+    """Whether this process made a CUDA context: a child forked after that cannot use CUDA at all."""
+    torch = sys.modules.get("torch")
+    return bool(torch is not None and torch.cuda.is_initialized())
+
+
 def _recipe_of(argv: list[str]) -> tuple[str, list[str]] | None:
     """The recipe and ``--set`` values of ``fk run ...``, read with the ``run`` command's own option table."""
     import typer.main
@@ -340,6 +346,10 @@ class Server:
     # -- serving
     def refusal(self, message: dict[str, Any]) -> tuple[str | None, bool]:
         """(why this run cannot be served, or None; whether the server must restart)."""
+        if _cuda_initialized():
+            return ("the server holds a CUDA context (a warmed recipe's device or renderer made one), "
+                    "which a forked run cannot use: running in this process; `fk serve stop`, then start "
+                    "it with recipes that run on the CPU"), False
         if message.get("executable") != sys.executable or message.get("path") != self.path_at_start:
             return "another Python or sys.path than the server's: running in this process", False
         env = import_env(message.get("env") or {})
@@ -481,7 +491,8 @@ class Server:
             if message.get("status") or message.get("stop"):
                 _send_json(conn, {"pid": os.getpid(), "socket": str(socket_path()), "started": self.started,
                                   "warmed": self.warmed, "served": self.served, "running": len(self.children),
-                                  "idle_s": self.idle_s, "python": sys.executable})
+                                  "idle_s": self.idle_s, "python": sys.executable,
+                                  "cuda_context": _cuda_initialized()})
                 if message.get("stop"):
                     stop["now"] = True
                 return False

@@ -25,7 +25,8 @@ def _describe(info: dict) -> list[list[str]]:
             ["up", f"{time.time() - info['started']:.0f} s"],
             ["warmed", ", ".join(info["warmed"]) or "nothing"],
             ["runs served", str(info["served"])], ["running now", str(info["running"])],
-            ["stops when idle for", f"{info['idle_s'] / 60:g} min"], ["python", info["python"]]]
+            ["stops when idle for", f"{info['idle_s'] / 60:g} min"], ["python", info["python"]],
+            ["CUDA context (serves nothing)", "yes" if info.get("cuda_context") else "no"]]
 
 
 @app.command()
@@ -84,6 +85,9 @@ def start(
     seconds = time.perf_counter() - t0
     out.text(f"[green]✓[/] fk server ready in {seconds:.1f} s (pid {info['pid']}), warmed: {warmed}")
     out.text(f"`fk run` now runs in it; `fk serve stop` stops it; log: {log}")
+    if info.get("cuda_context"):
+        out.note("[yellow]note:[/] warming made a CUDA context, which a forked run cannot use: every run "
+                 "will run in its own process. Start the server with recipes that run on the CPU.")
 
 
 @app.command()
