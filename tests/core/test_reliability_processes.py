@@ -4,16 +4,15 @@ goes to stderr as plain lines off a terminal, and a plugin calling sys.exit() br
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from fk.testing import output_digests, wait_for
 
 TOY_FK = Path(__file__).with_name("toy_fk.py")
 
@@ -29,27 +28,11 @@ def _toy(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.Pope
     )
 
 
-def _wait_for(predicate, what: str, limit: float = 60.0) -> None:
-    """Poll (not a timing assertion: the limit only stops a hung test)."""
-    deadline = time.monotonic() + limit
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.05)
-
 
 def _records(out: Path) -> list[str]:
     folder = out / ".fk" / "items"
     return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
 
-
-def _digests(out: Path) -> dict[str, str]:
-    """sha256 of every output, bookkeeping with timings (manifest, item records, lock) aside."""
-    return {
-        str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(out.rglob("*"))
-        if p.is_file() and ".fk" not in p.relative_to(out).parts and p.name != "manifest.json"
-    }
 
 
 def test_kill_9_mid_run_then_resume_writes_the_same_bytes_as_an_uninterrupted_run(toy_recipe, tmp_path):
@@ -58,20 +41,20 @@ def test_kill_9_mid_run_then_resume_writes_the_same_bytes_as_an_uninterrupted_ru
     assert done.wait(120) == 5, done.stderr.read()  # broken.jpg fails on purpose
     out = tmp_path / "killed"
     proc = _toy("run", str(toy_recipe), "--out", str(out), "-q", env={"TOY_SLEEP": "1"})
-    _wait_for(lambda: len(_records(out)) >= 2, "two finished items")
+    wait_for(lambda: len(_records(out)) >= 2, "two finished items")
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     assert len(_records(out)) < 4, "killed before the end"
     resumed = _toy("run", str(toy_recipe), "--out", str(out), "--resume", "-q")
     assert resumed.wait(120) == 5, resumed.stderr.read()
-    assert _digests(out) == _digests(full)
-    assert len(_digests(full)) == 14  # 6 strips x (json, png) + summary + failures.json
+    assert output_digests(out) == output_digests(full)
+    assert len(output_digests(full)) == 14  # 6 strips x (json, png) + summary + failures.json
 
 
 def test_sigterm_is_handled_like_ctrl_c_with_manifest_and_resume_hint(toy_recipe, tmp_path):
     out = tmp_path / "run"
     proc = _toy("run", str(toy_recipe), "--out", str(out), env={"TOY_SLEEP": "1"})
-    _wait_for(lambda: len(_records(out)) >= 1, "a finished item")
+    wait_for(lambda: len(_records(out)) >= 1, "a finished item")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 143
     err = proc.stderr.read()
@@ -93,7 +76,7 @@ def test_ctrl_c_with_two_workers_counts_every_item_the_workers_finished(toy_reci
         env={"TOY_SLEEP": "1"},
         start_new_session=True,
     )
-    _wait_for(lambda: len(_records(out)) >= 2, "two items finished by the workers")
+    wait_for(lambda: len(_records(out)) >= 2, "two items finished by the workers")
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
     assert proc.wait(60) == 130
     err = proc.stderr.read()
@@ -106,7 +89,7 @@ def test_ctrl_c_with_two_workers_counts_every_item_the_workers_finished(toy_reci
 def test_a_second_run_on_the_same_out_exits_6_while_the_first_holds_it(toy_recipe, tmp_path):
     out = tmp_path / "run"
     first = _toy("run", str(toy_recipe), "--out", str(out), "-q", env={"TOY_SLEEP": "30"})  # stopped below
-    _wait_for(
+    wait_for(
         lambda: (out / ".fk" / "lock").exists() and (out / ".fk" / "lock").read_text().strip(), "the lock"
     )
     second = _toy("run", str(toy_recipe), "--out", str(out), "--resume", "--json")

@@ -4,7 +4,6 @@ runs in its own process with a notice, bad connections change nothing, and ``sto
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from fk import serve
+from fk.testing import output_digests, wait_for
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fk serve is Linux-only")
 
@@ -29,29 +29,13 @@ def _env(fk_home: Path, **extra: str) -> dict[str, str]:
     return {**env, "FK_HOME": str(fk_home), **extra}
 
 
-def _wait_for(predicate, what: str, limit: float = 60.0) -> None:
-    """Poll (not a timing assertion: the limit only stops a hung test)."""
-    deadline = time.monotonic() + limit
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.05)
-
-
-def _digests(out: Path) -> dict[str, str]:
-    """sha256 of every output, bookkeeping with timings (manifest, item records, lock) aside."""
-    return {
-        str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(out.rglob("*"))
-        if p.is_file() and ".fk" not in p.relative_to(out).parts and p.name != "manifest.json"
-    }
 
 
 def _start_toy_server(fk_home: Path, *recipes: Path) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-P", str(TOY_SERVE), *map(str, recipes), "--idle-minutes",
                              "10"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(fk_home))
-    _wait_for(lambda: proc.poll() is not None or serve.request({"status": True}) is not None, "the server")
+    wait_for(lambda: proc.poll() is not None or serve.request({"status": True}) is not None, "the server")
     assert proc.poll() is None, proc.stdout.read()
     return proc
 
@@ -97,9 +81,9 @@ def test_a_served_run_writes_the_bytes_and_exit_code_of_an_in_process_run(toy_se
                     env={**env, serve.NO_SERVER_ENV: "1"})
     assert alone.wait(120) == 5
     assert _served() == 2
-    expected = _digests(tmp_path / "alone")
+    expected = output_digests(tmp_path / "alone")
     assert expected
-    assert _digests(tmp_path / "served1") == expected == _digests(tmp_path / "served2")
+    assert output_digests(tmp_path / "served1") == expected == output_digests(tmp_path / "served2")
 
     # a step failing on some items too: exit 5 and the same failures.json either way
     failing = toy_recipe.with_name("failing.yaml")
@@ -120,7 +104,7 @@ def test_a_served_run_writes_the_bytes_and_exit_code_of_an_in_process_run(toy_se
 def test_ctrl_c_on_the_caller_reaches_the_served_run(toy_server, toy_recipe, fk_home, tmp_path):
     out = tmp_path / "run"
     proc = _client("run", str(toy_recipe), "--out", str(out), env=_env(fk_home, TOY_SLEEP="1"))
-    _wait_for(lambda: (out / ".fk" / "items").is_dir() and any((out / ".fk" / "items").glob("*.json")),
+    wait_for(lambda: (out / ".fk" / "items").is_dir() and any((out / ".fk" / "items").glob("*.json")),
               "a finished item")
     proc.send_signal(signal.SIGINT)
     assert proc.wait(60) == 130
@@ -211,7 +195,7 @@ def test_a_server_started_bare_warms_each_recipe_after_its_first_served_run(toy_
         info = serve.request({"status": True})
         assert info["served"] == 2
         assert info["warmed"] == [f"toy ({toy_recipe})"]
-        assert _digests(tmp_path / "first") == _digests(tmp_path / "second")
+        assert output_digests(tmp_path / "first") == output_digests(tmp_path / "second")
     finally:
         _stop(proc)
 

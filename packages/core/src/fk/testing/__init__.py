@@ -8,6 +8,7 @@
   ``fk.testing.exporter_contract.ExporterContract``.
 - pytest fixtures (``fk.testing.pytest_plugin``, auto-loaded): ``fk_pm``,
   ``astronaut_path``, ``fk_home``.
+- For tests that drive real ``fk`` processes: ``wait_for(predicate, what)``, ``output_digests(out)``.
 """
 
 from __future__ import annotations
@@ -58,3 +59,26 @@ def astronaut_path() -> Path:
 
 def current_plugin_manager() -> FkPluginManager:
     return get_plugin_manager()
+
+
+def wait_for(predicate: Any, what: str, limit: float = 60.0) -> None:
+    """Poll ``predicate`` until true (not a timing assertion: the limit only stops a hung test)."""
+    import time
+
+    deadline = time.monotonic() + limit
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+def output_digests(out: Path) -> dict[str, str]:
+    """sha256 of every file a run wrote in ``out``, its bookkeeping with timings (manifest, item records,
+    lock) aside: two runs that computed the same thing give the same dict."""
+    import hashlib
+
+    return {
+        str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and ".fk" not in p.relative_to(out).parts and p.name != "manifest.json"
+    }
