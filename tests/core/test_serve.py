@@ -221,3 +221,28 @@ def test_a_server_holding_a_cuda_context_serves_nothing(monkeypatch):
     why, restart = server.refusal(message)
     assert "CUDA context" in why
     assert not restart
+
+
+def test_fk_serve_start_status_stop_from_the_command_line(fk_home):
+    """The real commands: `start` returns once the detached server answers, `status` shows it, `stop`
+    ends it."""
+    env = _env(fk_home)
+    fk = [sys.executable, "-m", "fk.cli.main", "serve"]
+    started = subprocess.run([*fk, "start", "--idle-minutes", "5", "--json"], capture_output=True, text=True,
+                             env=env, timeout=300)
+    assert started.returncode == 0, started.stderr
+    info = json.loads(started.stdout)
+    try:
+        assert info["ok"] is True
+        assert info["warmed"] == []
+        status = subprocess.run([*fk, "status"], capture_output=True, text=True, env=env, timeout=60)
+        assert status.returncode == 0
+        assert str(info["pid"]) in status.stdout
+        again = subprocess.run([*fk, "start"], capture_output=True, text=True, env=env, timeout=60)
+        assert again.returncode == 2
+        assert "already running" in again.stderr
+    finally:
+        stopped = subprocess.run([*fk, "stop", "--json"], capture_output=True, text=True, env=env, timeout=60)
+    assert json.loads(stopped.stdout)["stopped"] is True
+    wait_for(lambda: not serve.socket_path().exists(), "the server to leave")
+    assert (fk_home / "serve" / "server.log").read_text().count("ready at") == 1
