@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -67,17 +68,26 @@ def start(
     with open(log, "ab") as fh:
         proc = subprocess.Popen([sys.executable, "-P", "-m", "fk.serve", *args], stdin=subprocess.DEVNULL,
                                 stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    what = f"warming the fk server (pid {proc.pid}): imports, models, compiled kernels; log {log}"
+    if json_ or not sys.stderr.isatty():  # one plain line off a terminal (the first run compiles: minutes)
+        waiting: Any = contextlib.nullcontext()
+        if not json_:
+            out.note(f"fk: {what}")
+    else:
+        waiting = out.err.status(what)
     info = None
-    while info is None:
-        if proc.poll() is not None:
-            tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(empty)"]
-            raise FkError(f"the fk server stopped while warming (exit {proc.returncode}): {tail[0]}",
-                          hint=f"The whole log is {log}.")
-        if time.perf_counter() - t0 > START_TIMEOUT_S:
-            proc.terminate()
-            raise FkError(f"the fk server did not get ready in {START_TIMEOUT_S:.0f} s", hint=f"See {log}.")
-        time.sleep(0.1)
-        info = serve.request({"status": True})
+    with waiting:
+        while info is None:
+            if proc.poll() is not None:
+                tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["(empty)"]
+                raise FkError(f"the fk server stopped while warming (exit {proc.returncode}): {tail[0]}",
+                              hint=f"The whole log is {log}.")
+            if time.perf_counter() - t0 > START_TIMEOUT_S:
+                proc.terminate()
+                raise FkError(f"the fk server did not get ready in {START_TIMEOUT_S:.0f} s",
+                              hint=f"See {log}.")
+            time.sleep(0.1)
+            info = serve.request({"status": True})
     if json_:
         out.json({"ok": True, "seconds": round(time.perf_counter() - t0, 2), "log": str(log), **info})
         return
