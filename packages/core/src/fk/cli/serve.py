@@ -35,7 +35,8 @@ def start(
     recipes: Annotated[Optional[list[Path]], typer.Argument(  # noqa: UP007, UP045 - typer needs Optional here
         help="Recipes whose steps to warm (models loaded, kernels compiled): recipes/demo.yaml.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option(  # noqa: UP007, UP045
-        "--set", help="Override a recipe value, as in `fk run` (other values warm in each run).")] = None,
+        "--set", help="Override a recipe value, as in `fk run` (other values warm after their first run).",
+    )] = None,
     idle_minutes: Annotated[float, typer.Option("--idle-minutes", min=0.1,
                                                 help="Stop after this long with no run.")] = 60.0,
     json_: JsonOpt = False,
