@@ -107,6 +107,9 @@ def stop(json_: JsonOpt = False) -> None:
     from fk import serve
 
     info = serve.request({"stop": True})
+    deadline = time.monotonic() + 40  # the server stops its runs (SIGTERM, 30 s at most), then leaves
+    while info is not None and serve.socket_path().exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # so `fk serve stop && fk serve start` finds none running
     if json_:
         Output(True).json({"ok": True, "stopped": info is not None, **(info or {})})
     elif info is None:

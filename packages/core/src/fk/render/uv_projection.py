@@ -207,7 +207,7 @@ def _layout_texels(uvs: Any, uv_faces: Any, size: int, backend: str):
                  "bary": tmap.barycentric[covered]}
         _write_layout_cache(key, entry)
     if key not in _TEXEL_MAPS:
-        for name in ("covered", "triangle", "bary"):
+        for name in _LAYOUT_ARRAYS:
             entry[name].setflags(write=False)  # shared by every later call
         while len(_TEXEL_MAPS) >= _TEXEL_MAPS_KEPT:
             _TEXEL_MAPS.pop(next(iter(_TEXEL_MAPS)))
